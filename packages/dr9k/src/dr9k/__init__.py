@@ -1,0 +1,3 @@
+"""Deep-research agents trained on synthesised multi-level search data (DR9K)."""
+
+__version__ = "0.0.1"

@@ -1,0 +1,3 @@
+"""Multi-agent search with roles, memory and per-turn credit (MASK)."""
+
+__version__ = "0.0.1"
