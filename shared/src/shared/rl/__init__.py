@@ -1,0 +1,1 @@
+"""RL engine: advantages, losses, the on-policy trainer, checkpoints, and TRL SFT/DPO wrappers."""

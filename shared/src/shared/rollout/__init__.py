@@ -1,0 +1,1 @@
+"""Multi-turn rollouts: trajectories, environments and the agent loop."""
