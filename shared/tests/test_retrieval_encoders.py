@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from shared.retrieval.encoders import EncoderLoadError, TextEncoder, default_model_path, pool_hidden_states
 
 torch.set_num_threads(2)
@@ -95,8 +94,14 @@ def test_padding_in_batch_does_not_change_embedding(minilm: TextEncoder) -> None
 
 
 def test_prefixes_are_applied(minilm: TextEncoder) -> None:
-    prefixed = TextEncoder(None, device="cpu", query_prefix="query: ", passage_prefix="passage: ",
-                           model=minilm.model, tokenizer=minilm.tokenizer)
+    prefixed = TextEncoder(
+        None,
+        device="cpu",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        model=minilm.model,
+        tokenizer=minilm.tokenizer,
+    )
     assert np.allclose(prefixed.encode_queries(["cats"]), minilm.embed(["cats"], "query: "), atol=1e-6)
     assert np.allclose(prefixed.encode_passages(["cats"]), minilm.embed(["passage: cats"]), atol=1e-6)
     assert not np.allclose(prefixed.encode_queries(["cats"]), minilm.embed(["cats"]), atol=1e-3)
@@ -115,10 +120,24 @@ def _tiny_encoder(minilm: TextEncoder, pooling: str = "mean") -> TextEncoder:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
-    return TextEncoder("tiny-bert", pooling=pooling, query_prefix="q: ", passage_prefix="p: ", max_length=32,
-                       device="cpu", model=BertModel(config), tokenizer=minilm.tokenizer)
+    config = BertConfig(
+        vocab_size=minilm.tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    return TextEncoder(
+        "tiny-bert",
+        pooling=pooling,
+        query_prefix="q: ",
+        passage_prefix="p: ",
+        max_length=32,
+        device="cpu",
+        model=BertModel(config),
+        tokenizer=minilm.tokenizer,
+    )
 
 
 def test_forward_embeddings_keeps_gradients(minilm: TextEncoder) -> None:

@@ -86,7 +86,8 @@ def _resolve_source(model_name_or_path: str | os.PathLike | None) -> str:
         isinstance(model_name_or_path, os.PathLike)
         or text.startswith(("/", ".", "~"))
         or text.count("/") > 1
-        or os.sep != "/" and os.sep in text
+        or os.sep != "/"
+        and os.sep in text
     )
     if looks_like_path:
         raise EncoderLoadError(f"encoder model directory not found: {text}")

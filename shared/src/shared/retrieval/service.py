@@ -117,8 +117,9 @@ def _make_handler(server: SearchServer) -> type[BaseHTTPRequestHandler]:
 class SearchServer:
     """Serve a Retriever over HTTP in a background thread; use as a context manager or start()/stop()."""
 
-    def __init__(self, retriever, host: str = "127.0.0.1", port: int = 0, default_topk: int = 3,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self, retriever, host: str = "127.0.0.1", port: int = 0, default_topk: int = 3, verbose: bool = False
+    ) -> None:
         self.retriever = retriever
         self.host, self.port = host, port
         self.default_topk = default_topk
@@ -214,10 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a corpus over the Search-R1 POST /retrieve contract (dense faiss or BM25).",
     )
     parser.add_argument("--corpus", required=True, help="corpus jsonl with {id, contents} or {id, title, text}")
-    parser.add_argument("--index", choices=("bm25", "flat", "ivf"), default="bm25",
-                        help="bm25, or a dense faiss index kind (flat / ivf)")
-    parser.add_argument("--index-dir", default=None,
-                        help="dense only: load the saved faiss index here if present, else build and save it")
+    parser.add_argument(
+        "--index",
+        choices=("bm25", "flat", "ivf"),
+        default="bm25",
+        help="bm25, or a dense faiss index kind (flat / ivf)",
+    )
+    parser.add_argument(
+        "--index-dir",
+        default=None,
+        help="dense only: load the saved faiss index here if present, else build and save it",
+    )
     parser.add_argument("--encoder", default=None, help="dense only: encoder path or hub id (default offline MiniLM)")
     parser.add_argument("--pooling", choices=("mean", "cls", "last"), default="mean")
     parser.add_argument("--query-prefix", default="")
@@ -242,8 +250,9 @@ def build_retriever(args: argparse.Namespace):
     docs = load_corpus(args.corpus)
     if args.index == "bm25":
         return Retriever("bm25", docs)
-    encoder = TextEncoder(args.encoder, pooling=args.pooling, query_prefix=args.query_prefix,
-                          passage_prefix=args.passage_prefix)
+    encoder = TextEncoder(
+        args.encoder, pooling=args.pooling, query_prefix=args.query_prefix, passage_prefix=args.passage_prefix
+    )
     index = None
     if args.index_dir and (Path(args.index_dir) / META_FILE).exists():
         index = DenseIndex.load(args.index_dir)
@@ -255,8 +264,9 @@ def build_retriever(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    server = SearchServer(build_retriever(args), host=args.host, port=args.port, default_topk=args.topk,
-                          verbose=args.verbose)
+    server = SearchServer(
+        build_retriever(args), host=args.host, port=args.port, default_topk=args.topk, verbose=args.verbose
+    )
     server.start()
     print(f"serving {len(server.retriever.docs)} documents at {server.url}/retrieve", flush=True)
     server.serve_forever()
