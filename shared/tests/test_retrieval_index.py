@@ -49,6 +49,12 @@ def test_ivf_finds_exact_neighbours_when_probing_all_lists() -> None:
     _, ids = index.search(queries, 1)
     exact = np.argmax(queries @ data.T, axis=1)
     assert ids == [[f"v{i}"] for i in exact]
+    index.set_nprobe(1)
+    assert index.nprobe == 1 and len(index.search(queries, 1)[1]) == 5
+    with pytest.raises(DenseIndexError, match="nprobe must be >= 1"):
+        index.set_nprobe(0)
+    with pytest.raises(DenseIndexError, match="only applies to kind='ivf'"):
+        flat_index().set_nprobe(2)
 
 
 def test_ivf_with_too_few_vectors_is_a_clear_error() -> None:

@@ -107,6 +107,15 @@ class DenseIndex:
     def is_trained(self) -> bool:
         return bool(self._index.is_trained)
 
+    def set_nprobe(self, nprobe: int) -> None:
+        """Change how many IVF lists each query probes (more: higher recall, slower search)."""
+        if self.kind != "ivf":
+            raise DenseIndexError("nprobe only applies to kind='ivf'")
+        if nprobe < 1:
+            raise DenseIndexError(f"nprobe must be >= 1, got {nprobe}")
+        self.nprobe = int(nprobe)
+        self._index.nprobe = self.nprobe
+
     def train(self, vectors) -> None:
         """Train IVF centroids; needs at least nlist vectors (faiss wants ~39 per list for good clusters)."""
         matrix = _as_matrix(vectors, self.dim, "training vectors")
