@@ -136,3 +136,14 @@ def test_usable_from_worker_threads():
     for worker in workers:
         worker.join()
     assert sorted(results) == [0, 1, 4]
+
+
+def test_signal_death_is_an_error_naming_the_signal():
+    result = run_python("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)")
+    assert result.status == "error" and result.error == "killed by signal SIGTERM"
+
+
+def test_cannot_signal_the_caller():
+    code = f"import os, signal\nos.kill({os.getpid()}, signal.SIGTERM)"
+    result = run_python(code)
+    assert result.status == "error" and "signalling other processes is not allowed" in result.error

@@ -10,7 +10,7 @@ Every run gets:
   namespace (no interfaces up), and in every case an audit hook refuses to create non-AF_UNIX sockets;
 - a fresh scratch working directory (deleted afterwards; also HOME and TMPDIR), and an audit hook that refuses
   writes, deletes, renames, mkdir/chmod and similar outside it, plus process spawning (a child process would
-  not carry the hooks) and new ctypes loads/calls;
+  not carry the hooks), signals to other processes and new ctypes loads/calls;
 - stdout/stderr captured up to a size cap, and a structured `SandboxResult`.
 
 Limits of this design: audit hooks are a guard against accidents and naive code, not a security boundary
@@ -174,7 +174,10 @@ def _classify(returncode: int, killed_by_us: bool, stderr: str) -> tuple[str, st
     if last.startswith("MemoryError"):
         return "memory", "memory limit exceeded (MemoryError)"
     if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else returncode
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
         return "error", f"killed by signal {name}"
     return "error", last or f"exit code {returncode}"
 
@@ -416,6 +419,11 @@ def _install_guards(scratch: str) -> None:
                         raise PermissionError(f"sandbox: {event} outside the scratch directory: {args[index]}")
             elif event in _FORBIDDEN_EVENTS:
                 raise PermissionError(f"sandbox: {_FORBIDDEN_EVENTS[event]} is not allowed ({event})")
+            elif event in ("os.kill", "os.killpg"):
+                # signals only to the sandboxed process (group) itself, never to the caller or others
+                own = (0, os.getpid()) if event == "os.kill" else (0, os.getpgid(0))
+                if args[0] not in own:
+                    raise PermissionError(f"sandbox: signalling other processes is not allowed ({event})")
             elif event == "socket.__new__":
                 family = args[1] if len(args) > 1 else None
                 if family != socket.AF_UNIX:
