@@ -1,0 +1,99 @@
+"""Reading and validating the packages' results.json (the package contract), and picking the headline metric.
+
+A malformed file gives a `DataError` naming the file and the field, which the leaderboard reports as the
+package's status instead of crashing the whole table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.data.errors import DataError
+
+
+@dataclass
+class Row:
+    method: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class Results:
+    path: Path
+    package: str
+    version: str
+    quick: bool
+    seconds: float | None
+    data_name: str
+    rows: list[Row]
+    raw: dict = field(default_factory=dict)
+
+    def method_row(self) -> Row:
+        """The package's own method: the row named like the package, else the first row (contract order)."""
+        names = {self.package, self.package.replace("-", "_")}
+        return next((r for r in self.rows if r.method in names), self.rows[0])
+
+    def baselines(self) -> list[Row]:
+        own = self.method_row()
+        return [r for r in self.rows if r is not own]
+
+    def metric_names(self) -> list[str]:
+        names: list[str] = []
+        for r in self.rows:
+            names += [k for k in r.metrics if k not in names]
+        return names
+
+    def headline(self) -> str:
+        """Headline metric: `headline` in results.json when given, else the method row's first metric."""
+        wanted = self.raw.get("headline")
+        if isinstance(wanted, str) and wanted in self.metric_names():
+            return wanted
+        return next(iter(self.method_row().metrics))
+
+
+def load_results(path: str | Path) -> Results:
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise DataError(path, "file not found") from e
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+    if not isinstance(raw, dict):
+        raise DataError(path, "top level must be an object")
+    for key in ("package", "rows"):
+        if key not in raw:
+            raise DataError(path, "missing", field=key)
+    if not isinstance(raw["rows"], list) or not raw["rows"]:
+        raise DataError(path, "must be a non-empty list", field="rows")
+    rows = []
+    for i, r in enumerate(raw["rows"]):
+        if not isinstance(r, dict) or "method" not in r or not isinstance(r.get("metrics"), dict) or not r["metrics"]:
+            raise DataError(path, "each row needs 'method' and a non-empty 'metrics' object", field=f"rows[{i}]")
+        metrics = {}
+        for k, v in r["metrics"].items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise DataError(path, f"metric value must be a number, got {v!r}", field=f"rows[{i}].metrics.{k}")
+            metrics[k] = float(v)
+        rows.append(Row(str(r["method"]), metrics))
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    return Results(
+        path=path,
+        package=str(raw["package"]),
+        version=str(raw.get("version", "?")),
+        quick=bool(raw.get("quick", False)),
+        seconds=float(raw["seconds"]) if isinstance(raw.get("seconds"), (int, float)) else None,
+        data_name=str(data.get("name", "")),
+        rows=rows,
+        raw=raw,
+    )
+
+
+def find_results(pkg_dir: Path) -> Path | None:
+    """The newest results.json under a package's output folder (packages may nest it beside their config)."""
+    if not pkg_dir.is_dir():
+        return None
+    found = sorted(pkg_dir.rglob("results.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None

@@ -1,0 +1,110 @@
+"""Running one package's quick replication as a subprocess, with a cache keyed by version and source hash.
+
+Each package runs as `python -m <import_name>.cli replicate [--quick] --out DIR/<name>` with its output logged to
+DIR/<name>/replicate.log. DIR/<name>/run.json records the fingerprint (package version, sha256 of its sources
+and configs, quick flag), the command and the seconds; when the fingerprint matches and results.json is there,
+the run is skipped, so a second leaderboard run is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchmarks.leaderboard.registry import PackageSpec, is_built, package_version, source_fingerprint
+from benchmarks.leaderboard.results import find_results
+
+
+@dataclass
+class RunRecord:
+    package: str
+    status: str  # ok | cached | failed | timeout | not built yet | not run
+    seconds: float = 0.0
+    command: str = ""
+    version: str = ""
+    fingerprint: str = ""
+    results: str = ""  # path of results.json, relative to the leaderboard folder
+    log: str = ""
+
+
+def user_command(spec: PackageSpec, out: Path, quick: bool) -> str:
+    """The command a person types to reproduce a row."""
+    return f"uv run {spec.name} replicate{' --quick' if quick else ''} --out {shlex.quote(str(out))}"
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_record(out_dir: Path, spec: PackageSpec) -> RunRecord | None:
+    path = out_dir / spec.name / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        return RunRecord(**json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+def run_package(
+    spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True
+) -> RunRecord:
+    """Run (or reuse) one package's replication; never raises for a failing package, it reports it."""
+    if not is_built(spec):
+        return RunRecord(spec.name, "not built yet")
+    pkg_out = out_dir / spec.name
+    version = package_version(spec)
+    fingerprint = f"{version}|{source_fingerprint(spec)}|quick={quick}"
+    previous = load_record(out_dir, spec)
+    results = find_results(pkg_out)
+    if (
+        use_cache
+        and previous
+        and previous.fingerprint == fingerprint
+        and previous.status in ("ok", "cached")
+        and results
+    ):
+        return RunRecord(**{**asdict(previous), "status": "cached"})
+    pkg_out.mkdir(parents=True, exist_ok=True)
+    if results:  # a stale results.json must not be mistaken for this run's output
+        results.unlink()
+    argv = [sys.executable, "-m", f"{spec.import_name}.cli", "replicate", "--out", str(pkg_out)]
+    if quick:
+        argv.insert(4, "--quick")
+    log_path = pkg_out / "replicate.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    with log_path.open("w", encoding="utf-8") as log:
+        log.write("$ " + shlex.join(argv) + "\n")
+        log.flush()
+        try:
+            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s).returncode
+            status = "ok" if rc == 0 else "failed"
+        except subprocess.TimeoutExpired:
+            status = "timeout"
+    seconds = time.perf_counter() - started
+    results = find_results(pkg_out)
+    if status == "ok" and results is None:
+        status = "failed"
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"\nleaderboard: exit code 0 but no results.json under {pkg_out}\n")
+    record = RunRecord(
+        package=spec.name,
+        status=status,
+        seconds=round(seconds, 1),
+        command=user_command(spec, pkg_out, quick),
+        version=version,
+        fingerprint=fingerprint,
+        results=str(results.relative_to(out_dir)) if results else "",
+        log=str(log_path.relative_to(out_dir)),
+    )
+    _write_json(pkg_out / "run.json", asdict(record))
+    return record

@@ -1,0 +1,162 @@
+"""Leaderboard tests with a fake built package (a tiny module on PYTHONPATH) instead of the real method packages.
+
+Covers: running and collecting results.json, the not-built listing, the markdown and PNG, the cache (second run
+instant, source change reruns), --render without running, --check OK/FAIL, failures and malformed results.
+"""
+
+import importlib
+import json
+import sys
+
+import pytest
+from benchmarks.data.errors import DataError
+from benchmarks.leaderboard import registry
+from benchmarks.leaderboard.cli import main
+from benchmarks.leaderboard.results import load_results
+from PIL import Image
+
+FAKE_CLI = '''"""Fake method package CLI for the leaderboard tests."""
+import argparse, json, pathlib, sys
+p = argparse.ArgumentParser()
+sub = p.add_subparsers(dest="cmd")
+r = sub.add_parser("replicate")
+r.add_argument("--quick", action="store_true")
+r.add_argument("--out", required=True)
+a = p.parse_args()
+out = pathlib.Path(a.out)
+counter = out.parent / "fakepkg_calls.txt"
+counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
+if {fail}:
+    print("boom", file=sys.stderr)
+    sys.exit(3)
+rows = [{{"method": "fakepkg", "metrics": {{"accuracy": 0.75, "length": 12.0}}}},
+        {{"method": "baseline", "metrics": {{"accuracy": 0.5, "length": 20.0}}}}]
+(out / "nested").mkdir(parents=True, exist_ok=True)
+(out / "nested" / "results.json").write_text(json.dumps({{"package": "fakepkg", "version": "0.3.0",
+    "experiment": "replicate", "quick": a.quick, "seed": 0, "seconds": 0.1,
+    "data": {{"name": "toy", "sha256": "x"}}, "rows": rows}}))
+print("accuracy 0.75")
+'''
+
+
+def _make_fake(root, fail=False):
+    pkg = root / "fakepkg"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text('"""Fake package."""\n__version__ = "0.3.0"\n')
+    (pkg / "replicate.py").write_text('"""Fake replicate module."""\n')
+    (pkg / "cli.py").write_text(FAKE_CLI.format(fail=fail))
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    _make_fake(src)
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setenv("PYTHONPATH", str(src))
+    importlib.invalidate_caches()
+    specs = [
+        registry.PackageSpec("fakepkg", "fakepkg", "Toy suite", "fake method beats its baseline"),
+        registry.PackageSpec("ghost", "ghost_not_installed_pkg", "Toy suite", "never built"),
+    ]
+    monkeypatch.setattr(registry, "PACKAGES", specs)
+    yield tmp_path, src
+    sys.modules.pop("fakepkg", None)
+
+
+def test_run_collects_results_and_lists_unbuilt(fake_env, capsys):
+    tmp, _ = fake_env
+    out = tmp / "lb"
+    assert main(["--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/2] fakepkg    running" in printed and "ok (" in printed
+    assert "[2/2] ghost      not built yet" in printed
+    md = (out / "leaderboard.md").read_text()
+    assert "| fakepkg | Toy suite | ok | 0.3.0 | accuracy | fakepkg **0.75** | baseline 0.5 |" in md
+    assert "| ghost | Toy suite | not built yet |" in md
+    assert "| fakepkg | toy | **fakepkg** | 0.75 | 12 | `uv run fakepkg replicate --quick --out" in md
+    img = Image.open(out / "leaderboard.png")
+    assert img.size[0] > 300 and img.size[1] > 200
+    run = json.loads((out / "fakepkg" / "run.json").read_text())
+    assert run["status"] == "ok" and run["results"] == "fakepkg/nested/results.json"
+
+
+def test_second_run_is_cached_until_sources_change(fake_env, capsys):
+    tmp, src = fake_env
+    out = tmp / "lb"
+    main(["--out", str(out)])
+    main(["--out", str(out)])
+    assert (out / "fakepkg_calls.txt").read_text() == "1"
+    assert "cached" in capsys.readouterr().out
+    (src / "fakepkg" / "cli.py").write_text((src / "fakepkg" / "cli.py").read_text() + "# changed\n")
+    main(["--out", str(out)])
+    assert (out / "fakepkg_calls.txt").read_text() == "2"
+    main(["--out", str(out), "--no-cache"])
+    assert (out / "fakepkg_calls.txt").read_text() == "3"
+
+
+def test_render_only_redraws_without_running(fake_env):
+    tmp, _ = fake_env
+    out = tmp / "lb"
+    main(["--out", str(out)])
+    (out / "leaderboard.png").unlink()
+    (out / "leaderboard.md").unlink()
+    assert main(["--render", str(out)]) == 0
+    assert (out / "leaderboard.png").is_file() and "fakepkg **0.75**" in (out / "leaderboard.md").read_text()
+    assert (out / "fakepkg_calls.txt").read_text() == "1"
+
+
+def test_check_ok_and_fail(fake_env, capsys):
+    tmp, _ = fake_env
+    out, expected = tmp / "lb", tmp / "expected"
+    main(["--out", str(out), "--update-expected", "--expected", str(expected)])
+    saved = json.loads((expected / "fakepkg.json").read_text())
+    assert {"method": "fakepkg", "metric": "accuracy", "value": 0.75, "tol": 0.075} in saved["rows"]
+    capsys.readouterr()
+    assert main(["--out", str(out), "--check", "--expected", str(expected)]) == 0
+    printed = capsys.readouterr().out
+    assert "OK    fakepkg fakepkg accuracy: 0.75 (expected 0.75 ± 0.075)" in printed
+    assert "SKIP  ghost: no expected file" in printed
+    saved["rows"][0]["value"] = 0.9
+    (expected / "fakepkg.json").write_text(json.dumps(saved))
+    assert main(["--out", str(out), "--check", "--expected", str(expected)]) == 1
+    assert "FAIL  fakepkg fakepkg accuracy: 0.75 (expected 0.9" in capsys.readouterr().out
+
+
+def test_failing_package_is_reported_not_hidden(fake_env, capsys):
+    tmp, src = fake_env
+    _make_fake(src, fail=True)
+    out = tmp / "lb"
+    assert main(["--out", str(out)]) == 1
+    assert "failed" in capsys.readouterr().out
+    assert "| fakepkg | Toy suite | failed |" in (out / "leaderboard.md").read_text()
+    assert "boom" in (out / "fakepkg" / "replicate.log").read_text()
+
+
+def test_unknown_package_name(fake_env, capsys):
+    assert main(["--only", "nope", "--out", str(fake_env[0] / "lb")]) == 2
+    assert "unknown package(s) ['nope']" in capsys.readouterr().err
+
+
+def test_malformed_results_name_file_and_field(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"package": "x", "rows": [{"method": "m", "metrics": {"acc": "high"}}]}))
+    with pytest.raises(DataError, match=r"results.json: field 'rows\[0\].metrics.acc': metric value must be"):
+        load_results(bad)
+    bad.write_text(json.dumps({"package": "x"}))
+    with pytest.raises(DataError, match="field 'rows': missing"):
+        load_results(bad)
+    bad.write_text('{"package": ')
+    with pytest.raises(DataError, match="results.json:1: invalid JSON"):
+        load_results(bad)
+
+
+def test_registry_lists_the_ten_packages():
+    names = [p.name for p in registry.PACKAGES]
+    assert names == ["dome", "cocoa", "dr9k", "sage", "agentic-r", "matchtir", "arr", "rose", "mask", "huijin"]
+    assert registry.find(["agentic_r"])[0].name == "agentic-r"
+
+
+@pytest.mark.slow
+def test_real_leaderboard_check(tmp_path):
+    """The CI regression run: every built package's quick replication against expected/*.json."""
+    assert main(["--quick", "--out", str(tmp_path / "lb"), "--check"]) == 0
