@@ -65,3 +65,14 @@ def test_bad_types():
         math_equal("1", 1)
     with pytest.raises(TypeError, match="text must be a str"):
         math_reward(None, "1")
+
+
+@pytest.mark.parametrize("bomb", [r"10^{10^{10}}", "9^9^9^9", "2^{99999}", "2**99999", "100000!", "1e999999999"])
+def test_costly_answers_are_refused_quickly_in_threads(bomb):
+    # off the main thread math-verify has no timeout; these must not reach sympy
+    out = []
+    worker = threading.Thread(target=lambda: out.append(math_equal(bomb, "1")))
+    worker.start()
+    worker.join(timeout=10)
+    assert out == [False]
+    assert math_equal(bomb, bomb)  # identical strings still match

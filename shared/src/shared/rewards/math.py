@@ -4,7 +4,9 @@ Extraction: the last ``\\boxed{...}`` (or ``\\fbox{...}``) with nested braces, e
 Comparison (`math_equal`): first a plain-number check (thousands commas, ``$``, trailing ``.0``, simple
 fractions ``1/2`` and ``\\frac{1}{2}`` are compared exactly as rationals), then math-verify's symbolic check
 for everything else (expressions, intervals, sets). math-verify guards itself with ``signal.alarm``, which only
-works in the main thread; in worker threads we call it without its timeout.
+works in the main thread; in worker threads we call it without its timeout, so answers that could make sympy
+hang (power towers, huge exponents or factorials, over 200 characters) are judged unequal without a symbolic
+check unless they match as strings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ _GSM8K = re.compile(r"####\s*([^\n]*)")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _LATEX_FRAC = re.compile(r"^([+-]?)\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _MATH_VERIFY_TIMEOUT_S = 5
+_MAX_SYMBOLIC_CHARS = 200
+# answers sympy could spend minutes or gigabytes on: power towers, 4+ digit exponents, big factorials
+_COSTLY = re.compile(
+    r"\^\s*\{[^{}]*\^|\^\s*\w+\s*\^|\^\s*\^|\^\s*\{?\s*\d{4,}|\*\*\s*\(?\s*\d{4,}|\d{4,}\s*!|\*\*[^*]*\*\*"
+)
+_SCI_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
 
 
 def _read_braced(text: str, start: int) -> str | None:
@@ -86,6 +94,9 @@ def _as_number(text: str) -> Fraction | None:
     if _THOUSANDS.match(s):
         s = s.replace(",", "")
     s = s.rstrip(".")
+    exponent = _SCI_EXPONENT.search(s)
+    if exponent and abs(int(exponent.group(1))) > 400:
+        return None  # Fraction would build a huge integer
     try:
         value = Fraction(s)
     except (ValueError, ZeroDivisionError):
@@ -97,6 +108,8 @@ def _verify_symbolic(pred: str, gold: str) -> bool:
     """math-verify comparison of two answer strings (each wrapped in \\boxed{} so it is taken whole)."""
     from math_verify import parse, verify
 
+    if any(len(a) > _MAX_SYMBOLIC_CHARS or _COSTLY.search(a) for a in (pred, gold)):
+        return False  # off the main thread there is no timeout, so refuse what could hang
     in_main = threading.current_thread() is threading.main_thread()
     timeout = _MATH_VERIFY_TIMEOUT_S if in_main else None
     gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
