@@ -377,10 +377,17 @@ def _enter_network_namespace(flag_path: str) -> None:
 def _set_limits(memory_bytes: int, cpu_s: int) -> None:
     import resource
 
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (_FSIZE_LIMIT_BYTES, _FSIZE_LIMIT_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    def lower(kind: int, soft: int, hard: int) -> None:
+        # never ask for more than the hard limit we inherited (that would fail, not loosen anything)
+        _, inherited = resource.getrlimit(kind)
+        if inherited != resource.RLIM_INFINITY:
+            soft, hard = min(soft, inherited), min(hard, inherited)
+        resource.setrlimit(kind, (soft, hard))
+
+    lower(resource.RLIMIT_CPU, cpu_s, cpu_s + 1)
+    lower(resource.RLIMIT_AS, memory_bytes, memory_bytes)
+    lower(resource.RLIMIT_FSIZE, _FSIZE_LIMIT_BYTES, _FSIZE_LIMIT_BYTES)
+    lower(resource.RLIMIT_CORE, 0, 0)
 
 
 def _install_guards(scratch: str) -> None:
