@@ -1,4 +1,4 @@
-"""JudgeClient against a stub OpenAI-compatible server on a free loopback port (retries, timeouts, parsing)."""
+"""JudgeClient against a scripted OpenAI-compatible server on a free loopback port (retries, timeouts, parsing)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from shared.rewards import JudgeClient, JudgeError, parse_verdict
 from shared.rewards.judge import JudgeParseError
 
 
-class StubServer:
-    """Serves scripted replies in order: ("reply", text) | ("status", code) | ("sleep", seconds)."""
+class ScriptedServer:
+    """Serves scripted replies in order: ("reply", text) | ("status", code) | ("sleep", seconds) | ("raw", bytes)."""
 
     def __init__(self, script: list[tuple[str, object]]):
         self.script = list(script)
         self.requests: list[dict] = []
-        stub = self
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
@@ -27,11 +27,17 @@ class StubServer:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                stub.requests.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
-                kind, value = stub.script.pop(0) if stub.script else ("status", 500)
+                owner.requests.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
+                kind, value = owner.script.pop(0) if owner.script else ("status", 500)
                 if kind == "sleep":
                     time.sleep(value)
                     kind, value = "reply", "Verdict: correct"
+                if kind == "raw":  # a 200 reply whose body is not a chat completion
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(value)))
+                    self.end_headers()
+                    self.wfile.write(value)
+                    return
                 if kind == "status":
                     self.send_response(value)
                     self.end_headers()
@@ -63,44 +69,44 @@ def _client(url: str, **kw) -> JudgeClient:
 
 
 def test_normal_reply_is_parsed_and_request_is_chat_completions():
-    with StubServer([("reply", "The capital matches.\nVerdict: correct")]) as stub:
-        verdict = _client(stub.url + "/v1").judge("Capital of France?", "Paris", "Paris")
+    with ScriptedServer([("reply", "The capital matches.\nVerdict: correct")]) as server:
+        verdict = _client(server.url + "/v1").judge("Capital of France?", "Paris", "Paris")
     assert verdict.verdict == "correct" and verdict.reward == 1.0
-    assert stub.requests[0]["path"] == "/v1/chat/completions"
-    body = stub.requests[0]["body"]
+    assert server.requests[0]["path"] == "/v1/chat/completions"
+    body = server.requests[0]["body"]
     assert body["model"] == "judge-model" and "Candidate answer: Paris" in body["messages"][0]["content"]
 
 
 def test_500_then_success_is_retried():
-    with StubServer([("status", 500), ("status", 503), ("reply", "Verdict: incorrect")]) as stub:
-        verdict = _client(stub.url, max_retries=3).judge("q", "a", "b")
+    with ScriptedServer([("status", 500), ("status", 503), ("reply", "Verdict: incorrect")]) as server:
+        verdict = _client(server.url, max_retries=3).judge("q", "a", "b")
     assert verdict.verdict == "incorrect" and verdict.reward == 0.0
-    assert len(stub.requests) == 3
+    assert len(server.requests) == 3
 
 
 def test_429_is_retried_but_400_is_not():
-    with StubServer([("status", 429), ("reply", "yes")]) as stub:
-        assert _client(stub.url).judge("q", "a", "a").verdict == "correct"
-    with StubServer([("status", 400), ("reply", "yes")]) as stub:
+    with ScriptedServer([("status", 429), ("reply", "yes")]) as server:
+        assert _client(server.url).judge("q", "a", "a").verdict == "correct"
+    with ScriptedServer([("status", 400), ("reply", "yes")]) as server:
         with pytest.raises(JudgeError, match=r"refused the request \(HTTP 400"):
-            _client(stub.url).judge("q", "a", "a")
-        assert len(stub.requests) == 1
+            _client(server.url).judge("q", "a", "a")
+        assert len(server.requests) == 1
 
 
 def test_timeout_raises_judge_error_naming_endpoint():
-    with StubServer([("sleep", 1.0), ("sleep", 1.0)]) as stub:
+    with ScriptedServer([("sleep", 1.0), ("sleep", 1.0)]) as server:
         start = time.monotonic()
-        with pytest.raises(JudgeError, match=rf"{stub.url}/v1/chat/completions failed after 2 attempt"):
-            _client(stub.url, timeout_s=0.2, max_retries=1).judge("q", "a", "b")
+        with pytest.raises(JudgeError, match=rf"{server.url}/v1/chat/completions failed after 2 attempt"):
+            _client(server.url, timeout_s=0.2, max_retries=1).judge("q", "a", "b")
         assert time.monotonic() - start < 1.5
 
 
 def test_unparseable_reply_gives_unparsed_or_raises():
-    with StubServer([("reply", "I am not sure."), ("reply", "I am not sure.")]) as stub:
-        verdict = _client(stub.url).judge("q", "a", "b")
+    with ScriptedServer([("reply", "I am not sure."), ("reply", "I am not sure.")]) as server:
+        verdict = _client(server.url).judge("q", "a", "b")
         assert verdict.verdict == "unparsed" and verdict.score is None and verdict.reward == 0.0
         with pytest.raises(JudgeParseError, match="no readable verdict"):
-            _client(stub.url, on_unparsed="raise").judge("q", "a", "b")
+            _client(server.url, on_unparsed="raise").judge("q", "a", "b")
 
 
 def test_server_down_raises_after_retries():
@@ -123,3 +129,11 @@ def test_parse_verdict_forms():
 def test_bad_client_settings():
     with pytest.raises(ValueError, match="must start with http"):
         JudgeClient("localhost:8000", model="m")
+
+
+def test_malformed_response_bodies_raise():
+    with ScriptedServer([("raw", b"<html>oops</html>"), ("raw", b'{"choices": []}')]) as server:
+        with pytest.raises(JudgeError, match="returned non-JSON body"):
+            _client(server.url).judge("q", "a", "b")
+        with pytest.raises(JudgeError, match=r"returned no choices\[0\]\.message\.content"):
+            _client(server.url).judge("q", "a", "b")
