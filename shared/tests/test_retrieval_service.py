@@ -140,3 +140,14 @@ def test_dense_retriever_and_cli_index_reuse(tmp_path) -> None:
     with SearchServer(reused) as running:
         result = SearchClient(running.url).retrieve(["How do plants make sugar from light?"], topk=1)
     assert result[0][0]["document"]["id"] == "leaf"
+
+
+def test_cli_reports_bad_corpus_line_and_exits(tmp_path, capsys) -> None:
+    from shared.retrieval.service import main
+
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text('{"id": "1", "contents": "ok"}\n{"id": "2"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--corpus", str(corpus), "--port", "0"])
+    assert exit_info.value.code == 2
+    assert "bad.jsonl:2: missing field 'contents'" in capsys.readouterr().err

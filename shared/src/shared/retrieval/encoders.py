@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 POOLINGS = ("mean", "cls", "last")
 ENCODER_CONFIG = "text_encoder.json"
@@ -170,7 +171,10 @@ class TextEncoder:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def forward_embeddings(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled (and normalised if configured) embeddings with gradients, for training retrievers."""
+        """Pooled (and normalised if configured) embeddings with gradients, for training retrievers.
+
+        The encoder starts in eval mode; training loops call `encoder.model.train()` to enable dropout.
+        """
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         outputs = self.model(**inputs)
         pooled = pool_hidden_states(outputs.last_hidden_state, batch["attention_mask"], self.pooling)
@@ -178,7 +182,7 @@ class TextEncoder:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
         return pooled
 
-    def embed(self, texts: Sequence[str], prefix: str = "") -> np.ndarray:
+    def embed(self, texts: Sequence[str], prefix: str = "", progress: bool = False) -> np.ndarray:
         """Encode texts (with the given prefix) into a float32 array [len(texts), dim] without gradients."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, got a single str")
@@ -189,7 +193,8 @@ class TextEncoder:
         was_training = self.model.training
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            starts = range(0, len(texts), self.batch_size)
+            for start in tqdm(starts, desc="encoding", unit="batch", disable=not progress):
                 batch = self.tokenize(texts[start : start + self.batch_size], prefix)
                 chunks.append(self.forward_embeddings(batch).float().cpu().numpy())
         self.model.train(was_training)
@@ -199,9 +204,9 @@ class TextEncoder:
         """Embed queries with the query prefix."""
         return self.embed(texts, self.query_prefix)
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed passages with the passage prefix."""
-        return self.embed(texts, self.passage_prefix)
+    def encode_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embed passages with the passage prefix (a progress bar when indexing a corpus)."""
+        return self.embed(texts, self.passage_prefix, progress)
 
     def settings(self) -> dict:
         """The non-weight settings saved beside the model."""

@@ -107,7 +107,9 @@ class Retriever:
             self.encoder = backend
             if index is None:
                 index = DenseIndex(backend.dim, kind=index_kind, nlist=nlist, nprobe=nprobe, use_gpu=use_gpu)
-                index.add(backend.encode_passages([doc["contents"] for doc in self.docs]), ids)
+                index.add(
+                    backend.encode_passages([doc["contents"] for doc in self.docs], progress=len(ids) > 1000), ids
+                )
             elif set(index.ids) != set(ids) or index.dim != backend.dim:
                 raise CorpusError("the given DenseIndex does not hold the docs' ids at the encoder's dimension")
             self.searcher = index

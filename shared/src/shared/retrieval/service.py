@@ -263,10 +263,17 @@ def build_retriever(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    server = SearchServer(
-        build_retriever(args), host=args.host, port=args.port, default_topk=args.topk, verbose=args.verbose
-    )
+    from .encoders import EncoderLoadError
+    from .index import DenseIndexError
+    from .retriever import CorpusError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        retriever = build_retriever(args)
+    except (CorpusError, EncoderLoadError, DenseIndexError) as err:
+        parser.exit(2, f"error: {err}\n")
+    server = SearchServer(retriever, host=args.host, port=args.port, default_topk=args.topk, verbose=args.verbose)
     server.start()
     print(f"serving {len(server.retriever.docs)} documents at {server.url}/retrieve", flush=True)
     server.serve_forever()
