@@ -97,3 +97,30 @@ def test_bad_inputs_are_named() -> None:
     index.add(VECTORS)
     with pytest.raises(DenseIndexError, match="k must be >= 1"):
         index.search(QUERY, 0)
+
+
+def test_use_gpu_true_without_gpu_is_a_clear_error() -> None:
+    from shared.retrieval.index import faiss_gpu_available
+
+    if faiss_gpu_available():
+        pytest.skip("a faiss GPU is present")
+    with pytest.raises(DenseIndexError, match="no GPU support or sees no GPU"):
+        DenseIndex(3, use_gpu=True)
+
+
+@pytest.mark.gpu
+def test_gpu_index_matches_cpu(tmp_path) -> None:
+    from shared.retrieval.index import faiss_gpu_available
+
+    if not faiss_gpu_available():
+        pytest.skip("needs a faiss GPU build and a GPU")
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((2000, 16)).astype(np.float32)
+    for kind in ("flat", "ivf"):
+        cpu = DenseIndex(16, kind=kind, nlist=8, nprobe=8, use_gpu=False)
+        gpu = DenseIndex(16, kind=kind, nlist=8, nprobe=8, use_gpu=True)
+        cpu.add(data)
+        gpu.add(data)
+        assert gpu.search(data[:10], 5)[1] == cpu.search(data[:10], 5)[1]
+    reloaded = DenseIndex.load(gpu.save(tmp_path / "gpu"), use_gpu=True)
+    assert reloaded.on_gpu and reloaded.search(data[:3], 2)[1] == cpu.search(data[:3], 2)[1]

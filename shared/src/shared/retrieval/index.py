@@ -97,8 +97,15 @@ class DenseIndex:
         self._gpu_resources = faiss.StandardGpuResources()
         index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, cpu_index)
         if self.kind == "ivf":
-            index.nprobe = self.nprobe
+            self._apply_nprobe(index)
         return index
+
+    def _apply_nprobe(self, index) -> None:
+        if self.on_gpu:
+            # GPU IVF indexes take search parameters through GpuParameterSpace.
+            import_faiss().GpuParameterSpace().set_index_parameter(index, "nprobe", self.nprobe)
+        else:
+            index.nprobe = self.nprobe
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -114,7 +121,7 @@ class DenseIndex:
         if nprobe < 1:
             raise DenseIndexError(f"nprobe must be >= 1, got {nprobe}")
         self.nprobe = int(nprobe)
-        self._index.nprobe = self.nprobe
+        self._apply_nprobe(self._index)
 
     def train(self, vectors) -> None:
         """Train IVF centroids; needs at least nlist vectors (faiss wants ~39 per list for good clusters)."""
