@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 MEMORY_EXIT_CODE = 86  # the child exits with this after a MemoryError escaped the user's code
+NETNS_FAILED_EXIT_CODE = 87  # the child entered a user namespace but could not map its uid: retry without
+_netns_unusable = False  # set once that happened: this machine's namespaces cannot keep our uid
 _FSIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -198,6 +200,7 @@ def _run(
         raise TypeError(f"sandbox code must be a str, got {type(code).__name__}")
     if timeout_s <= 0 or memory_mb <= 0 or max_output_bytes <= 0:
         raise ValueError("sandbox needs timeout_s > 0, memory_mb > 0 and max_output_bytes > 0")
+    network_namespace = network_namespace and not _netns_unusable
     control = Path(tempfile.mkdtemp(prefix="sandbox-ctl-"))
     scratch = Path(tempfile.mkdtemp(prefix="sandbox-run-"))
     try:
@@ -255,6 +258,10 @@ def _run(
         _kill_group(proc.pid)  # leftovers the code may have left behind in its group
         for thread in threads:
             thread.join(timeout=5)
+        if network_namespace and proc.returncode == NETNS_FAILED_EXIT_CODE:
+            _mark_netns_unusable()
+            shutil.rmtree(control, ignore_errors=True)
+            return _run(config, code, timeout_s, memory_mb, files, stdin, cpu_s, max_output_bytes, False)
         seconds = time.monotonic() - start
         stdout = out.decode("utf-8", errors="replace")
         stderr = err.decode("utf-8", errors="replace")
@@ -275,6 +282,11 @@ def _run(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _mark_netns_unusable() -> None:
+    global _netns_unusable
+    _netns_unusable = True
 
 
 def run_python(
@@ -361,16 +373,18 @@ def _enter_network_namespace(flag_path: str) -> None:
     if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
         return
     # without these maps we would be "nobody" and lose access to our own scratch dir
-    for path, text in (
-        ("/proc/self/setgroups", "deny"),
-        ("/proc/self/uid_map", f"{uid} {uid} 1"),
-        ("/proc/self/gid_map", f"{gid} {gid} 1"),
+    for path, text, required in (
+        ("/proc/self/setgroups", "deny", False),  # absent on old kernels
+        ("/proc/self/uid_map", f"{uid} {uid} 1", True),
+        ("/proc/self/gid_map", f"{gid} {gid} 1", True),
     ):
         try:
             with open(path, "w") as handle:
                 handle.write(text)
-        except OSError:
-            pass
+        except OSError as err:
+            if required:
+                sys.stderr.write(f"sandbox: cannot map ids in the new namespace ({path}: {err})\n")
+                os._exit(NETNS_FAILED_EXIT_CODE)  # the parent retries without a namespace
     Path(flag_path).touch()
 
 
