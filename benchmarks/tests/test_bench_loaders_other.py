@@ -34,7 +34,7 @@ def test_math_loaders(tmp_path):
     assert len(gsm) == 660 and gsm[0].answer == "18" and gsm[0].solution.endswith("#### 18")
     m500 = load_bundled("math500")
     assert len(m500) == 250 and m500[0].answer == "\\left( 3, \\frac{\\pi}{2} \\right)"
-    assert m500[0].metadata == {"subject": "Precalculus", "level": "2"}
+    assert m500[0].metadata == {"subject": "Precalculus", "level": 2}
     aime = load_bundled("aime24")
     assert len(aime) == 15 and aime[0].answer == "204"
     bad = tmp_path / "gsm.jsonl"
