@@ -29,12 +29,11 @@ counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
 if {fail}:
     print("boom", file=sys.stderr)
     sys.exit(3)
+from shared.eval import write_results
 rows = [{{"method": "fakepkg", "metrics": {{"accuracy": 0.75, "length": 12.0}}}},
-        {{"method": "baseline", "metrics": {{"accuracy": 0.5, "length": 20.0}}}}]
-(out / "nested").mkdir(parents=True, exist_ok=True)
-(out / "nested" / "results.json").write_text(json.dumps({{"package": "fakepkg", "version": "0.3.0",
-    "experiment": "replicate", "quick": a.quick, "seed": 0, "seconds": 0.1,
-    "data": {{"name": "toy", "sha256": "x"}}, "rows": rows}}))
+        {{"method": "baseline", "metrics": {{"accuracy": 0.5, "length": None}}}}]
+write_results(out / "nested", "fakepkg", "0.3.0", "replicate", rows, {{"steps": 1}}, 0, a.quick,
+              {{"name": "toy", "sha256": "x"}}, "2026-01-01T00:00:00", 0.1)
 print("accuracy 0.75")
 '''
 
@@ -74,6 +73,7 @@ def test_run_collects_results_and_lists_unbuilt(fake_env, capsys):
     assert "| fakepkg | Toy suite | ok | 0.3.0 | accuracy | fakepkg **0.75** | baseline 0.5 |" in md
     assert "| ghost | Toy suite | not built yet |" in md
     assert "| fakepkg | toy | **fakepkg** | 0.75 | 12 | `uv run fakepkg replicate --quick --out" in md
+    assert "| fakepkg | toy | baseline | 0.5 | – |" in md  # a null metric renders as n/a
     img = Image.open(out / "leaderboard.png")
     assert img.size[0] > 300 and img.size[1] > 200
     run = json.loads((out / "fakepkg" / "run.json").read_text())
@@ -138,11 +138,18 @@ def test_unknown_package_name(fake_env, capsys):
 
 
 def test_malformed_results_name_file_and_field(tmp_path):
+    good = {
+        "package": "x", "version": "0.1.0", "experiment": "replicate", "quick": True, "git": "abc", "seed": 0,
+        "started": "2026-01-01T00:00:00", "seconds": 1.0, "config": {}, "data": {"name": "toy", "sha256": "s"},
+        "rows": [{"method": "m", "metrics": {"acc": 0.5}}],
+    }  # fmt: skip
     bad = tmp_path / "results.json"
-    bad.write_text(json.dumps({"package": "x", "rows": [{"method": "m", "metrics": {"acc": "high"}}]}))
-    with pytest.raises(DataError, match=r"results.json: field 'rows\[0\].metrics.acc': metric value must be"):
+    bad.write_text(json.dumps(good))
+    assert load_results(bad).rows[0].metrics == {"acc": 0.5}
+    bad.write_text(json.dumps({**good, "rows": [{"method": "m", "metrics": {"acc": "high"}}]}))
+    with pytest.raises(DataError, match=r"results.json: field 'rows\[0\].metrics.acc': must be a finite number"):
         load_results(bad)
-    bad.write_text(json.dumps({"package": "x"}))
+    bad.write_text(json.dumps({k: v for k, v in good.items() if k != "rows"}))
     with pytest.raises(DataError, match="field 'rows': missing"):
         load_results(bad)
     bad.write_text('{"package": ')

@@ -147,7 +147,7 @@ def write_png(entries: list[Entry], out_dir: Path) -> Path:
         metric = e.results.headline()
         own = e.results.method_row()
         rows_ = [own] + e.results.baselines()
-        values = [r.metrics.get(metric, float("nan")) for r in rows_]
+        values = [float("nan") if r.metrics.get(metric) is None else r.metrics[metric] for r in rows_]
         colours = ["#1f77b4"] + ["#b0b0b0"] * (len(rows_) - 1)
         bars = ax.bar(range(len(rows_)), values, color=colours)
         ax.set_xticks(range(len(rows_)), [r.method for r in rows_], rotation=30, ha="right", fontsize=8)

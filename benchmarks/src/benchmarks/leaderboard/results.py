@@ -1,7 +1,7 @@
 """Reading and validating the packages' results.json (the package contract), and picking the headline metric.
 
-A malformed file gives a `DataError` naming the file and the field, which the leaderboard reports as the
-package's status instead of crashing the whole table.
+Validation is `shared.eval.validate_results` (the contract's schema); a malformed file gives a `DataError` naming
+the file and the field, which the leaderboard reports as the package's status instead of crashing the table.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.eval import ResultsError, validate_results
+
 from benchmarks.data.errors import DataError
 
 
 @dataclass
 class Row:
     method: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: not applicable to this row (contract allows null)
 
 
 @dataclass
@@ -61,23 +63,18 @@ def load_results(path: str | Path) -> Results:
         raise DataError(path, "file not found") from e
     except json.JSONDecodeError as e:
         raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from e
-    if not isinstance(raw, dict):
-        raise DataError(path, "top level must be an object")
-    for key in ("package", "rows"):
-        if key not in raw:
-            raise DataError(path, "missing", field=key)
-    if not isinstance(raw["rows"], list) or not raw["rows"]:
-        raise DataError(path, "must be a non-empty list", field="rows")
-    rows = []
-    for i, r in enumerate(raw["rows"]):
-        if not isinstance(r, dict) or "method" not in r or not isinstance(r.get("metrics"), dict) or not r["metrics"]:
-            raise DataError(path, "each row needs 'method' and a non-empty 'metrics' object", field=f"rows[{i}]")
-        metrics = {}
-        for k, v in r["metrics"].items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise DataError(path, f"metric value must be a number, got {v!r}", field=f"rows[{i}].metrics.{k}")
-            metrics[k] = float(v)
-        rows.append(Row(str(r["method"]), metrics))
+    try:
+        validate_results(raw, source=str(path))  # the package contract's schema, shared with the writers
+    except ResultsError as e:
+        problem = str(e).removeprefix(f"{path}: ")
+        field = None
+        if problem.startswith("field '"):
+            field, _, problem = problem[len("field '") :].partition("': ")
+        raise DataError(path, problem, field=field) from e
+    rows = [
+        Row(str(r["method"]), {k: None if v is None else float(v) for k, v in r["metrics"].items()})
+        for r in raw["rows"]
+    ]
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     return Results(
         path=path,
