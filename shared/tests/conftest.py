@@ -13,7 +13,7 @@ import pytest
 import torch
 from shared.modeling.tiny import build_tokenizer, cached_tiny
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # shared 2-core box: one thread per process avoids oversubscription stalls
 
 
 @pytest.fixture(scope="session")
