@@ -86,6 +86,8 @@ def test_eos_finish(tiny_qwen2_dir):
     model.generation_config.eos_token_id = [tok.eos_token_id, first.token_ids[0]]  # make its first pick an end token
     done = HFGenerator(model, tok).generate(["12"], SamplingParams(max_new_tokens=5, temperature=0))[0][0]
     assert done.finish_reason == "eos" and done.token_ids == first.token_ids[:1]
+    full = HFGenerator(model, tok).generate(["12"], SamplingParams(max_new_tokens=5, temperature=0, ignore_eos=True))
+    assert full[0][0].finish_reason == "length" and full[0][0].token_ids == first.token_ids
 
 
 def test_n_samples_seeded(gen):

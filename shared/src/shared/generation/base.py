@@ -20,6 +20,7 @@ class SamplingParams:
     ``logprobs``: return the log-probability of each generated token under softmax(logits / temperature)
     (temperature 1 when greedy). ``top_logprobs``: also return the k most likely (token_id, logprob) per position.
     ``stop``: generation ends right after the first occurrence of any of these strings (kept in the text).
+    ``ignore_eos``: do not stop at end-of-sequence tokens (fixed-length throughput measurements).
     """
 
     max_new_tokens: int
@@ -31,6 +32,7 @@ class SamplingParams:
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    ignore_eos: bool = False  # keep generating past end tokens (fixed-length benchmarks)
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # a single stop string given bare

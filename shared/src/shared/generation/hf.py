@@ -123,7 +123,7 @@ class HFGenerator:
         device = self.device
         bsz, width = len(rows), max(len(r) for r in rows)
         pad_id = self._pad_id()
-        eos_ids = self._eos_ids()
+        eos_ids = set() if params.ignore_eos else self._eos_ids()
         input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((bsz, width), dtype=torch.long, device=device)
         for i, r in enumerate(rows):

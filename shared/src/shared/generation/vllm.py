@@ -78,6 +78,7 @@ class VLLMGenerator:
             n=params.n, temperature=params.temperature, top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None, include_stop_str_in_output=True, seed=params.seed, logprobs=want,
+            ignore_eos=params.ignore_eos,
         )
 
     def generate(self, prompts: Prompts, params: SamplingParams) -> list[list[Completion]]:
