@@ -177,3 +177,22 @@ def test_make_generator(tiny_qwen2_dir, tiny_t5_dir):
     t5, tok = load_model(tiny_t5_dir, kind="seq2seq", device="cpu")
     with pytest.raises(ValueError, match="decoder-only"):
         HFGenerator(t5, tok)
+
+
+def test_generates_from_lora_model_with_exact_logprobs(tiny_qwen2_dir):
+    from shared.modeling import LoraSettings
+
+    model, tok = load_model(tiny_qwen2_dir, device="cpu", lora=LoraSettings(r=4))
+    with torch.no_grad():  # move the adapters off identity so the LoRA path matters
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    model.train()
+    g = HFGenerator(model, tok)
+    (comp,), (comp2,) = g.generate(PROMPTS[:2], SamplingParams(max_new_tokens=8, temperature=0.9, seed=1,
+                                                               logprobs=True))
+    assert model.training  # train/eval state restored for the trainer
+    model.eval()
+    for c in (comp, comp2):
+        ref, _ = _forward_logprobs(model, c.prompt_token_ids, c.token_ids, 0.9)
+        assert torch.allclose(torch.tensor(c.logprobs), ref, atol=1e-5)
