@@ -115,3 +115,15 @@ def test_cached_tiny_reuses_directory(tiny_root, tiny_qwen2_dir):
     assert cached_tiny("qwen2", tiny_root) == tiny_qwen2_dir
     with pytest.raises(ValueError, match="unknown tiny model kind"):
         cached_tiny("gpt9", tiny_root)
+
+
+def test_tokenizers_roundtrip_through_qwen2_model_dirs(tmp_path):
+    # AutoTokenizer rebuilds qwen2 folders as Qwen2Tokenizer: both kinds must tokenise identically after reload.
+    texts = ["café au lait <search>x</search>", "the quick brown fox"] * 10
+    sample = "café <search>fox</search>\n <answer>lait</answer>"
+    for kind in ("char", "bpe"):
+        tok = build_tokenizer(texts, kind=kind, vocab_size=300)
+        path = tiny_causal_lm(tmp_path / kind, tokenizer=tok, hidden=16, layers=1, heads=2, ffn=32)
+        back = AutoTokenizer.from_pretrained(path)
+        assert back(sample).input_ids == tok(sample).input_ids, kind
+        assert back.decode(back(sample).input_ids) == sample

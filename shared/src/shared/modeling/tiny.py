@@ -69,7 +69,8 @@ def build_tokenizer(
     """Build an offline tokenizer with pad/bos/eos/unk, chat tokens and a chat template.
 
     ``kind="char"``: one token per character of the default alphabet (digits, letters, punctuation, whitespace) plus
-    any other character seen in ``texts``. ``kind="bpe"``: byte-level BPE trained on ``texts`` up to ``vocab_size``,
+    any other character seen in ``texts`` (non-ASCII characters as their UTF-8 bytes); characters never seen are
+    dropped by the byte-level model, so pass representative ``texts`` for non-ASCII data. ``kind="bpe"``: byte-level BPE trained on ``texts`` up to ``vocab_size``,
     with the format tags kept as single tokens.
     """
     texts = list(texts) if texts is not None else []
@@ -77,7 +78,7 @@ def build_tokenizer(
         # A byte-level BPE without merges over a fixed alphabet is character level for ASCII text, and it is
         # exactly what transformers' Qwen2Tokenizer rebuilds from vocab + merges when AutoTokenizer loads a
         # qwen2 folder, so the saved tokenizer round-trips under every loader.
-        to_unicode = _byte_to_unicode()
+        to_unicode = _BYTE_MAP
         symbols: list[str] = []
         seen: set[str] = set()
         for ch in DEFAULT_ALPHABET + "".join(texts):
@@ -111,12 +112,8 @@ def build_tokenizer(
     raise ValueError(f"unknown tokenizer kind {kind!r}; use 'char' or 'bpe'")
 
 
-def _byte_to_unicode() -> dict[int, str]:
-    """The GPT-2 byte -> printable unicode map used by byte-level BPE (space -> 'Ġ', newline -> 'Ċ')."""
-    return dict(_BYTE_MAP)
-
-
 def _make_byte_map() -> dict[int, str]:
+    """The GPT-2 byte -> printable unicode map used by byte-level BPE (space -> 'Ġ', newline -> 'Ċ')."""
     keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
     mapping = {b: chr(b) for b in keep}
     shift = 0
