@@ -121,7 +121,11 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 
 def _build(cls: type[T], data: dict, prefix: str, source: str) -> T:
     """Instantiate dataclass ``cls`` from a mapping, coercing each field; unknown keys are errors."""
-    hints = typing.get_type_hints(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError as err:  # string annotations naming a type not visible at module level
+        raise ConfigError(f"cannot resolve the field types of {cls.__name__}: {err}; define the config dataclasses "
+                          "at module level") from err
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
