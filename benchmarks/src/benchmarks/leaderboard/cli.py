@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected", type=Path, default=DEFAULT_EXPECTED, help="folder of expected/<package>.json")
     p.add_argument("--update-expected", action="store_true", help="write expected/*.json from this run's results")
     p.add_argument("--no-cache", action="store_true", help="rerun packages even when their fingerprint is unchanged")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per package (default 1800)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per package (default 900)")
     return p
 
 
