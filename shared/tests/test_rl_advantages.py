@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from shared.rl.advantages import ADVANTAGES, compute_advantages, masked_whiten
 
 

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from shared.rl.losses import aggregate, dpo_loss, entropy_from_logits, kl_penalty, policy_loss, value_loss
 
 

@@ -2,7 +2,6 @@
 corrective observations, budgets; environments and action parsing."""
 
 import pytest
-
 from shared.generation import Completion
 from shared.modeling.tiny import build_tokenizer
 from shared.rollout.agent_loop import AgentLoop, encode_prompt, generate_trajectories

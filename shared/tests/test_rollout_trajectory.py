@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from shared.rollout.trajectory import Trajectory, TrajectoryError, group_index, pad_trajectories
 
 

@@ -1,0 +1,91 @@
+"""Prompt stream with a resumable position, and the metrics sink of the RL trainer.
+
+`PromptStream` walks a dataset in seeded per-epoch permutations; its (epoch, position) is saved in checkpoints so
+a resumed run draws exactly the prompts the uninterrupted run would. Every process holds the same stream and takes
+the same global prompts, then keeps its own share. `MetricsLogger` appends one JSON line per step to
+`metrics.jsonl` and mirrors scalars to TensorBoard when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class PromptStream:
+    """Endless stream of dataset indices: a fresh permutation per epoch from a generator seeded by (seed, epoch)."""
+
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True) -> None:
+        if size < 1:
+            raise ValueError("PromptStream needs a non-empty dataset")
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.epoch, self.pos = 0, 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.size))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return torch.randperm(self.size, generator=g).tolist()
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            if self.pos >= self.size:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._permutation(self.epoch)
+            out.append(self._order[self.pos])
+            self.pos += 1
+        return out
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos, "size": self.size, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["size"] != self.size:
+            raise ValueError(f"checkpoint was taken on a dataset of {state['size']} prompts, this one has {self.size}")
+        self.seed, self.epoch, self.pos = state["seed"], state["epoch"], state["pos"]
+        self._order = self._permutation(self.epoch)
+
+
+class MetricsLogger:
+    """JSONL metrics file plus TensorBoard scalars when `tensorboard` is importable and enabled."""
+
+    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.enabled = enabled
+        self.path = Path(out_dir) / "metrics.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+            except ImportError:  # tensorboard is an optional extra
+                self.writer = None
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, step)
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop lines written after the checkpoint so the file matches an uninterrupted run."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        self.path.write_text("".join(ln + "\n" for ln in kept))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,439 @@
+"""On-policy RL trainer: rollout -> reward -> advantage -> clipped policy-gradient update, on accelerate.
+
+One training step draws `prompts_per_step` prompts (the same global prompts on every process; each process rolls
+out its share), samples `generations` rollouts per prompt, scores them with `reward_fn`, optionally drops groups
+whose rewards are all equal and refills them with fresh prompts (dynamic sampling, DAPO), turns rewards into
+token-level advantages, and runs `ppo_epochs` x `mini_batches` optimizer steps of the clipped surrogate (with
+gradient accumulation over `grad_accum` micro-batches, grad-norm clipping, optional KL to a frozen reference and an
+entropy bonus). Losses are normalised by global token/sequence counts across processes and micro-batches, so
+`accelerate launch --num_processes 2` computes the same update as one process on the same global batch.
+After each step the new weights are pushed to the generator; checkpoints are written atomically every
+`checkpoint_every` steps and `resume=True` continues exactly (same RNG, data position, optimizer state).
+
+Hooks let method packages plug in their logic without touching the loop:
+- `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
+  token_rewards on the trajectories);
+- `rollout_fn(records, n, group_ids) -> list[Trajectory]` replaces single-turn sampling (e.g. `AgentLoop.run`);
+- `advantage_fn(trajs, token_rewards, mask, group_ids) -> Tensor [B, R]` replaces the named estimator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from shared.rl.advantages import compute_advantages
+from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from shared.rl.data import MetricsLogger, PromptStream
+from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs
+from shared.rollout.trajectory import Trajectory, group_index, pad_trajectories
+
+
+@dataclass
+class RLConfig:
+    """Settings of an on-policy run; defaults follow the CPU calibration (8 prompts x 8 generations, lr 3e-5)."""
+
+    output_dir: str = "runs/grpo"
+    seed: int = 0
+    steps: int = 300
+    prompts_per_step: int = 8
+    generations: int = 8
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    lr: float = 3e-5
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    warmup_steps: int = 0
+    ppo_epochs: int = 1
+    mini_batches: int = 1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
+    dual_clip: float | None = None
+    loss_agg: str = "token-mean"
+    loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
+    advantage: str = "grpo"
+    adv_options: dict[str, float] = field(default_factory=dict)
+    beta: float = 0.0  # KL coefficient against the frozen reference
+    kl_estimator: str = "k3"
+    kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
+    entropy_coef: float = 0.0
+    dynamic_sampling: bool = False
+    max_refill_rounds: int = 3
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
+    gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
+    tensorboard: bool = True
+    progress: bool = True
+
+
+def _lr_lambda(cfg: RLConfig, total: int) -> Callable[[int], float]:
+    def fn(i: int) -> float:
+        if cfg.warmup_steps and i < cfg.warmup_steps:
+            return (i + 1) / cfg.warmup_steps
+        frac = (i - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        if cfg.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        if cfg.lr_schedule == "linear":
+            return max(0.0, 1 - frac)
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; known: constant, cosine, linear")
+
+    return fn
+
+
+def _chunks(items: list, k: int) -> list[list]:
+    """Split into exactly k contiguous chunks (some may be empty), sizes differing by at most one."""
+    q, r = divmod(len(items), k)
+    out, start = [], 0
+    for i in range(k):
+        end = start + q + (1 if i < r else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+class RLTrainer:
+    """GRPO/PPO-style trainer. `model` is a causal LM (an nn.Module); `generator` follows shared.generation."""
+
+    def __init__(
+        self,
+        cfg: RLConfig,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        records: Sequence[Mapping[str, Any]],
+        reward_fn: Callable[[list[Trajectory], list[Mapping[str, Any]]], Sequence[float]],
+        generator: Any = None,
+        rollout_fn: Callable[..., list[Trajectory]] | None = None,
+        advantage_fn: Callable[..., torch.Tensor] | None = None,
+        eval_fn: Callable[[RLTrainer], dict[str, float]] | None = None,
+        accelerator: Any = None,
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        torch.set_num_threads(cfg.threads)
+        if cfg.mini_batches < 1 or cfg.grad_accum < 1 or cfg.ppo_epochs < 1:
+            raise ValueError("ppo_epochs, mini_batches and grad_accum must be >= 1")
+        if cfg.generations < 1 or cfg.prompts_per_step < 1:
+            raise ValueError("prompts_per_step and generations must be >= 1")
+        if not records:
+            raise ValueError("RLTrainer needs at least one prompt record")
+        self.cfg = cfg
+        self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        set_seed(cfg.seed + self.rank)  # python, numpy and torch; processes sample differently
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.records = list(records)
+        self.reward_fn = reward_fn
+        self.advantage_fn = advantage_fn
+        self.eval_fn = eval_fn
+        self.ref_model = None
+        if cfg.beta > 0:
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False).to(self.accelerator.device)
+        total_updates = cfg.steps * cfg.ppo_epochs * cfg.mini_batches
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # The scheduler is stepped by hand once per optimizer step, so it sees the same count on any world size.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_updates))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.policy = self.accelerator.unwrap_model(self.model)
+        if generator is None:
+            from shared.generation import HFGenerator
+
+            generator = HFGenerator(self.policy, tokenizer, batch_size=cfg.gen_batch_size)
+        self.generator = generator
+        self.rollout_fn = rollout_fn
+        self.stream = PromptStream(len(self.records), seed=cfg.seed)
+        self.step = 0
+        self.group_counter = 0
+        self.out_dir = Path(cfg.output_dir)
+        self.logger = MetricsLogger(self.out_dir, enabled=self.accelerator.is_main_process,
+                                    tensorboard=cfg.tensorboard)
+        self.history: list[dict[str, Any]] = []
+        self.extra_state: dict[str, Any] = {}  # callers' values that must survive a resume
+
+    # ---- rollout -------------------------------------------------------------------------------------------
+    def sampling_params(self, seed: int | None = None) -> Any:
+        from shared.generation import SamplingParams
+
+        c = self.cfg
+        return SamplingParams(max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p,
+                              n=c.generations, stop=tuple(c.stop), logprobs=True, seed=seed)
+
+    def rollout(self, records: list[Mapping[str, Any]], group_ids: list[int]) -> list[Trajectory]:
+        """Sample `generations` trajectories per record (via rollout_fn when given)."""
+        from shared.rollout.agent_loop import generate_trajectories
+
+        if not records:
+            return []
+        self.policy.eval()
+        try:
+            if self.rollout_fn is not None:
+                return self.rollout_fn(records, n=self.cfg.generations, group_ids=group_ids)
+            if self.cfg.seeded_generation:
+                out = []
+                for rec, gid in zip(records, group_ids):
+                    params = self.sampling_params(seed=self.cfg.seed * 1_000_003 + gid)
+                    out += generate_trajectories(self.generator, [rec], self.cfg.generations, params, [gid])
+                return out
+            return generate_trajectories(self.generator, records, self.cfg.generations, self.sampling_params(),
+                                         group_ids)
+        finally:
+            self.policy.train()
+
+    def _score(self, trajs: list[Trajectory], recs: list[Mapping[str, Any]]) -> None:
+        rewards = self.reward_fn(trajs, recs)
+        if len(rewards) != len(trajs):
+            raise ValueError(f"reward_fn returned {len(rewards)} rewards for {len(trajs)} trajectories")
+        for t, r in zip(trajs, rewards):
+            t.reward = float(r)
+
+    def _global_sum(self, value: float) -> float:
+        if self.world == 1:
+            return float(value)
+        t = torch.tensor([float(value)], device=self.accelerator.device)
+        return float(self.accelerator.reduce(t, reduction="sum").item())
+
+    def collect(self) -> tuple[list[Trajectory], dict[str, float]]:
+        """Roll out and score one step's groups; with dynamic sampling keep only groups with reward variance."""
+        cfg = self.cfg
+        kept: list[Trajectory] = []
+        all_trajs: list[Trajectory] = []
+        need, rounds, gen_tokens, t0 = cfg.prompts_per_step, 0, 0, time.perf_counter()
+        while need > 0:
+            idx = self.stream.take(need)
+            gids = list(range(self.group_counter, self.group_counter + len(idx)))
+            self.group_counter += len(idx)
+            mine = list(range(self.rank, len(idx), self.world))
+            recs = [self.records[idx[i]] for i in mine]
+            trajs = self.rollout(recs, [gids[i] for i in mine])
+            per_traj_recs = [recs[t.metadata.get("record_index", 0)] for t in trajs]
+            self._score(trajs, per_traj_recs)
+            all_trajs += trajs
+            gen_tokens += sum(t.num_policy_tokens for t in trajs)
+            rounds += 1
+            if not cfg.dynamic_sampling:
+                kept = trajs
+                break
+            groups: dict[Any, list[Trajectory]] = {}
+            for t in trajs:
+                groups.setdefault(t.group_id, []).append(t)
+            good = [g for g in groups.values() if len({t.reward for t in g}) > 1]
+            kept += [t for g in good for t in g]
+            need -= int(self._global_sum(len(good)))
+            if rounds > cfg.max_refill_rounds:
+                break
+        rewards = torch.tensor([t.reward for t in all_trajs]) if all_trajs else torch.zeros(1)
+        stats = {
+            "reward": self._global_sum(float(rewards.sum())) / max(1.0, self._global_sum(len(all_trajs))),
+            "reward_std": float(rewards.std()) if len(all_trajs) > 1 else 0.0,
+            "groups_kept": self._global_sum(len({t.group_id for t in kept})),
+            "rollout_rounds": rounds,
+            "response_len": gen_tokens / max(1, len(all_trajs)),
+            "gen_seconds": time.perf_counter() - t0,
+        }
+        stats["tokens_per_s"] = self._global_sum(gen_tokens) / max(1e-9, stats["gen_seconds"])
+        self._dummy = all_trajs[:1]  # for processes left without data: keeps collective calls in step
+        return kept, stats
+
+    # ---- update --------------------------------------------------------------------------------------------
+    def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], use_cache=False)
+        p = batch["prompt_len"]
+        logits = out.logits[:, p - 1 : -1]
+        lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
+        return (lp, logits) if need_logits else lp
+
+    @torch.no_grad()
+    def _score_logprobs(self, model: torch.nn.Module, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
+        rows = []
+        for i in range(0, len(trajs), micro):
+            part = trajs[i : i + micro]
+            b = pad_trajectories(part, self.pad_id, self.accelerator.device)
+            lp = self._forward_logprobs(model, b)
+            rows += [lp[j, : len(t.response_ids)].float().cpu() for j, t in enumerate(part)]
+        return rows
+
+    def advantages(self, trajs: list[Trajectory]) -> list[torch.Tensor]:
+        """Per-trajectory token advantages (computed on this process's complete groups)."""
+        if not trajs:
+            return []
+        b = pad_trajectories(trajs, self.pad_id)
+        rewards, mask, groups = b["token_rewards"], b["response_mask"], group_index(trajs)
+        if self.cfg.kl_in_reward and self.ref_model is not None:
+            lp = torch.nn.utils.rnn.pad_sequence(self._score_logprobs(self.policy, trajs), batch_first=True)
+            ref = torch.nn.utils.rnn.pad_sequence(self._score_logprobs(self.ref_model, trajs), batch_first=True)
+            rewards = rewards - self.cfg.beta * kl_penalty(lp, ref, "k1") * mask
+        if self.advantage_fn is not None:
+            adv = self.advantage_fn(trajs, rewards, mask, groups)
+        else:
+            adv, _ = compute_advantages(self.cfg.advantage, rewards, mask, groups, **self.cfg.adv_options)
+        return [adv[i, : len(t.response_ids)] for i, t in enumerate(trajs)]
+
+    def _micro_loss(self, trajs, advs, olds, refs, denom) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        b = pad_trajectories(trajs, self.pad_id, self.accelerator.device)
+        r = b["response_mask"].shape[1]
+
+        def stack(rows):
+            return torch.stack([torch.nn.functional.pad(x, (0, r - len(x))) for x in rows]).to(b["response_mask"])
+
+        lp, logits = self._forward_logprobs(self.model, b, need_logits=True)
+        mask, adv = b["response_mask"], stack(advs)
+        old = stack(olds) if olds is not None else lp.detach()
+        agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
+                   norm_len=cfg.loss_norm_len or cfg.max_new_tokens)
+        loss, stats = policy_loss(lp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.dual_clip, cfg.loss_agg, **agg)
+        if refs is not None and not cfg.kl_in_reward:
+            kl = kl_penalty(lp, stack(refs), cfg.kl_estimator)
+            loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
+            stats["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
+        if cfg.entropy_coef > 0:
+            ent = entropy_from_logits(logits)
+            loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
+        else:
+            with torch.no_grad():
+                ent = entropy_from_logits(logits.detach())
+        stats["entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+        stats["tokens"] = float(mask.sum())
+        return loss * self.world, stats  # DDP averages gradients over processes; the denominators are global
+
+    def update(self, trajs: list[Trajectory]) -> dict[str, float]:
+        """PPO epochs over mini-batches with gradient accumulation; returns token-weighted mean stats."""
+        cfg = self.cfg
+        advs = self.advantages(trajs)
+        need_old = cfg.ppo_epochs > 1 or cfg.mini_batches > 1
+        olds = self._score_logprobs(self.policy, trajs) if need_old and trajs else None
+        refs = self._score_logprobs(self.ref_model, trajs) if self.ref_model is not None and trajs else None
+        sums: dict[str, float] = {}
+        grad_norms: list[float] = []
+        loss_sum, updates = 0.0, 0
+        g = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(len(trajs), generator=g).tolist() if trajs else []
+            for mb in _chunks(order, cfg.mini_batches):
+                denom = {"tokens": self._global_sum(sum(trajs[i].num_policy_tokens for i in mb)),
+                         "seqs": self._global_sum(len(mb))}
+                if denom["seqs"] == 0:
+                    continue
+                micro = _chunks(mb, cfg.grad_accum)
+                for j, mic in enumerate(micro):
+                    sync = j == len(micro) - 1
+                    ctx = contextlib.nullcontext() if sync or self.world == 1 else self.accelerator.no_sync(self.model)
+                    with ctx:
+                        if not mic:
+                            if self.world == 1:
+                                continue
+                            # keep every process's backward count equal: a zero-weighted pass on a dummy row
+                            dummy = self._dummy
+                            loss, _ = self._micro_loss(dummy, [torch.zeros(len(dummy[0].response_ids))], None,
+                                                       None, {"tokens": 1.0, "seqs": 1.0})
+                            self.accelerator.backward(loss * 0.0)
+                            continue
+                        loss, st = self._micro_loss(
+                            [trajs[i] for i in mic], [advs[i] for i in mic],
+                            [olds[i] for i in mic] if olds is not None else None,
+                            [refs[i] for i in mic] if refs is not None else None, denom)
+                        self.accelerator.backward(loss)
+                    w = st.pop("tokens")
+                    sums["_w"] = sums.get("_w", 0.0) + w
+                    loss_sum += float(loss.detach()) / self.world  # this process's share of the mini-batch loss
+                    for k, v in st.items():
+                        sums[k] = sums.get(k, 0.0) + v * w
+                if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+                    gn = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    grad_norms.append(float(gn))
+                self.optimizer.step()
+                self.scheduler.step()
+                updates += 1
+                self.optimizer.zero_grad(set_to_none=True)
+        w = sums.pop("_w", 0.0)
+        stats = {k: v / max(w, 1e-9) for k, v in sums.items()}
+        stats["loss"] = self._global_sum(loss_sum) / max(1, updates)
+        if grad_norms:
+            stats["grad_norm"] = sum(grad_norms) / len(grad_norms)
+        stats["lr"] = self.scheduler.get_last_lr()[0]
+        self.sync_weights()
+        return stats
+
+    def sync_weights(self) -> None:
+        """Push the policy's weights to the generator unless it samples from this very module."""
+        if getattr(self.generator, "model", None) is self.policy:
+            return
+        self.generator.update_weights(self.policy)
+
+    # ---- loop ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "stream": self.stream.state_dict(), "group_counter": self.group_counter,
+                "history": self.history, "world": self.world, "extra": self.extra_state}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.out_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                               self.state_dict(), self.accelerator, keep=self.cfg.keep_checkpoints)
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Load `path` or the latest checkpoint of output_dir; False when there is none."""
+        path = Path(path) if path else latest_checkpoint(self.out_dir)
+        if path is None:
+            return False
+        state = load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.accelerator)
+        self.step, self.group_counter = state["step"], state["group_counter"]
+        self.stream.load_state_dict(state["stream"])
+        self.history = list(state["history"])
+        self.extra_state = dict(state.get("extra", {}))
+        self.logger.truncate_after(self.step)
+        self.sync_weights()
+        return True
+
+    def train_step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        trajs, stats = self.collect()
+        t1 = time.perf_counter()
+        stats.update(self.update(trajs))
+        stats["train_seconds"] = time.perf_counter() - t1
+        stats["step_seconds"] = time.perf_counter() - t0
+        self.step += 1
+        return stats
+
+    def train(self, resume: bool = False, stop_after: int | None = None) -> list[dict[str, Any]]:
+        """Run until cfg.steps; `stop_after` ends this call after that many steps (the rest can be resumed)."""
+        cfg = self.cfg
+        if resume:
+            self.resume()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="rl", disable=not (cfg.progress and
+                   self.accelerator.is_main_process), dynamic_ncols=True)
+        done_now = 0
+        while self.step < cfg.steps and (stop_after is None or done_now < stop_after):
+            stats = self.train_step()
+            done_now += 1
+            if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                stats.update({f"eval/{k}": v for k, v in self.eval_fn(self).items()})
+            self.history.append({"step": self.step, **stats})
+            self.logger.log(self.step, stats)
+            bar.update(1)
+            bar.set_postfix(reward=f"{stats['reward']:.3f}", kept=int(stats["groups_kept"]),
+                            s=f"{stats['step_seconds']:.2f}")
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        self.logger.close()
+        return self.history

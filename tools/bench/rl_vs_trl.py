@@ -1,0 +1,145 @@
+"""Our GRPO (shared.rl.trainer) vs TRL's GRPOTrainer on the same tiny policy, data and budget.
+
+Both start from the same tiny arithmetic policy (the cached SFT'd warm start when it exists, else a fresh random
+tiny Qwen2), train on the same prompts with the same budget (prompts x generations x steps, 32 new tokens,
+temperature 1, beta 0, lr 3e-5, token-mean loss, group-normalised advantages, one update per batch), and are then
+scored by greedy exact match on the same held-out problems. Prints seconds per step for each (the first step, a
+warm-up, is left out), their ratio, and the final accuracy of each, from one run; writes the figures as JSON.
+
+    uv run python tools/bench/rl_vs_trl.py --quick            # ~1-2 minutes: 8 steps each, 100 test problems
+    uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft300_s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+DEFAULT_POLICY = Path("runs/warmstart/arith_sft300_s0")
+
+
+def load_policy(path: Path | None, work: Path):
+    from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if path is None or not path.exists():
+        path = tiny_causal_lm(work / "random_tiny", tokenizer=build_tokenizer(kind="char"), seed=0)
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), path
+
+
+def run_ours(policy: Path, train: list[dict], args, work: Path) -> tuple[list[float], torch.nn.Module, object]:
+    from shared.rl.trainer import RLConfig, RLTrainer
+    from shared.rl.warmstart import arithmetic_reward
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(policy), AutoTokenizer.from_pretrained(policy)
+    cfg = RLConfig(output_dir=str(work / "ours"), seed=args.seed, steps=args.steps, prompts_per_step=args.prompts,
+                   generations=args.generations, max_new_tokens=args.max_new_tokens, lr=args.lr, beta=0.0,
+                   checkpoint_every=0, threads=args.threads, tensorboard=False, dynamic_sampling=False)
+    trainer = RLTrainer(cfg, model, tok, train, arithmetic_reward)
+    hist = trainer.train()
+    return [h["step_seconds"] for h in hist], trainer.policy, tok
+
+
+def run_trl(policy: Path, train: list[dict], args, work: Path) -> tuple[list[float], torch.nn.Module, object]:
+    from datasets import Dataset
+    from shared.rewards import math_reward
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tok = AutoModelForCausalLM.from_pretrained(policy), AutoTokenizer.from_pretrained(policy)
+    data = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in train])
+
+    def reward(prompts, completions, answer, **_):
+        return [math_reward(c, a) for c, a in zip(completions, answer)]
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times, self.last = [], None
+
+        def on_step_begin(self, *a, **k):
+            self.last = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            self.times.append(time.perf_counter() - self.last)
+
+    timer = StepTimer()
+    cfg = GRPOConfig(
+        output_dir=str(work / "trl"), seed=args.seed, max_steps=args.steps, learning_rate=args.lr,
+        lr_scheduler_type="constant", warmup_steps=0, per_device_train_batch_size=args.prompts * args.generations,
+        num_generations=args.generations, max_completion_length=args.max_new_tokens, temperature=1.0, beta=0.0,
+        use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none", save_strategy="no",
+        logging_steps=max(1, args.steps // 4), loss_type="dapo", disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tok,
+                          callbacks=[timer])
+    trainer.train()
+    return timer.times, trainer.model, tok
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="Seconds per step and final accuracy: our GRPO vs TRL GRPOTrainer.")
+    parser.add_argument("--quick", action="store_true", help="8 steps each and 100 test problems (~1-2 minutes)")
+    parser.add_argument("--steps", type=int, default=100, help="training steps for each trainer")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    parser.add_argument("--generations", type=int, default=8, help="completions per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="completion length budget")
+    parser.add_argument("--lr", type=float, default=3e-5, help="learning rate of both trainers")
+    parser.add_argument("--test-n", type=int, default=500, help="held-out problems for the final accuracy")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="start policy (HF dir)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both trainers")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both trainers")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.test_n = 8, 100
+    torch.set_num_threads(args.threads)
+
+    from shared.rl.warmstart import arithmetic_accuracy, arithmetic_records
+
+    train = arithmetic_records(2000, "train", 0)
+    test = arithmetic_records(args.test_n, "test", 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        _, _, policy = load_policy(args.policy, work)
+        start_model, start_tok, _ = load_policy(policy, work)
+        start_acc = arithmetic_accuracy(start_model, start_tok, test)
+        ours_t, ours_m, tok = run_ours(policy, train, args, work)
+        ours_acc = arithmetic_accuracy(ours_m, tok, test)
+        trl_t, trl_m, tok = run_trl(policy, train, args, work)
+        trl_acc = arithmetic_accuracy(trl_m, tok, test)
+
+    def per_step(times: list[float]) -> float:
+        body = times[1:] if len(times) > 1 else times
+        return sum(body) / len(body)
+
+    res = {
+        "policy": str(policy), "steps": args.steps, "budget": f"{args.prompts}x{args.generations}x{args.steps}",
+        "max_new_tokens": args.max_new_tokens, "threads": args.threads,
+        "ours_s_per_step": per_step(ours_t), "trl_s_per_step": per_step(trl_t),
+        "start_accuracy": start_acc, "ours_accuracy": ours_acc, "trl_accuracy": trl_acc,
+    }
+    res["ratio_trl_over_ours"] = res["trl_s_per_step"] / res["ours_s_per_step"]
+    print(f"policy {policy}  budget {res['budget']}  test problems {args.test_n}  threads {args.threads}")
+    print(f"{'trainer':<8} {'s/step':>8} {'accuracy':>9}")
+    print(f"{'start':<8} {'':>8} {start_acc:>9.3f}")
+    print(f"{'ours':<8} {res['ours_s_per_step']:>8.3f} {ours_acc:>9.3f}")
+    print(f"{'trl':<8} {res['trl_s_per_step']:>8.3f} {trl_acc:>9.3f}")
+    print(f"TRL s/step / ours s/step = {res['ratio_trl_over_ours']:.2f} (> 1 means ours is faster)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()
