@@ -1,19 +1,200 @@
-"""Command line of `dome`: this package is not built yet, and its CLI says exactly that."""
+"""Command line of `dome`: train a generative retriever, evaluate it, edit new documents in, replicate the claim."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 
-STATUS = "not built yet: only the package skeleton exists in this release (see the workspace issues)"
+from dome import __version__
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _config(args: argparse.Namespace, extra: list[str] = ()):
+    from shared.config import load_config
+
+    from dome.config import DomeConfig
+
+    overrides = list(extra) + list(args.overrides or [])
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    return load_config(DomeConfig, args.config, overrides)
+
+
+def _threads(cfg) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, cfg.threads))
+
+
+def _write(out: Path, experiment: str, cfg, rows: list[dict], data: dict, started: float, quick: bool, paths=()):
+    from shared.config import config_to_dict, save_config
+    from shared.eval import sha256_of, write_results
+
+    save_config(cfg, out)
+    data = dict(data)
+    if paths:
+        data["sha256"] = sha256_of(list(paths))
+    return write_results(
+        out, package="dome", version=__version__, experiment=experiment, rows=rows, config=config_to_dict(cfg),
+        seed=cfg.seed, quick=quick, data=data, started=datetime.fromtimestamp(started, timezone.utc).isoformat(),
+        seconds=time.time() - started,
+    )
+
+
+def _docs_jsonl(path: Path, docs) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in docs), encoding="utf-8")
+    tmp.replace(path)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dome.data import load_documents, pseudo_queries
+    from dome.gr import train
+    from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
+
+    cfg = _config(args)
+    _threads(cfg)
+    started, out = time.time(), Path(args.out)
+    docs, name = load_documents(cfg.data)
+    emb = embed_documents(docs, cfg.docids.encoder) if cfg.docids.scheme == "semantic" else None
+    scheme = make_scheme(cfg, docs, emb)
+    gr = build_retriever(cfg, docs, scheme, out)
+    train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    index, retr = examples_for(gr, docs, train_q, cfg.data.index_words)
+    train(gr, mix(index, retr, cfg.train.index_weight), cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
+          cfg.train.warmup, cfg.seed)
+    gr.save(out / "model")
+    _docs_jsonl(out / "model" / "documents.jsonl", docs)
+    metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
+    print(json.dumps(metrics))
+    _write(out, "train", cfg, [{"method": "gr", "metrics": metrics}], {"name": name, "docs": len(docs)}, started, False)
+    print(f"model saved to {out / 'model'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dome.data import read_documents_jsonl, pseudo_queries
+    from dome.gr import GenerativeRetriever
+    from dome.pipeline import evaluate
+
+    cfg = _config(args)
+    _threads(cfg)
+    started = time.time()
+    gr = GenerativeRetriever.load(args.model)
+    docs = read_documents_jsonl(Path(args.model) / "documents.jsonl")
+    _, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
+    print(json.dumps(metrics))
+    if args.out:
+        _write(Path(args.out), "eval", cfg, [{"method": "gr", "metrics": metrics}],
+               {"name": str(args.model), "docs": len(docs)}, started, False)
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from dome.data import DocumentError, pseudo_queries, read_documents_jsonl
+    from dome.edit import KeyValueEditor
+    from dome.gr import GenerativeRetriever
+    from dome.pipeline import embed_documents, evaluate, examples_for
+    from dome.replicate import trace_layers
+
+    cfg = _config(args)
+    _threads(cfg)
+    started, out = time.time(), Path(args.out)
+    gr = GenerativeRetriever.load(args.model)
+    indexed = read_documents_jsonl(Path(args.model) / "documents.jsonl")
+    new = read_documents_jsonl(args.docs)
+    clash = [d.id for d in new if d.id in gr.scheme.ids]
+    if clash:
+        raise DocumentError(f"{args.docs}: ids already indexed by {args.model}: {clash[:5]}")
+    old_q, _ = pseudo_queries(indexed, cfg.data, cfg.seed)
+    _, old_retr = examples_for(gr, indexed, old_q, cfg.data.index_words)
+    ecfg = cfg.edit if args.method == "dome" else cfg.memit
+    layers = list(ecfg.layers) or (trace_layers(gr, old_retr, cfg)["layers"] if args.method == "dome"
+                                    else list(range(len(gr.model.get_decoder().block))))
+    editor = KeyValueEditor(gr, ecfg, layers, cfg.eval.batch_size)
+    editor.add_preserved(old_retr)
+    emb = embed_documents(new, cfg.docids.encoder) if gr.scheme.kind == "semantic" else None
+    gr.add_documents([d.id for d in new], emb)
+    new_q, new_test = pseudo_queries(new, cfg.data, cfg.seed)
+    index, retr = examples_for(gr, new, new_q, cfg.data.index_words)
+    log = editor.edit(retr + index)
+    gr.save(out / "model")
+    _docs_jsonl(out / "model" / "documents.jsonl", indexed + new)
+    metrics = {f"{k}_new": v for k, v in evaluate(gr, new_test, cfg.eval.beams, cfg.eval.batch_size).items()}
+    metrics["update_seconds"] = log["seconds"]
+    print(json.dumps({"layers": layers, **metrics}))
+    _write(out, "edit", cfg, [{"method": args.method, "metrics": metrics}],
+           {"name": str(args.docs), "docs": len(new)}, started, False, [args.docs])
+    print(f"edited model saved to {out / 'model'}")
+    return 0
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    from dome.replicate import format_table, quick_overrides, run_protocol
+
+    cfg = _config(args, quick_overrides() if args.quick else [])
+    _threads(cfg)
+    started = time.time()
+    out = Path(args.out or ("runs/dome-replicate-quick" if args.quick else "runs/dome-replicate"))
+    res = run_protocol(cfg, out / "work", log=lambda m: print(m, file=sys.stderr, flush=True))
+    data = dict(res["data"])
+    data["tracing_effects"] = res["tracing"]["effects"]
+    data["dome_layers"] = res["tracing"]["layers"]
+    data["before_update_old"] = res["before"]
+    data["corpus_sha256"] = _corpus_hash(res["docs"])
+    path = _write(out, "replicate", cfg, res["rows"], data, started, args.quick)
+    print(format_table(res["rows"], res["before"]))
+    print(f"results: {path}")
+    return 0
+
+
+def _corpus_hash(docs) -> str:
+    from shared.eval import sha256_of
+
+    return sha256_of("".join(f"{d.id}\t{d.text}\n" for d in docs).encode("utf-8"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dome", description="Generative retrieval with docID-oriented model editing (DOME).")
+    p.add_argument("--version", action="version", version=f"dome {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, out_required: bool):
+        sp.add_argument("--config", help="YAML config (see packages/dome/configs)")
+        sp.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
+        sp.add_argument("--out", required=out_required, help="output directory")
+        sp.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=200")
+
+    sp = sub.add_parser("train", help="train a generative retriever (T5, docIDs, pseudo-queries) on a collection")
+    common(sp, True)
+    sp.set_defaults(fn=cmd_train)
+    sp = sub.add_parser("eval", help="Recall@1/10 and MRR@10 of a trained retriever on held-out pseudo-queries")
+    sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
+    common(sp, False)
+    sp.set_defaults(fn=cmd_eval)
+    sp = sub.add_parser("edit", help="add new documents to a trained retriever by model editing and save it")
+    sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
+    sp.add_argument("--docs", required=True, help='JSONL of new documents {"id", "text"}')
+    sp.add_argument("--method", choices=["dome", "memit"], default="dome", help="editor (default: dome)")
+    common(sp, True)
+    sp.set_defaults(fn=cmd_edit)
+    sp = sub.add_parser("replicate", help="none vs incremental vs MEMIT vs DOME on the corpus-update protocol")
+    sp.add_argument("--quick", action="store_true", help="small collection and fewer steps (minutes on 2 cores)")
+    common(sp, False)
+    sp.set_defaults(fn=cmd_replicate)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dome",
-        description="Generative retrieval with docID-oriented model editing (DOME). Status: " + STATUS + ".",
-    )
-    parser.parse_args(argv)
-    print(f"dome: {STATUS}", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""Config dataclasses for dome (loaded from YAML with dotted overrides through shared.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = None  # a T5 checkpoint (hub id or local dir); None builds a tiny random T5
+    d_model: int = 128
+    d_ff: int = 2048  # wide FFN: the closed-form edit needs more key dimensions than edited keys
+    layers: int = 3
+    heads: int = 4
+    tokenizer: str = "bpe"  # tiny model only: "bpe" (trained on the corpus) or "char"
+    vocab_size: int = 2000
+    max_input_tokens: int = 48
+
+
+@dataclass
+class DocIdConfig:
+    scheme: str = "semantic"  # atomic | naive | semantic
+    k: int = 10
+    c: int = 10
+    encoder: str | None = None  # embedding model for semantic IDs; None = the offline all-MiniLM-L6-v2
+
+
+@dataclass
+class DataConfig:
+    source: str = "hotpotqa"  # hotpotqa | musique | cranfield | a JSONL file of {"id", "text"}
+    max_docs: int = 400
+    train_queries: int = 8  # pseudo-queries (text spans) per document used for training / editing
+    test_queries: int = 2  # held-out spans per document used for evaluation
+    query_words_min: int = 5
+    query_words_max: int = 10
+    index_words: int = 32  # words of the document text used for the indexing example
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 50
+    index_weight: float = 0.25  # share of indexing (doc -> docID) examples in each batch
+
+
+@dataclass
+class EvalConfig:
+    beams: int = 10
+    batch_size: int = 64
+
+
+@dataclass
+class EditConfig:
+    layers: list[int] = field(default_factory=list)  # empty = pick by causal tracing
+    top_layers: int = 2
+    trace_queries: int = 64
+    loss: str = "hybrid"  # hybrid | hard
+    steps: int = 40
+    lr: float = 0.1
+    clamp_norm: float = 0.75  # ‖δ‖ ≤ clamp_norm · ‖h‖ at each edited position
+    mu: float = 1e-3  # norm penalty on δ
+    soft_lambda: float = 1.0
+    soft_hard_weight: float = 0.5
+    soft_temperature: float = 2.0
+    update: str = "null_space"  # null_space | plain
+    null_threshold: float = 1e-2  # eigenvalues below this share of the largest span the null space
+    alpha: float = 1.0  # ridge of the null-space solve
+    cov_weight: float = 1e3  # λ of the plain solve (times the mean key covariance)
+    update_cov: bool = True  # add each batch's keys to the preserved statistics before the next batch
+
+
+@dataclass
+class ProtocolConfig:
+    initial_share: float = 0.8  # share of the collection in D0
+    batches: int = 2  # new batches D1..Dn, split evenly from the rest
+    incremental_max_steps: int = 600
+    incremental_check_every: int = 50
+    replay_ratio: float = 0.5
+    incremental_lr: float = 1e-3
+
+
+def _memit_defaults() -> EditConfig:
+    return EditConfig(layers=[], loss="hard", update="plain", update_cov=False)
+
+
+@dataclass
+class DomeConfig:
+    seed: int = 0
+    threads: int = 2
+    model: ModelConfig = field(default_factory=ModelConfig)
+    docids: DocIdConfig = field(default_factory=DocIdConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    edit: EditConfig = field(default_factory=EditConfig)
+    memit: EditConfig = field(default_factory=_memit_defaults)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
