@@ -29,6 +29,9 @@ counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
 if {fail}:
     print("boom", file=sys.stderr)
     sys.exit(3)
+if {hang}:
+    import time
+    time.sleep(60)
 from shared.eval import write_results
 rows = [{{"method": "fakepkg", "metrics": {{"accuracy": 0.75, "length": 12.0}}}},
         {{"method": "baseline", "metrics": {{"accuracy": 0.5, "length": None}}}}]
@@ -38,12 +41,12 @@ print("accuracy 0.75")
 '''
 
 
-def _make_fake(root, fail=False):
+def _make_fake(root, fail=False, hang=False):
     pkg = root / "fakepkg"
     pkg.mkdir(parents=True, exist_ok=True)
     (pkg / "__init__.py").write_text('"""Fake package."""\n__version__ = "0.3.0"\n')
     (pkg / "replicate.py").write_text('"""Fake replicate module."""\n')
-    (pkg / "cli.py").write_text(FAKE_CLI.format(fail=fail))
+    (pkg / "cli.py").write_text(FAKE_CLI.format(fail=fail, hang=hang))
 
 
 @pytest.fixture
@@ -130,6 +133,19 @@ def test_failing_package_is_reported_not_hidden(fake_env, capsys):
     assert "failed" in capsys.readouterr().out
     assert "| fakepkg | Toy suite | failed |" in (out / "leaderboard.md").read_text()
     assert "boom" in (out / "fakepkg" / "replicate.log").read_text()
+
+
+def test_hanging_package_is_killed_at_the_timeout(fake_env, capsys):
+    import time
+
+    tmp, src = fake_env
+    _make_fake(src, hang=True)
+    out = tmp / "lb"
+    t0 = time.perf_counter()
+    assert main(["--out", str(out), "--timeout", "3"]) == 1
+    assert time.perf_counter() - t0 < 30
+    assert "timeout" in capsys.readouterr().out
+    assert "| fakepkg | Toy suite | timeout |" in (out / "leaderboard.md").read_text()
 
 
 def test_unknown_package_name(fake_env, capsys):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,8 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM becomes an exception, so the running replication's process group is killed on the way out
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args, argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     packages = registry.find(None)
     try:
         selected = registry.find([n.strip() for n in args.only.split(",") if n.strip()])

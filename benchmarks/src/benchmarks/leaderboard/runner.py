@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,29 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _run_group(argv: list[str], log, env: dict, timeout_s: float) -> str:
+    """Run argv in its own process group; on timeout or any interruption the whole group is killed, so no
+    replication keeps running after the leaderboard stops."""
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout_s)
+        return "ok" if rc == 0 else "failed"
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return "timeout"
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def load_record(out_dir: Path, spec: PackageSpec) -> RunRecord | None:
@@ -85,11 +109,7 @@ def run_package(
     with log_path.open("w", encoding="utf-8") as log:
         log.write("$ " + shlex.join(argv) + "\n")
         log.flush()
-        try:
-            rc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s).returncode
-            status = "ok" if rc == 0 else "failed"
-        except subprocess.TimeoutExpired:
-            status = "timeout"
+        status = _run_group(argv, log, env, timeout_s)
     seconds = time.perf_counter() - started
     results = find_results(pkg_out)
     if status == "ok" and results is None:
