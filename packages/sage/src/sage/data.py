@@ -1,0 +1,194 @@
+"""Problem pools for sage: the synthetic arithmetic suite, the bundled math slices, or a user's JSONL file.
+
+Every problem must carry a verifiable final answer, since pairs are labelled by checking answers. A record without
+one is an error naming the file, line and field (`data.on_unverifiable: error`), or is dropped with a counted
+warning (`skip`). The bundled slices (GSM8K, MATH-500, AIME24) only have test records, so the first `n_train`
+records form the training pool and the next `n_test` the held-out problems.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sage.config import DataConfig
+from sage.pairs import Problem
+
+log = logging.getLogger(__name__)
+
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d[\d,]*)(\.\d+)?(/\d+)?$")
+QUESTION_FIELDS = ("question", "problem", "prompt")
+
+
+class DataError(ValueError):
+    """A problem record that cannot be used: names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class ProblemSet:
+    """Train pool and held-out problems plus a description for results.json (`name`, `sha256`)."""
+
+    train: list[Problem]
+    test: list[Problem]
+    info: dict[str, Any]
+
+
+def gold_answer(raw: Any) -> str | None:
+    """The final answer inside a gold field: GSM8K `#### n`, a `\\boxed{}`, or the bare value; None if empty."""
+    from shared.rewards import extract_boxed, extract_gsm8k_answer
+
+    if isinstance(raw, bool) or raw is None:
+        return None
+    if isinstance(raw, int | float):
+        return str(raw)
+    if not isinstance(raw, str):
+        return None
+    for extract in (extract_gsm8k_answer, extract_boxed):
+        found = extract(raw)
+        if found:
+            return found.strip()
+    text = raw.strip()
+    return text or None
+
+
+def is_verifiable(answer: str) -> bool:
+    """True when the answer is a plain number or something math-verify can parse.
+
+    math-verify returns [parsed, original] on success and only [original] when it cannot parse the text.
+    """
+    if _PLAIN_NUMBER.match(answer.replace(" ", "")):
+        return True
+    from math_verify import parse
+
+    # math-verify's timeout uses signal.alarm, which only works in the main thread
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    try:
+        return len(parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)) >= 2
+    except Exception:  # math-verify raises assorted parser errors on garbage; any of them means "not verifiable"
+        return False
+
+
+def record_to_problem(record: Any, where: str, template: str, default_id: str) -> Problem:
+    """One JSON record -> Problem; DataError names `where` (file:line) and the offending field."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: record must be a JSON object, got {type(record).__name__}")
+    field = next((f for f in QUESTION_FIELDS if f in record), None)
+    if field is None or not isinstance(record[field], str) or not record[field].strip():
+        raise DataError(f"{where}: field 'question' (or 'problem'/'prompt') is missing or empty")
+    if "answer" not in record:
+        raise DataError(f"{where}: field 'answer' is missing, so the problem cannot be verified")
+    answer = gold_answer(record["answer"])
+    if answer is None or not is_verifiable(answer):
+        raise DataError(f"{where}: field 'answer' ({record['answer']!r}) holds no verifiable final answer")
+    question = record[field].strip()
+    prompt = question if field == "prompt" else template.format(question=question)
+    problem_id = str(record.get("id", record.get("unique_id", default_id)))
+    return Problem(problem_id=problem_id, prompt=prompt, answer=answer)
+
+
+def problems_from_records(
+    records: Iterable[tuple[str, Any]], template: str, on_unverifiable: str, name: str
+) -> list[Problem]:
+    """Validate (where, record) items; `on_unverifiable` = "error" raises, "skip" drops and logs the count."""
+    if on_unverifiable not in ("error", "skip"):
+        raise ValueError(f"on_unverifiable must be 'error' or 'skip', got {on_unverifiable!r}")
+    problems: list[Problem] = []
+    skipped: list[str] = []
+    for i, (where, record) in enumerate(records):
+        try:
+            problems.append(record_to_problem(record, where, template, f"{name}-{i}"))
+        except DataError as err:
+            if on_unverifiable == "error":
+                raise
+            skipped.append(str(err))
+    if skipped:
+        log.warning("%s: skipped %d unverifiable records, first: %s", name, len(skipped), skipped[0])
+    return problems
+
+
+def read_jsonl(path: str | Path) -> list[tuple[str, Any]]:
+    """(file:line, parsed record) for each non-blank line; malformed JSON is a DataError naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"problem file not found: {path}")
+    out: list[tuple[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                out.append((where, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: malformed JSON ({err.msg})") from err
+    return out
+
+
+def arithmetic_problems(n: int, seed: int, split: str) -> list[Problem]:
+    """Problems of the calibration arithmetic suite (first operand 2-digit, others 1-digit, 2-3 operands)."""
+    from benchmarks.synthetic.arithmetic import make_arithmetic
+
+    return [Problem(r.id, r.prompt, r.answer) for r in make_arithmetic(n, seed=seed, split=split)]
+
+
+def _split(problems: list[Problem], cfg: DataConfig, name: str) -> tuple[list[Problem], list[Problem]]:
+    need = cfg.n_train + cfg.n_test
+    if len(problems) < need:
+        raise DataError(
+            f"{name}: {len(problems)} usable problems, but data.n_train + data.n_test = {need}; lower them"
+        )
+    return problems[: cfg.n_train], problems[cfg.n_train : need]
+
+
+def load_problem_set(cfg: DataConfig) -> ProblemSet:
+    """Build the train pool and held-out problems named by the data config."""
+    from shared.eval import sha256_of
+
+    if cfg.source == "arithmetic":
+        train = arithmetic_problems(cfg.n_train, cfg.data_seed, "train")
+        test = arithmetic_problems(cfg.n_test, cfg.data_seed, "test")
+        text = "\n".join(f"{p.prompt}\t{p.answer}" for p in train + test).encode("utf-8")
+        info = {"name": f"synthetic-arithmetic(seed={cfg.data_seed},train={cfg.n_train},test={cfg.n_test})",
+                "sha256": sha256_of(text)}
+        return ProblemSet(train, test, info)
+    if cfg.source == "jsonl":
+        if not cfg.path:
+            raise DataError("data.source=jsonl needs data.path (a JSONL file with question and answer fields)")
+        path = Path(cfg.path)
+        records = read_jsonl(path)
+    else:
+        path = Path(cfg.path) if cfg.path else bundled_path(cfg.source)
+        records = benchmark_records(cfg.source, path)
+    problems = problems_from_records(records, cfg.prompt_template, cfg.on_unverifiable, cfg.source)
+    train, test = _split(problems, cfg, str(path))
+    return ProblemSet(train, test, {"name": f"{cfg.source}:{path.name}", "sha256": sha256_of([path])})
+
+
+BUNDLED_FILES = {"gsm8k": "math/gsm8k/test.jsonl", "math500": "math/math500/test.jsonl",
+                 "aime24": "math/aime24/test.jsonl"}
+
+
+def bundled_path(source: str) -> Path:
+    """File of a bundled math slice, as shipped inside the benchmarks package."""
+    from benchmarks.data.bundled import bundled_path as locate
+
+    if source not in BUNDLED_FILES:
+        raise DataError(f"no bundled math slice {source!r}; choose one of {sorted(BUNDLED_FILES)}")
+    return locate(BUNDLED_FILES[source])
+
+
+def benchmark_records(source: str, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Records of a GSM8K / MATH-500 / AIME file read by the benchmarks loaders, as (where, record) items."""
+    from benchmarks.data.math import load_aime, load_gsm8k, load_math500
+
+    loaders = {"gsm8k": load_gsm8k, "math500": load_math500, "aime24": load_aime}
+    if source not in loaders:
+        raise DataError(f"no loader for source {source!r}; choose one of {sorted(loaders)}")
+    return [(f"{path} record {i + 1} (id {r.id})", {"id": r.id, "question": r.problem, "answer": r.answer})
+            for i, r in enumerate(loaders[source](path))]

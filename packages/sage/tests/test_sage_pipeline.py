@@ -1,0 +1,130 @@
+"""End-to-end: probe -> frontier pairs -> selection -> DPO steps, for all four ablations, on a tiny real policy.
+
+The fixture policy is a 1-layer Qwen2 briefly SFT'd on a two-answer task ("Q: 37=?" -> \\boxed{4} when the number
+is odd, else \\boxed{3}): after 40 steps it writes a boxed 3 or 4 but has not learnt which, so sampled pass rates
+sit strictly between 0 and 1 and every problem can yield (correct, incorrect) pairs.
+"""
+
+import copy
+import json
+import random
+
+import pytest
+import torch
+
+from sage.config import SageConfig
+from sage.data import load_problem_set
+from sage.pairs import FrontierEmptyError
+from sage.trainer import probe_policy, train_dpo
+
+
+def _answer(n: int) -> int:
+    return 3 + n % 2
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory):
+    from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("parity")
+    path = tiny_causal_lm(root / "init", tokenizer=build_tokenizer(kind="char"), hidden=32, layers=1, heads=2,
+                          ffn=64, seed=0)
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    nums, rng = list(range(10, 50)), random.Random(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        rows = []
+        for n in rng.sample(nums, 32):
+            p = tok(f"Q: {n}=?\nA: ")["input_ids"]
+            c = tok(f"\\boxed{{{_answer(n)}}}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            rows.append((p + c, len(p)))
+        width = max(len(x) for x, _ in rows)
+        ids = torch.full((32, width), tok.pad_token_id)
+        labels = torch.full((32, width), -100)
+        att = torch.zeros((32, width), dtype=torch.long)
+        for i, (x, k) in enumerate(rows):
+            ids[i, : len(x)], att[i, : len(x)], labels[i, k : len(x)] = torch.tensor(x), 1, torch.tensor(x[k:])
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    data = root / "parity.jsonl"
+    data.write_text("".join(json.dumps({"question": str(n), "answer": str(_answer(n))}) + "\n" for n in nums))
+    return model, tok, data, root / "model"
+
+
+def _cfg(data, method: str) -> SageConfig:
+    cfg = SageConfig()
+    cfg.data.source, cfg.data.path, cfg.data.n_train, cfg.data.n_test = "jsonl", str(data), 24, 16
+    cfg.data.prompt_template = "Q: {question}=?\nA: "
+    cfg.sampling.samples_per_problem, cfg.sampling.max_new_tokens = 4, 10
+    cfg.eval.max_new_tokens, cfg.eval.every = 10, 3
+    cfg.train.method, cfg.train.steps, cfg.train.batch_size, cfg.train.lr = method, 6, 4, 1e-3
+    cfg.curriculum.refresh_every = 3
+    cfg.scoring.candidates_per_step = 8
+    cfg.train.threads = 1
+    return cfg
+
+
+@pytest.mark.parametrize("method", ["uniform", "curriculum", "scoring", "sage"])
+def test_pipeline_runs_every_ablation(parity, method):
+    from shared.generation import HFGenerator
+
+    model, tok, data, _ = parity
+    cfg = _cfg(data, method)
+    problems = load_problem_set(cfg.data)
+    policy = copy.deepcopy(model)
+    before = [p.detach().clone() for p in policy.parameters()]
+    result = train_dpo(cfg, policy, tok, HFGenerator(policy, tok), problems, progress=False)
+    assert [s for s, _ in result.curve] == [0, 3, 6]
+    assert len(result.logs) == 6 and all(e["batch"] == 4 for e in result.logs)
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))  # the policy was updated
+    pools = result.pools
+    assert len(pools) == (2 if method in ("curriculum", "sage") else 1)  # refresh at step 3 (before step 4)
+    assert all(0 < p["n_frontier"] <= 24 for p in pools)
+    if method in ("scoring", "sage"):
+        assert all("mean_score" in e for e in result.logs)
+    metrics = result.metrics()
+    assert set(metrics) >= {"accuracy", "steps_to_target", "trivial_fraction"}
+
+
+def test_probe_pairs_are_verified_correct_vs_incorrect(parity):
+    from shared.generation import HFGenerator
+    from shared.rewards import math_reward
+
+    model, tok, data, _ = parity
+    cfg = _cfg(data, "sage")
+    problems = load_problem_set(cfg.data)
+    probe = probe_policy(cfg, HFGenerator(model, tok), problems, 0, random.Random(0), seed=0)
+    gold = {p.problem_id: p.answer for p in problems.train}
+    assert probe.pairs and probe.summary.n_frontier > 0
+    for pair in probe.pairs:
+        assert math_reward(pair.chosen, gold[pair.problem_id]) == 1.0
+        assert math_reward(pair.rejected, gold[pair.problem_id]) == 0.0
+
+
+def test_no_frontier_stops_cleanly_or_continues(parity, tmp_path):
+    """A pool the policy never solves: the first probe raises; a later empty refresh keeps or stops as configured."""
+    from shared.generation import HFGenerator
+
+    model, tok, data, _ = parity
+    cfg = _cfg(data, "sage")
+    problems = load_problem_set(cfg.data)
+    hard = copy.deepcopy(problems)
+    for p in hard.train:  # answers the policy never writes
+        object.__setattr__(p, "answer", "123456")
+    with pytest.raises(FrontierEmptyError, match="no frontier problem at step 0"):
+        probe_policy(cfg, HFGenerator(model, tok), hard, 0, random.Random(0), seed=0)
+
+    probe = probe_policy(cfg, HFGenerator(model, tok), problems, 0, random.Random(0), seed=0)
+    for mode, expect_steps in (("continue", 6), ("stop", 3)):
+        cfg.curriculum.on_empty_frontier = mode
+        policy = copy.deepcopy(model)
+        result = train_dpo(cfg, policy, tok, HFGenerator(policy, tok), hard, initial_probe=probe, progress=False)
+        assert len(result.logs) == expect_steps
+        assert (result.stopped_reason != "") == (mode == "stop")
