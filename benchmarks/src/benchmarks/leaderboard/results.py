@@ -89,8 +89,11 @@ def load_results(path: str | Path) -> Results:
 
 
 def find_results(pkg_dir: Path) -> Path | None:
-    """The newest results.json under a package's output folder (packages may nest it beside their config)."""
+    """DIR/<name>/results.json (the contract's place), else the newest one nested below it (some packages write
+    it beside a nested resolved config)."""
     if not pkg_dir.is_dir():
         return None
+    if (pkg_dir / "results.json").is_file():
+        return pkg_dir / "results.json"
     found = sorted(pkg_dir.rglob("results.json"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
