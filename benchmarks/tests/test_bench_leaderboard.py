@@ -33,8 +33,8 @@ if {hang}:
     import time
     time.sleep(60)
 from shared.eval import write_results
-rows = [{{"method": "fakepkg", "metrics": {{"accuracy": 0.75, "length": 12.0}}}},
-        {{"method": "baseline", "metrics": {{"accuracy": 0.5, "length": None}}}}]
+rows = [{{"method": "fakepkg", "metrics": {{"accuracy": 0.75, "accuracy_std": 0.01, "length": 12.0}}}},
+        {{"method": "baseline", "metrics": {{"accuracy": 0.5, "accuracy_std": None, "length": None}}}}]
 write_results(out / "nested", "fakepkg", "0.3.0", "replicate", rows, {{"steps": 1}}, 0, a.quick,
               {{"name": "toy", "sha256": "x"}}, "2026-01-01T00:00:00", 0.1)
 print("accuracy 0.75")
@@ -73,9 +73,10 @@ def test_run_collects_results_and_lists_unbuilt(fake_env, capsys):
     assert "[1/2] fakepkg    running" in printed and "ok (" in printed
     assert "[2/2] ghost      not built yet" in printed
     md = (out / "leaderboard.md").read_text()
-    assert "| fakepkg | Toy suite | ok | 0.3.0 | accuracy | fakepkg **0.75** | baseline 0.5 |" in md
+    assert "| fakepkg | Toy suite | ok | 0.3.0 | accuracy | fakepkg **0.75 ± 0.01** | baseline 0.5 |" in md
     assert "| ghost | Toy suite | not built yet |" in md
-    assert "| fakepkg | toy | **fakepkg** | 0.75 | 12 | `uv run fakepkg replicate --quick --out" in md
+    assert "| package | data | method | accuracy | length | command |" in md  # accuracy_std folded into accuracy
+    assert "| fakepkg | toy | **fakepkg** | 0.75 ± 0.01 | 12 | `uv run fakepkg replicate --quick --out" in md
     assert "| fakepkg | toy | baseline | 0.5 | – |" in md  # a null metric renders as n/a
     img = Image.open(out / "leaderboard.png")
     assert img.size[0] > 300 and img.size[1] > 200
@@ -104,7 +105,7 @@ def test_render_only_redraws_without_running(fake_env):
     (out / "leaderboard.png").unlink()
     (out / "leaderboard.md").unlink()
     assert main(["--render", str(out)]) == 0
-    assert (out / "leaderboard.png").is_file() and "fakepkg **0.75**" in (out / "leaderboard.md").read_text()
+    assert (out / "leaderboard.png").is_file() and "fakepkg **0.75 ± 0.01**" in (out / "leaderboard.md").read_text()
     assert (out / "fakepkg_calls.txt").read_text() == "1"
 
 

@@ -62,6 +62,16 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
 
 
+def _shown_metrics(names: list[str]) -> list[str]:
+    """Metric columns: `<m>_std` is folded into `<m>`'s cell when both are reported."""
+    return [m for m in names if not (m.endswith("_std") and m[: -len("_std")] in names)]
+
+
+def _cell(metrics: dict, name: str) -> str:
+    std = metrics.get(f"{name}_std")
+    return _fmt(metrics.get(name)) + (f" ± {_fmt(std)}" if std is not None and metrics.get(name) is not None else "")
+
+
 def _cmd(entry: Entry, out_dir: Path) -> str:
     return entry.command or user_command(
         entry.spec, out_dir / entry.spec.name, entry.results.quick if entry.results else True
@@ -90,11 +100,11 @@ def write_markdown(entries: list[Entry], out_dir: Path, title_command: str) -> P
             continue
         r, metric = e.results, e.results.headline()
         own = r.method_row()
-        base = ", ".join(f"{b.method} {_fmt(b.metrics.get(metric))}" for b in r.baselines()) or "–"
+        base = ", ".join(f"{b.method} {_cell(b.metrics, metric)}" for b in r.baselines()) or "–"
         secs = e.record.seconds if e.record and e.record.seconds else r.seconds
         lines.append(
             f"| {e.spec.name} | {e.spec.suite} | {e.status} | {r.version} | {metric} | "
-            f"{own.method} **{_fmt(own.metrics.get(metric))}** | {base} | {_fmt(secs)} |"
+            f"{own.method} **{_cell(own.metrics, metric)}** | {base} | {_fmt(secs)} |"
         )
     suites: dict[str, list[Entry]] = {}
     for e in entries:
@@ -108,14 +118,14 @@ def write_markdown(entries: list[Entry], out_dir: Path, title_command: str) -> P
             continue
         metrics: list[str] = []
         for e in with_results:
-            metrics += [m for m in e.results.metric_names() if m not in metrics]
+            metrics += [m for m in _shown_metrics(e.results.metric_names()) if m not in metrics]
         lines += ["", "| package | data | method | " + " | ".join(metrics) + " | command |"]
         lines.append("|" + "---|" * (len(metrics) + 4))
         for e in with_results:
             own = e.results.method_row()
             for row in [own] + e.results.baselines():
                 name = f"**{row.method}**" if row is own else row.method
-                cells = " | ".join(_fmt(row.metrics.get(m)) for m in metrics)
+                cells = " | ".join(_cell(row.metrics, m) for m in metrics)
                 data = e.results.data_name or "–"
                 lines.append(f"| {e.spec.name} | {data} | {name} | {cells} | `{_cmd(e, out_dir)}` |")
     lines += [
@@ -149,7 +159,9 @@ def write_png(entries: list[Entry], out_dir: Path) -> Path:
         rows_ = [own] + e.results.baselines()
         values = [float("nan") if r.metrics.get(metric) is None else r.metrics[metric] for r in rows_]
         colours = ["#1f77b4"] + ["#b0b0b0"] * (len(rows_) - 1)
-        bars = ax.bar(range(len(rows_)), values, color=colours)
+        stds = [r.metrics.get(f"{metric}_std") for r in rows_]
+        yerr = [0.0 if v is None else v for v in stds] if any(v for v in stds) else None
+        bars = ax.bar(range(len(rows_)), values, color=colours, yerr=yerr, capsize=3 if yerr else 0)
         ax.set_xticks(range(len(rows_)), [r.method for r in rows_], rotation=30, ha="right", fontsize=8)
         ax.set_title(f"{e.spec.name}: {metric}", fontsize=10, fontweight="bold")
         for bar, v in zip(bars, values):
