@@ -4,8 +4,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from cocoa.losses import (
     cached_contrastive_backward,
     image_patch_targets,
@@ -15,6 +13,7 @@ from cocoa.losses import (
     masked_patch_loss,
     next_token_loss,
 )
+from torch import nn
 
 
 def test_info_nce_hand_value():

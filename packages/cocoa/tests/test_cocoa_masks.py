@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cocoa.masks import additive_mask, allowed_pairs, attention_mask
 
 # 3 input tokens, <EOS> at index 3, a 2-token reconstruction copy at 4 and 5.

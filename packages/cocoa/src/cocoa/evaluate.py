@@ -1,0 +1,90 @@
+"""MMEB-format evaluation (Precision@1 per dataset, per meta-task and overall) and the <EOS> reconstruction probe.
+
+Each query is scored against its own candidate list by cosine similarity of <EOS> embeddings; P@1 is the share
+of queries whose top candidate is the gold. As in MMEB, a meta-task's score is the mean over its datasets and the
+overall score the mean over all datasets. Identical candidates (same text, same image object) are embedded once.
+The probe lays each item out with its reconstruction copy and reports the copy's next-token loss from <EOS>
+(nats per text token): how much of the input can still be decoded from the <EOS> state alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from tqdm import tqdm
+
+from cocoa.data import EvalDataset
+from cocoa.model import CocoaModel, Item
+from cocoa.train import copy_losses
+
+
+@torch.no_grad()
+def embed_items(model: CocoaModel, items: list[Item], batch_size: int = 64) -> torch.Tensor:
+    """Normalised <EOS> embeddings (N, H) for ``items``, in order."""
+    model.eval()
+    out = []
+    for start in range(0, len(items), batch_size):
+        out.append(model.embed(model.encode_items(items[start : start + batch_size])).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def precision_at_1(scores: list[torch.Tensor], golds: list[int]) -> float:
+    """Share of queries whose highest-scoring candidate is the gold (ties go to the lowest index)."""
+    if len(scores) != len(golds) or not golds:
+        raise ValueError("precision_at_1 needs one score vector per gold and at least one query")
+    hits = [int(torch.argmax(s).item() == g) for s, g in zip(scores, golds)]
+    return sum(hits) / len(hits)
+
+
+def _item_key(item: Item) -> tuple:
+    return (item.text, id(item.image) if item.image is not None else None)
+
+
+@torch.no_grad()
+def evaluate(model: CocoaModel, datasets: list[EvalDataset], batch_size: int = 64) -> dict[str, float]:
+    """P@1 for every dataset (``p@1/<name>``), every meta-task (``p@1_<meta>``) and overall (``p@1_overall``)."""
+    if not datasets:
+        raise ValueError("no evaluation datasets")
+    metrics: dict[str, float] = {}
+    by_meta: dict[str, list[float]] = defaultdict(list)
+    for ds in tqdm(datasets, desc="eval", leave=False):
+        unique: dict[tuple, int] = {}
+        cand_items: list[Item] = []
+        for q in ds.queries:
+            for c in q.candidates:
+                key = _item_key(c)
+                if key not in unique:
+                    unique[key] = len(cand_items)
+                    cand_items.append(c)
+        q_emb = embed_items(model, [q.query for q in ds.queries], batch_size)
+        c_emb = embed_items(model, cand_items, batch_size)
+        scores = []
+        for qi, q in enumerate(ds.queries):
+            idx = torch.tensor([unique[_item_key(c)] for c in q.candidates])
+            scores.append(c_emb[idx] @ q_emb[qi])
+        p1 = precision_at_1(scores, [q.gold for q in ds.queries])
+        metrics[f"p@1/{ds.name}"] = p1
+        by_meta[ds.meta_task].append(p1)
+    for meta, values in by_meta.items():
+        metrics[f"p@1_{meta}"] = sum(values) / len(values)
+    all_values = [v for values in by_meta.values() for v in values]
+    metrics["p@1_overall"] = sum(all_values) / len(all_values)
+    return metrics
+
+
+@torch.no_grad()
+def reconstruction_probe(model: CocoaModel, items: list[Item], batch_size: int = 64) -> float:
+    """Mean next-token loss of the text copy decoded from <EOS> alone (items without text are skipped)."""
+    items = [it for it in items if it.text]
+    if not items:
+        raise ValueError("the reconstruction probe needs items with text")
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(items), batch_size):
+        batch = model.encode_items(items[start : start + batch_size], with_copy=True)
+        text_loss, _ = copy_losses(model, batch, model.hidden_states(batch))
+        n = int(batch.copy_text.sum())
+        total += float(text_loss) * n
+        count += n
+    return total / count
