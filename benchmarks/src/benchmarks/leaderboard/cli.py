@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks.leaderboard import registry
 from benchmarks.leaderboard.check import DEFAULT_EXPECTED, check, update_expected
 from benchmarks.leaderboard.render import collect, write_markdown, write_png
-from benchmarks.leaderboard.runner import run_package
+from benchmarks.leaderboard.runner import cached_record, run_package
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,11 +73,13 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
             if not registry.is_built(spec):
                 print(f"{prefix} not built yet", flush=True)
                 continue
-            print(f"{prefix} running ...", flush=True)
-            rec = run_package(spec, out_dir, quick=args.quick, timeout_s=args.timeout, use_cache=not args.no_cache)
+            rec = None if args.no_cache else cached_record(spec, out_dir, args.quick)
+            if rec is None:
+                print(f"{prefix} running ...", flush=True)
+                rec = run_package(spec, out_dir, quick=args.quick, timeout_s=args.timeout, use_cache=False)
             records[spec.name] = rec
             tail = f" (log: {out_dir / rec.log})" if rec.status in ("failed", "timeout") else ""
-            shown = "cached, 0.0s" if rec.status == "cached" else f"{rec.seconds:.1f}s"
+            shown = f"from a {rec.seconds:.1f}s run" if rec.status == "cached" else f"{rec.seconds:.1f}s"
             print(f"{prefix} {rec.status} ({shown}){tail}", flush=True)
         print(f"ran {len(records)} built package(s) in {time.perf_counter() - total:.1f}s", flush=True)
     entries = collect(out_dir, packages, records)

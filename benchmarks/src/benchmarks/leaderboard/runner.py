@@ -78,6 +78,20 @@ def load_record(out_dir: Path, spec: PackageSpec) -> RunRecord | None:
         return None
 
 
+def _fingerprint(spec: PackageSpec, quick: bool) -> str:
+    return f"{package_version(spec)}|{source_fingerprint(spec)}|quick={quick}"
+
+
+def cached_record(spec: PackageSpec, out_dir: Path, quick: bool) -> RunRecord | None:
+    """The previous run's record when its fingerprint still matches and its results.json is there."""
+    previous = load_record(out_dir, spec)
+    if previous is None or previous.status not in ("ok", "cached") or find_results(out_dir / spec.name) is None:
+        return None
+    if previous.fingerprint != _fingerprint(spec, quick):
+        return None
+    return RunRecord(**{**asdict(previous), "status": "cached"})
+
+
 def run_package(
     spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True
 ) -> RunRecord:
@@ -86,17 +100,11 @@ def run_package(
         return RunRecord(spec.name, "not built yet")
     pkg_out = out_dir / spec.name
     version = package_version(spec)
-    fingerprint = f"{version}|{source_fingerprint(spec)}|quick={quick}"
-    previous = load_record(out_dir, spec)
+    fingerprint = _fingerprint(spec, quick)
+    hit = cached_record(spec, out_dir, quick) if use_cache else None
+    if hit is not None:
+        return hit
     results = find_results(pkg_out)
-    if (
-        use_cache
-        and previous
-        and previous.fingerprint == fingerprint
-        and previous.status in ("ok", "cached")
-        and results
-    ):
-        return RunRecord(**{**asdict(previous), "status": "cached"})
     pkg_out.mkdir(parents=True, exist_ok=True)
     if results:  # a stale results.json must not be mistaken for this run's output
         results.unlink()
