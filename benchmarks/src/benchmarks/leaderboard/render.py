@@ -106,6 +106,10 @@ def write_markdown(entries: list[Entry], out_dir: Path, title_command: str) -> P
             f"| {e.spec.name} | {e.spec.suite} | {e.status} | {r.version} | {metric} | "
             f"{own.method} **{_cell(own.metrics, metric)}** | {base} | {_fmt(secs)} |"
         )
+    timed = [e.record.seconds for e in entries if e.record and e.record.seconds and e.results is not None]
+    if timed:
+        lines += ["", f"Replication time of the {len(timed)} packages with results: {sum(timed) / 60:.1f} min "
+                  "(cached packages count the seconds of the run that produced them)."]  # fmt: skip
     suites: dict[str, list[Entry]] = {}
     for e in entries:
         suites.setdefault(e.spec.suite, []).append(e)
