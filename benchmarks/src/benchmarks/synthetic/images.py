@@ -212,7 +212,7 @@ def _draw_scene(kind: str, sid: str, size: int, rng: random.Random, grid_aligned
 def label_of(kind: str, objs: list[tuple[str, str, int | None]]) -> str:
     """Class label for the classification meta-task (one label space per scene kind)."""
     if kind == "count":
-        return f"{len(objs)} {objs[0][0]}s"
+        return f"{len(objs)} {objs[0][0]}{'s' if len(objs) > 1 else ''}"
     if kind == "digit":
         return str(objs[0][2])
     if kind == "two":
@@ -222,7 +222,7 @@ def label_of(kind: str, objs: list[tuple[str, str, int | None]]) -> str:
 
 def _label_space(kind: str) -> list[str]:
     if kind == "count":
-        return [f"{n} {s}s" for s in SHAPES for n in NUMBER_WORDS]
+        return [f"{n} {s}{'s' if n > 1 else ''}" for s in SHAPES for n in NUMBER_WORDS]
     if kind == "digit":
         return [str(d) for d in range(10)]
     if kind == "two":
