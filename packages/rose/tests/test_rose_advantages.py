@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from rose.advantages import (
     distinct_answers,
     length_penalty,

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from rose.scores import (
     branch_score,
     normalize_rows,

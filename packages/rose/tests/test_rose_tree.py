@@ -7,7 +7,6 @@ r2: branches from r1 at 6 (6 new tokens, length 12).  r3: root, 5 tokens.
 import random
 
 import pytest
-
 from rose.tree import RolloutTree, TreeError
 
 

@@ -75,13 +75,18 @@ def branch_score(probs: Tensor, unit_emb: Tensor, kind: str = "semantic") -> Ten
 
 
 def scores_from_top_logprobs(
-    top_logprobs: list[list[tuple[int, float]]], embedding_matrix: Tensor, kind: str = "semantic"
+    top_logprobs: list[list[tuple[int, float]]], embedding_matrix: Tensor | None, kind: str = "semantic"
 ) -> list[float]:
     """Scores for each generated position from a Completion's top-k (token_id, logprob) lists.
 
     `embedding_matrix` is the policy's input embedding table [V, d]; rows are normalised here. Positions with
     fewer candidates than others are padded with zero-probability entries (they add nothing to any term).
+    The "entropy" score needs no embeddings (`embedding_matrix` may be None).
     """
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"unknown branching score {kind!r}; known: {', '.join(SCORE_KINDS)}")
+    if embedding_matrix is None and kind != "entropy":
+        raise ValueError(f"branching score {kind!r} needs the policy's input embedding matrix")
     if not top_logprobs:
         return []
     k = max(len(row) for row in top_logprobs)
@@ -92,9 +97,12 @@ def scores_from_top_logprobs(
     for t, row in enumerate(top_logprobs):
         for i, (tok, lp) in enumerate(row):
             ids[t, i] = int(tok)
-            probs[t, i] = float(torch.exp(torch.tensor(lp)))
-    with torch.no_grad():
-        unit = normalize_rows(embedding_matrix.detach().float()[ids])
+            probs[t, i] = float(lp)
+    probs = probs.exp() * (torch.arange(k) < torch.tensor([len(row) for row in top_logprobs])[:, None])
     # top-k logprobs from a full softmax can sum to 1 + rounding error
     probs = probs / probs.sum(-1, keepdim=True).clamp(min=1.0)
+    if kind == "entropy":
+        return truncated_entropy(probs).tolist()
+    with torch.no_grad():
+        unit = normalize_rows(embedding_matrix.detach().float()[ids])
     return branch_score(probs, unit, kind).tolist()
