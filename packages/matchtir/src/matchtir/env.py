@@ -1,0 +1,103 @@
+"""The tool environment of MatchTIR rollouts: schema-checked tools on `shared.rollout.ToolEnv`.
+
+Each sample's tools become callables that first check the arguments against the tool's JSON schema (unknown or
+missing arguments, wrong JSON types, values outside an enum) and then run the tool: our own synthetic tools
+(`benchmarks.synthetic.tool_library`, trusted) in-process, per-sample `tool_code` only through
+`shared.sandbox.call_function`. Any failure becomes an `ActionError`, which `ToolEnv` turns into an
+`error: ...` tool response, so a malformed call never ends the rollout; it simply finds no gold call to match.
+Tool responses come back as `<tool_response>` text that the agent loop appends with loss mask 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from benchmarks.synthetic.tool_library import FUNCTIONS
+from shared.rollout.envs import Action, ActionError, ToolEnv
+
+from matchtir.data import call_text, schema_name, schema_params
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "number": (int, float), "float": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,),
+    "array": (list,), "tuple": (list,), "object": (dict,), "dict": (dict,),
+}  # fmt: skip
+
+
+def check_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
+    """Raise ActionError when the arguments do not fit the schema's properties, required list, types or enums."""
+    name = schema_name(schema)
+    params = schema_params(schema)
+    props = params.get("properties", {}) or {}
+    unknown = [k for k in arguments if k not in props]
+    if unknown:
+        raise ActionError(f"tool '{name}': unknown argument(s) {unknown}; expected {sorted(props)}")
+    missing = [k for k in params.get("required", []) if k not in arguments]
+    if missing:
+        raise ActionError(f"tool '{name}': missing required argument(s) {missing}")
+    for key, value in arguments.items():
+        spec = props[key] or {}
+        kinds = _JSON_TYPES.get(str(spec.get("type", "")))
+        # bool is an int subclass in Python but not a JSON number
+        if kinds is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+            raise ActionError(f"tool '{name}': argument '{key}' must be of type {spec['type']}, "
+                              f"got {type(value).__name__}")
+        if "enum" in spec and value not in spec["enum"]:
+            raise ActionError(f"tool '{name}': argument '{key}' must be one of {spec['enum']}, got {value!r}")
+
+
+def _checked(schema: Mapping[str, Any], run: Callable[[dict], Any]) -> Callable[..., Any]:
+    name = schema_name(schema)
+
+    def tool(**arguments: Any) -> Any:
+        check_arguments(schema, arguments)
+        try:
+            return run(arguments)
+        except ActionError:
+            raise
+        except Exception as err:  # a tool's own error (bad value, sandbox failure) goes back as an observation
+            raise ActionError(f"tool '{name}' failed: {type(err).__name__}: {err}") from None
+
+    return tool
+
+
+def make_tools(sample: Mapping[str, Any], timeout_s: float = 10.0, memory_mb: int = 512) -> dict[str, Callable]:
+    """Callables for every declared tool of a sample; a tool with neither code nor a built-in is an error."""
+    code = sample.get("tool_code", {}) or {}
+    tools: dict[str, Callable] = {}
+    for schema in sample["tools"]:
+        name = schema_name(schema)
+        if name in code:
+            from shared.sandbox import call_function
+
+            source = code[name]
+
+            def run(args: dict, source: str = source, name: str = name) -> Any:
+                return call_function(source, name, args, timeout_s=timeout_s, memory_mb=memory_mb)
+        elif name in FUNCTIONS:
+            fn = FUNCTIONS[name]
+
+            def run(args: dict, fn: Callable = fn) -> Any:
+                return fn(**args)
+        else:
+            raise ValueError(f"sample {sample.get('id', '?')!r}: tool {name!r} has no 'tool_code' and is not a "
+                             f"built-in tool ({sorted(FUNCTIONS)})")
+        tools[name] = _checked(schema, run)
+    return tools
+
+
+def make_env_factory(timeout_s: float = 10.0, memory_mb: int = 512,
+                     max_response_chars: int = 500) -> Callable[[Mapping[str, Any]], ToolEnv]:
+    """env_factory for `shared.rollout.AgentLoop`: a fresh ToolEnv over the record's tools."""
+
+    def factory(record: Mapping[str, Any]) -> ToolEnv:
+        return ToolEnv(make_tools(record, timeout_s, memory_mb), timeout_s=timeout_s, memory_mb=memory_mb,
+                       max_response_chars=max_response_chars)
+
+    return factory
+
+
+def observation(env: ToolEnv, call: Mapping[str, Any]) -> str:
+    """The tool response text the environment returns for one well-formed call (used to write SFT traces)."""
+    text = call_text(call["name"], call.get("arguments", call.get("parameters", {})))
+    return env.step(Action(kind="tool_call", content="", raw=text)).observation

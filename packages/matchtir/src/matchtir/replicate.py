@@ -1,0 +1,165 @@
+"""`matchtir replicate`: the CPU-scale test of MatchTIR's claim on the synthetic tool suite.
+
+One seed: build the tiny policy, SFT it on a few gold traces, then run GRPO three times from the same warm start
+at the same budget and seed: `trajectory` (outcome reward = answer F1, plain GRPO advantage), `km` (turn rewards
+from Kuhn-Munkres matching, dual-level advantage) and `ot` (optimal-transport matching, dual-level advantage).
+Each row is scored by greedy rollouts on held-out tasks (solve F1, solve rate, precision, answer F1, mean turns);
+the warm start itself is the `sft` reference row. The full run repeats this over 3 seeds and reports means with
+the spread (population std over seeds) and the solve-F1 curves. Every stage writes its result atomically under
+the output directory and is skipped when rerun, so an interrupted replication resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shared.config import config_to_dict, load_config, save_config
+from shared.eval import sha256_of, write_results
+
+from matchtir import __version__
+from matchtir.config import MatchTIRConfig
+from matchtir.data import synthetic_samples
+from matchtir.evaluate import METRICS, evaluate_policy
+
+ROWS: dict[str, dict[str, Any]] = {
+    "trajectory": {"reward": {"scheme": "outcome"}, "advantage": {"mode": "trajectory"}},
+    "km": {"reward": {"scheme": "matching", "mode": "hard", "assignment": "hungarian"},
+           "advantage": {"mode": "dual"}},
+    "ot": {"reward": {"scheme": "matching", "mode": "soft"}, "advantage": {"mode": "dual"}},
+}
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def default_config(quick: bool) -> Path:
+    return CONFIG_DIR / ("replicate_quick.yaml" if quick else "replicate.yaml")
+
+
+def row_config(cfg: MatchTIRConfig, row: str) -> MatchTIRConfig:
+    """The config of one row: the shared settings with the row's reward and advantage."""
+    spec = ROWS[row]
+    return dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, **spec["reward"]),
+                               advantage=dataclasses.replace(cfg.advantage, **spec["advantage"]))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+
+
+def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log: Any = print) -> dict[str, Any]:
+    """Warm start and RL rows for one seed; returns {row: metrics} plus curves."""
+    from shared.modeling import load_model
+
+    from matchtir.train import build_policy, clone_model, conversation_texts, env_factory_for, rl_train, warm_start
+
+    cfg = dataclasses.replace(cfg, seed=seed)
+    torch.manual_seed(seed)
+    d = cfg.data
+    train = synthetic_samples(d.train_tasks, seed=d.seed, split="train", kinds=d.kinds)
+    test = synthetic_samples(d.test_tasks, seed=d.seed, split="test", kinds=d.kinds)
+    sft_dir = out / "sft_model"
+    results: dict[str, Any] = {"metrics": {}, "curves": {}}
+    t0 = time.perf_counter()
+    if (sft_dir / "config.json").exists():
+        model, tok = load_model(str(sft_dir), kind="causal", dtype="float32", device="auto")
+    else:
+        texts = conversation_texts(train, d.prompt_style, env_factory_for(cfg))
+        policy_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, seed=seed))
+        model, tok = build_policy(policy_cfg, texts, out / "init_model")
+        model, _ = warm_start(cfg, model, tok, train[: d.sft_traces], out / "sft")
+        _save_model(model, tok, sft_dir)
+    log(f"[seed {seed}] warm start ready ({time.perf_counter() - t0:.0f}s)")
+    done = out / "sft_metrics.json"
+    if not done.exists():
+        _write_json(done, evaluate_policy(cfg, model, tok, test, seed=seed))
+    results["metrics"]["sft"] = json.loads(done.read_text())
+    for row in rows:
+        done = out / row / "metrics.json"
+        if done.exists():
+            saved = json.loads(done.read_text())
+        else:
+            rcfg = row_config(cfg, row)
+            curve: list[list[float]] = []
+
+            def eval_fn(trainer: Any, rcfg: MatchTIRConfig = rcfg, curve: list = curve) -> dict[str, float]:
+                m = evaluate_policy(rcfg, trainer.policy, tok, test, seed=seed)
+                curve.append([trainer.step, m["solve_f1"]])
+                return m
+
+            t1 = time.perf_counter()
+            policy, history = rl_train(rcfg, clone_model(model), tok, train, out / row / "rl", eval_fn=eval_fn)
+            metrics = evaluate_policy(rcfg, policy, tok, test, seed=seed)
+            saved = {"metrics": metrics, "curve": curve + [[len(history), metrics["solve_f1"]]],
+                     "train_reward": [h["reward"] for h in history], "seconds": time.perf_counter() - t1}
+            _write_json(done, saved)
+        results["metrics"][row] = saved["metrics"]
+        results["curves"][row] = saved["curve"]
+        log(f"[seed {seed}] {row}: " + " ".join(f"{k}={v:.3f}" for k, v in saved["metrics"].items()))
+    return results
+
+
+def aggregate(per_seed: Sequence[dict[str, Any]], rows: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of results.json: the mean over seeds of each metric and, with several seeds, `solve_f1_std`."""
+    out = []
+    for row in ["sft", *rows]:
+        vals = {k: [s["metrics"][row][k] for s in per_seed] for k in METRICS}
+        metrics: dict[str, float | None] = {k: float(np.mean(v)) for k, v in vals.items()}
+        metrics["solve_f1_std"] = float(np.std(vals["solve_f1"])) if len(per_seed) > 1 else None
+        out.append({"method": row, "metrics": metrics, "seeds": len(per_seed)})
+    return out
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    keys = [*METRICS, "solve_f1_std"]
+    lines = ["| method | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]
+    for r in rows:
+        cells = ["-" if r["metrics"][k] is None else f"{r['metrics'][k]:.3f}" for k in keys]
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", seed: int = 0,
+              config: str | Path | None = None, overrides: Sequence[str] = (), seeds: int | None = None) -> Path:
+    """Run the replication; writes config.yaml, per-stage files and results.json under `out`."""
+    torch.set_num_threads(2)
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    cfg = load_config(MatchTIRConfig, config or default_config(quick), list(overrides))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    n_seeds = seeds if seeds is not None else (1 if quick else 3)
+    rows = list(ROWS)
+    per_seed = [run_seed(cfg, seed + k, out / f"seed{seed + k}", rows) for k in range(n_seeds)]
+    table = aggregate(per_seed, rows)
+    print(format_table(table))
+    d = cfg.data
+    data = {"name": f"synthetic tool suite ({d.train_tasks} train / {d.test_tasks} test tasks, kinds "
+                    f"{','.join(d.kinds)}, {d.sft_traces} SFT traces)",
+            "sha256": sha256_of(json.dumps(synthetic_samples(d.test_tasks, seed=d.seed, split="test",
+                                                             kinds=d.kinds)).encode())}
+    curves = {f"seed{seed + k}": s["curves"] for k, s in enumerate(per_seed)}
+    return write_results(out, "matchtir", __version__, "replicate", table, config_to_dict(cfg), seed, quick, data,
+                         started, time.perf_counter() - t0, extra={"curves": curves, "seeds": n_seeds})

@@ -1,0 +1,141 @@
+"""Training a MatchTIR policy: the tiny policy, its SFT warm start on gold traces, then GRPO on tool rollouts.
+
+- `build_policy`: a byte-level BPE tokenizer trained on the task texts (with the tool tags as single tokens) and a
+  tiny random Qwen2 from `shared.modeling.tiny`, or a saved checkpoint loaded by `shared.modeling.load_model`.
+- `sft_records`: each gold trace becomes one prompt -> completion record per assistant turn (the prompt holds the
+  conversation so far, tool responses included, written by the very environment used in RL), so TRL's
+  completion-only loss trains the policy's turns and never the tool responses; `warm_start` runs
+  `shared.rl.sft.run_sft` on them.
+- `rl_train`: `shared.rl.trainer.RLTrainer` with `shared.rollout.AgentLoop` rollouts over the tool environment,
+  the matching or outcome reward (`rewards.make_reward_fn`) and the dual-level advantage
+  (`advantage.dual_advantage_fn`; the trajectory-only row uses the shared GRPO estimator).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.rl.sft import run_sft
+from shared.rl.trainer import RLTrainer
+from shared.rollout.agent_loop import AgentLoop
+
+from matchtir.advantage import dual_advantage_fn
+from matchtir.config import MatchTIRConfig
+from matchtir.data import answer_text, call_text, to_record
+from matchtir.env import make_env_factory, observation
+from matchtir.rewards import make_reward_fn
+
+EXTRA_TOKENS = ["<tool_response>", "</tool_response>"]
+
+
+def build_policy(cfg: MatchTIRConfig, texts: Sequence[str], out_dir: str | Path) -> tuple[torch.nn.Module, Any]:
+    """Load `cfg.model.path`, or build the tiny policy and its BPE tokenizer trained on `texts`."""
+    from shared.modeling import load_model
+
+    if cfg.model.path:
+        return load_model(cfg.model.path, kind="causal", dtype="float32", device="auto")
+    from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
+
+    m = cfg.model
+    tok = build_tokenizer(list(texts), kind="bpe", vocab_size=m.vocab_size)
+    tok.add_tokens(EXTRA_TOKENS)
+    path = tiny_causal_lm(Path(out_dir), tokenizer=tok, hidden=m.hidden, layers=m.layers, heads=m.heads, ffn=m.ffn,
+                          seed=m.seed, max_positions=m.max_positions)
+    return load_model(str(path), kind="causal", dtype="float32", device="auto")
+
+
+def prompt_text(tokenizer: Any, record: Mapping[str, Any]) -> str:
+    """The rendered chat prompt (system + user turns + assistant header)."""
+    return tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, tokenize=False)
+
+
+def gold_turns(record: Mapping[str, Any], env_factory: Callable) -> list[tuple[str, str]]:
+    """(assistant turn, tool response) pairs replaying the gold trace one call per turn, then the answer turn."""
+    env = env_factory(record)
+    env.reset(record)
+    out = []
+    for call in record["gold_trace"]:
+        args = call.get("parameters", call.get("arguments", {}))
+        out.append((call_text(call["name"], args), observation(env, {"name": call["name"], "arguments": args})))
+    out.append((answer_text(record["answer"]), ""))
+    return out
+
+
+def sft_records(samples: Sequence[Mapping[str, Any]], tokenizer: Any, style: str,
+                env_factory: Callable) -> list[dict[str, str]]:
+    """One prompt -> completion record per assistant turn of each gold trace."""
+    records = []
+    for sample in samples:
+        rec = to_record(sample, style)
+        history = prompt_text(tokenizer, rec)
+        for turn, obs in gold_turns(rec, env_factory):
+            records.append({"id": sample["id"], "prompt": history, "completion": turn})
+            history += turn + obs
+    return records
+
+
+def conversation_texts(samples: Sequence[Mapping[str, Any]], style: str, env_factory: Callable) -> list[str]:
+    """Plain texts of the prompts and gold conversations, for training the tokenizer."""
+    texts = []
+    for sample in samples:
+        rec = to_record(sample, style)
+        texts += [m["content"] for m in rec["prompt"]]
+        texts.append("".join(t + o for t, o in gold_turns(rec, env_factory)))
+    return texts
+
+
+def env_factory_for(cfg: MatchTIRConfig) -> Callable:
+    return make_env_factory(cfg.rollout.tool_timeout_s, cfg.rollout.tool_memory_mb)
+
+
+def warm_start(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
+               out_dir: str | Path) -> tuple[torch.nn.Module, list[dict]]:
+    """SFT on the gold traces of `samples`; returns the trained model and TRL's log history."""
+    records = sft_records(samples, tokenizer, cfg.data.prompt_style, env_factory_for(cfg))
+    settings = dataclasses.replace(cfg.sft, output_dir=str(Path(out_dir)), seed=cfg.seed)
+    model, logs = run_sft(model, tokenizer, records, settings, source="gold traces")
+    return model, logs
+
+
+def agent_loop(cfg: MatchTIRConfig, generator: Any, temperature: float) -> AgentLoop:
+    r = cfg.rollout
+    return AgentLoop(generator, env_factory_for(cfg), max_turns=r.max_turns,
+                     max_new_tokens_per_turn=r.max_new_tokens_per_turn, max_response_tokens=r.max_response_tokens,
+                     temperature=temperature)
+
+
+def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
+             out_dir: str | Path, eval_fn: Callable | None = None, resume: bool = True) -> tuple[torch.nn.Module,
+                                                                                                list[dict]]:
+    """GRPO on tool rollouts with the configured reward scheme and advantage; checkpoints under out_dir."""
+    from shared.generation import HFGenerator
+
+    records = [to_record(s, cfg.data.prompt_style) for s in samples]
+    rl_cfg = dataclasses.replace(cfg.rl, output_dir=str(Path(out_dir)), seed=cfg.seed)
+    generator = HFGenerator(model, tokenizer, batch_size=cfg.rollout.gen_batch_size)
+    loop = agent_loop(cfg, generator, rl_cfg.temperature)
+    step = {"n": 0}
+
+    def rollout_fn(recs: list, n: int, group_ids: list) -> list:
+        step["n"] += 1
+        return loop.run(recs, n=n, group_ids=group_ids, seed=cfg.seed * 100_003 + step["n"] * 997)
+
+    advantage_fn = None
+    if cfg.reward.scheme == "matching" or cfg.advantage.mode != "trajectory":
+        a = cfg.advantage
+        advantage_fn = dual_advantage_fn(a.mode, a.weight, a.gamma)
+    trainer = RLTrainer(rl_cfg, model, tokenizer, records, make_reward_fn(cfg.reward, tokenizer),
+                        generator=generator, rollout_fn=rollout_fn, advantage_fn=advantage_fn, eval_fn=eval_fn)
+    history = trainer.train(resume=resume)
+    return trainer.policy, history
+
+
+def clone_model(model: torch.nn.Module) -> torch.nn.Module:
+    """An independent copy (each replication row starts from the same warm-started weights)."""
+    return copy.deepcopy(model)
