@@ -1,0 +1,282 @@
+"""The Agentic-R loop as resumable stages over one output folder.
+
+Layout of `out/`:
+  data/{corpus,train,test}.jsonl            the run's corpus and questions
+  cache/states.pt                           frozen-layer states per text (see encoder.py)
+  base/index/                               faiss index of the base encoder
+  round{r}/rollouts.jsonl                   agent rollouts with the current retriever (every search turn)
+  round{r}/candidates.jsonl                 top-k for `question [SEP] sub-query` per search turn
+  round{r}/subanswers.jsonl, local.jsonl, labelled.jsonl, groups.jsonl
+  round{r}/retriever/{encoder,index}/       the trained retriever (re-initialised from the base encoder each round)
+  round{r}/stats.json                       what each stage kept and dropped
+  eval/{base,round0,...}.json               sub-query recall and agent EM/F1 on held-out questions
+Each stage is skipped when its output file exists, so a killed run resumes at the first missing file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.eval import qa_metrics, retrieval_metrics
+from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
+
+from agentic_r.agents import GeneratorAgent, KBReaderAgent, ServiceSearch, play
+from agentic_r.config import AgenticRConfig, ModelSettings
+from agentic_r.data import build_kb_data, read_jsonl, read_questions, subquery_eval_set, write_jsonl
+from agentic_r.encoder import LayerCachedEncoder, StateCache, frozen_fingerprint, load_encoder
+from agentic_r.judge import LexicalJudge, LLMListwiseJudge
+from agentic_r.labels import (
+    LLMSubAnswers,
+    ReaderSubAnswers,
+    label_global,
+    label_local,
+    make_groups,
+    mine_candidates,
+    write_sub_answers,
+)
+from agentic_r.train import build_index, train_retriever
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _completer(settings: ModelSettings, role: str):
+    """A text completer (prompt -> reply) for an LLM role: an endpoint or a local HF model."""
+    if settings.kind == "endpoint":
+        from shared.rewards import JudgeClient
+
+        if not settings.base_url or not settings.model:
+            raise ValueError(f"{role}: kind 'endpoint' needs base_url and model")
+        client = JudgeClient(settings.base_url, settings.model, api_key=os.environ.get(settings.api_key_env),
+                             max_tokens=settings.max_new_tokens)  # fmt: skip
+        return lambda prompt: client.complete([{"role": "user", "content": prompt}])
+    if settings.kind == "hf":
+        from shared.generation import SamplingParams
+
+        generator = _hf_generator(settings, role)
+        params = SamplingParams(max_new_tokens=settings.max_new_tokens, temperature=0.0)
+        return lambda prompt: generator.generate([prompt], params)[0][0].text
+    raise ValueError(f"{role}: unknown kind {settings.kind!r}")
+
+
+def _hf_generator(settings: ModelSettings, role: str):
+    from shared.generation import HFGenerator
+    from shared.modeling import load_model
+
+    if not settings.path:
+        raise ValueError(f"{role}: kind 'hf' needs path (a model folder)")
+    model, tokenizer = load_model(settings.path, kind="causal")
+    return HFGenerator(model, tokenizer)
+
+
+class Pipeline:
+    """One Agentic-R run (see module docstring); stages are methods, each resumable from its files."""
+
+    def __init__(self, cfg: AgenticRConfig, out: str | os.PathLike, progress: bool = True) -> None:
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self._prepare_data()
+        self.corpus_docs = read_jsonl(self.out / "data/corpus.jsonl", required=("id", "contents"))
+        self.corpus = {str(d["id"]): d["contents"] for d in self.corpus_docs}
+        self.train_q = read_questions(self.out / "data/train.jsonl")
+        self.test_q = read_questions(self.out / "data/test.jsonl")
+        self.cache: StateCache | None = None
+        self._agent = None
+        self._judge = None
+        self._writer = None
+
+    # ---- data, models, services -------------------------------------------------------------------------------
+    def _prepare_data(self) -> None:
+        folder = self.out / "data"
+        if all((folder / f"{name}.jsonl").exists() for name in ("corpus", "train", "test")):
+            return
+        data = build_kb_data(self.cfg.data, self.cfg.seed)
+        write_jsonl(folder / "corpus.jsonl", data["corpus"])
+        write_jsonl(folder / "train.jsonl", data["train"])
+        write_jsonl(folder / "test.jsonl", data["test"])
+
+    def _train_layers(self) -> int | str:
+        value = self.cfg.retriever.train_layers
+        return "all" if value == "all" else int(value)
+
+    def encoder(self, path: str | os.PathLike | None = None) -> LayerCachedEncoder:
+        """The base encoder (path None) or a trained one; all share the frozen-layer state cache."""
+        r = self.cfg.retriever
+        source = path if path is not None else (r.base_model or None)
+        enc = load_encoder(source, self._train_layers(), self.cache, self.out / "cache/states.pt", r.query_prefix,
+                           r.passage_prefix, r.max_length, r.batch_size)  # fmt: skip
+        if self.cache is None and enc.cache is not None:
+            self.cache = enc.cache
+        elif enc.cache is not None and enc.cache.fingerprint != frozen_fingerprint(enc.model, enc.first_trained):
+            raise ValueError(f"encoder {path} does not share the base encoder's frozen layers")
+        return enc
+
+    def save_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.save()
+
+    def index(self, encoder: LayerCachedEncoder, folder: Path) -> DenseIndex:
+        if (folder / "index.faiss").exists():
+            return DenseIndex.load(folder, use_gpu=False)
+        index = build_index(encoder, self.corpus_docs, folder)
+        self.save_cache()
+        return index
+
+    @contextmanager
+    def service(self, encoder: LayerCachedEncoder, index: DenseIndex) -> Iterator[SearchClient]:
+        """The retriever behind the shared Search-R1 service on a loopback port."""
+        retriever = Retriever(encoder, self.corpus_docs, index=index)
+        with SearchServer(retriever, default_topk=self.cfg.label.agent_topk) as server:
+            yield SearchClient(server.url, timeout=600.0)
+
+    def retriever_of(self, round_index: int) -> tuple[LayerCachedEncoder, DenseIndex, str]:
+        """(encoder, index, name) of retriever_{round_index}; -1 is the base encoder."""
+        if round_index < 0:
+            enc = self.encoder()
+            return enc, self.index(enc, self.out / "base/index"), "base"
+        folder = self.out / f"round{round_index}/retriever"
+        if not (folder / "encoder").exists():
+            raise FileNotFoundError(f"{folder}/encoder missing: run `agentic-r train-retriever --round {round_index}`")
+        enc = self.encoder(folder / "encoder")
+        return enc, self.index(enc, folder / "index"), f"round{round_index}"
+
+    def agent(self):
+        if self._agent is None:
+            a = self.cfg.agent
+            if a.kind == "reader":
+                self._agent = KBReaderAgent()
+            elif a.kind == "hf":
+                self._agent = GeneratorAgent(_hf_generator(a, "agent"), name=f"hf-agent:{a.path}",
+                                             max_new_tokens=a.max_new_tokens)  # fmt: skip
+            else:
+                raise ValueError(f"agent: unknown kind {a.kind!r} (reader | hf)")
+        return self._agent
+
+    def judge(self):
+        if self._judge is None:
+            j = self.cfg.judge
+            self._judge = LexicalJudge() if j.kind == "lexical" else LLMListwiseJudge(_completer(j, "judge"))
+        return self._judge
+
+    def sub_answer_writer(self):
+        if self._writer is None:
+            s = self.cfg.sub_answers
+            self._writer = ReaderSubAnswers() if s.kind == "reader" else LLMSubAnswers(_completer(s, "sub_answers"))
+        return self._writer
+
+    def names(self) -> dict:
+        """The models that produced the labels and the agent metrics, for results and logs."""
+        return {"agent": self.agent().name, "judge": self.judge().name, "sub_answers": self.sub_answer_writer().name}
+
+    # ---- stages -----------------------------------------------------------------------------------------------
+    def _stats(self, r: int, stage: str, counts: Counter | dict) -> None:
+        path = self.out / f"round{r}/stats.json"
+        stats = json.loads(path.read_text()) if path.exists() else {}
+        stats[stage] = dict(counts)
+        _write_json(path, stats)
+
+    def _with_question(self, r: int) -> bool:
+        flags = self.cfg.label.rollout_with_question
+        return bool(flags[min(r, len(flags) - 1)]) if flags else True
+
+    def mine(self, r: int) -> None:
+        """Rollouts with retriever_{r-1} (base for r = 0) and top-k candidates per search turn."""
+        folder = self.out / f"round{r}"
+        if (folder / "candidates.jsonl").exists():
+            return
+        encoder, index, _ = self.retriever_of(r - 1)
+        lab = self.cfg.label
+        with self.service(encoder, index) as client:
+            if not (folder / "rollouts.jsonl").exists():
+                search = ServiceSearch(client, with_question=self._with_question(r))
+                rollouts = play(self.agent(), self.train_q, search, lab.agent_topk, lab.max_searches)
+                write_jsonl(folder / "rollouts.jsonl", rollouts)
+                self._stats(r, "rollouts", {"questions": len(rollouts), "em": qa_metrics(
+                    [x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])["em"]})
+            rollouts = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns"))
+            stats: Counter = Counter()
+            candidates = mine_candidates(rollouts, ServiceSearch(client, with_question=True), lab.candidates_k, stats)
+        write_jsonl(folder / "candidates.jsonl", candidates)
+        self._stats(r, "mine", stats)
+        self.save_cache()
+
+    def label(self, r: int) -> None:
+        """Sub-answers, local utility (judge), global utility (agent continuation) and training groups."""
+        folder = self.out / f"round{r}"
+        if (folder / "groups.jsonl").exists():
+            return
+        self.mine(r)
+        lab = self.cfg.label
+        rollouts = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns", "text"))
+        candidates = read_jsonl(folder / "candidates.jsonl", required=("rollout_id", "turn", "doc_ids", "query"))
+        stats: Counter = Counter()
+        if not (folder / "local.jsonl").exists():
+            subs = write_sub_answers(rollouts, self.sub_answer_writer(), stats)
+            write_jsonl(folder / "subanswers.jsonl", [{"id": k, "sub_answers": v} for k, v in subs.items()])
+            write_jsonl(folder / "local.jsonl", label_local(candidates, subs, self.corpus, self.judge(), stats))
+        local = read_jsonl(folder / "local.jsonl", required=("rollout_id", "turn", "doc_ids", "u_loc"))
+        if not (folder / "labelled.jsonl").exists():
+            encoder, index, _ = self.retriever_of(r - 1)
+            with self.service(encoder, index) as client:
+                search = ServiceSearch(client, with_question=self._with_question(r))
+                labelled = label_global(local, {x["id"]: x for x in rollouts}, self.corpus, self.agent(), search,
+                                        lab.min_local, lab.agent_topk, lab.max_searches, stats)  # fmt: skip
+            write_jsonl(folder / "labelled.jsonl", labelled)
+            self.save_cache()
+        labelled = read_jsonl(folder / "labelled.jsonl", required=("doc_ids", "u_loc", "u_glob", "retriever_query"))
+        groups = make_groups(labelled, self.cfg.seed + r, lab.min_local, lab.num_negatives, lab.max_positives, stats)
+        write_jsonl(folder / "groups.jsonl", groups)
+        self._stats(r, "label", {**stats, **self.names()})
+
+    def train_retriever(self, r: int) -> None:
+        """Train retriever_r from the base encoder on round r's groups; save it and its faiss index."""
+        folder = self.out / f"round{r}/retriever"
+        if (folder / "index/index.faiss").exists():
+            return
+        self.label(r)
+        groups = read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives", "negatives"))
+        encoder = self.encoder()  # re-initialised from the base encoder every round
+        stats = train_retriever(encoder, groups, self.corpus, self.cfg.train, self.cfg.seed + r, self.progress)
+        encoder.save(folder / "encoder")
+        self.save_cache()
+        self.index(encoder, folder / "index")
+        self._stats(r, "train", stats)
+
+    def iterate(self) -> None:
+        for r in range(self.cfg.rounds):
+            self.train_retriever(r)
+
+    def evaluate(self, round_index: int) -> dict:
+        """Held-out sub-query Recall@5/20 and agent EM/F1 of retriever_{round_index} (-1: base)."""
+        encoder, index, name = self.retriever_of(round_index)
+        path = self.out / f"eval/{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        qids, queries, qrels = subquery_eval_set(self.test_q)
+        retriever = Retriever(encoder, self.corpus_docs, index=index)
+        hits = retriever.retrieve(queries, topk=20)
+        run = {qid: {str(h["id"]): h["score"] for h in row} for qid, row in zip(qids, hits)}
+        rec = retrieval_metrics(run, qrels, ks=(5, 20))
+        lab = self.cfg.label
+        with self.service(encoder, index) as client:
+            search = ServiceSearch(client, with_question=self.cfg.eval_with_question)
+            rollouts = play(self.agent(), self.test_q, search, lab.agent_topk, lab.max_searches)
+        qa = qa_metrics([x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])
+        metrics = {
+            "recall@5_subquery": rec["recall@5"],
+            "recall@20_subquery": rec["recall@20"],
+            "agent_em": qa["em"],
+            "agent_f1": qa["f1"],
+        }
+        write_jsonl(self.out / f"eval/{name}_rollouts.jsonl", rollouts)
+        _write_json(path, metrics)
+        self.save_cache()
+        return metrics
