@@ -2,7 +2,7 @@
 
 - learning: the SFT'd tiny policy (~35-40% exact match) trained with GRPO (8 prompts x 8 generations, 32 tokens,
   temperature 1, beta 0, lr 3e-5, dynamic sampling) gains >= 4 points on 500 held-out problems within 300 steps;
-- multi-process: `accelerate launch --cpu --num_processes 2` (gloo) follows the single-process curves on the same
+- multi-process: `accelerate launch` with configs/accelerate/cpu_2proc.yaml (2 CPU processes, gloo) follows the single-process curves on the same
   global batch (per-prompt seeded sampling makes both draw the same samples).
 The warm-start policy is cached in pytest's cache directory (`.pytest_cache/d/shared-rl`).
 """
@@ -19,12 +19,13 @@ from shared.rl.cli import GRPOJob, run_grpo_job
 from shared.rl.warmstart import sft_arithmetic_policy
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "grpo_arithmetic.yaml"
+ACCEL = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2proc.yaml"
 
 
 @pytest.fixture(scope="module")
 def sft_policy(request):
     cache = request.config.cache.mkdir("shared-rl")
-    return sft_arithmetic_policy(cache / "arith_sft300_s0", steps=300, seed=0)
+    return sft_arithmetic_policy(cache / "arith_sft_s0", seed=0)  # stops at 35% validation accuracy
 
 
 @pytest.mark.slow
@@ -32,7 +33,7 @@ def test_grpo_raises_heldout_accuracy_by_four_points(sft_policy, tmp_path):
     job = load_config(GRPOJob, CONFIG, [f"policy.path={sft_policy}", f"rl.output_dir={tmp_path}", "rl.progress=false"])
     res = run_grpo_job(job)
     print("before", res["before"], "after", res["after"], "curve", res["curve"])
-    assert 0.25 <= res["before"] <= 0.6  # the warm start is in the calibrated regime
+    assert 0.25 <= res["before"] <= 0.65  # a partly trained policy: room to improve, some reward signal
     assert res["after"] - res["before"] >= 0.04
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["rows"][0]["metrics"]["accuracy_after"] == res["after"]
@@ -51,9 +52,10 @@ def test_two_processes_follow_one_process(sft_policy, tmp_path):
             "rl.dynamic_sampling=false", "rl.checkpoint_every=3", "task.eval_every=0", "task.test_n=20",
             "rl.progress=false", "rl.lr=1e-4"]
     one = _run([sys.executable, "-m", "shared.rl.cli", *args, f"rl.output_dir={tmp_path / 'one'}"], tmp_path / "one")
-    two = _run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                "29533", "-m", "shared.rl.cli", *args, f"rl.output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    # the shipped config: torchrun-style launcher, MULTI_CPU/gloo inside (accelerate's --cpu flag alone starts
+    # one process unless mpirun is installed)
+    two = _run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCEL), "-m",
+                "shared.rl.cli", *args, f"rl.output_dir={tmp_path / 'two'}"], tmp_path / "two")
     assert len(one) == len(two) == 6
     for a, b in zip(one, two):
         print(a["step"], a["reward"], b["reward"], a["loss"], b["loss"], a["grad_norm"], b["grad_norm"])

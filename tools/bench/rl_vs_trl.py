@@ -7,7 +7,7 @@ scored by greedy exact match on the same held-out problems. Prints seconds per s
 warm-up, is left out), their ratio, and the final accuracy of each, from one run; writes the figures as JSON.
 
     uv run python tools/bench/rl_vs_trl.py --quick            # ~1-2 minutes: 8 steps each, 100 test problems
-    uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft300_s0
+    uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft_s0
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-DEFAULT_POLICY = Path("runs/warmstart/arith_sft300_s0")
+DEFAULT_POLICY = Path("runs/warmstart/arith_sft_s0")
 
 
 def load_policy(path: Path | None, work: Path):

@@ -1,7 +1,7 @@
 """`shared-rl`: run a GRPO job from a YAML config, or build the SFT'd arithmetic warm-start policy.
 
     shared-rl grpo --config shared/configs/grpo_arithmetic.yaml [rl.steps=50 ...] [--resume]
-    shared-rl warmstart --out runs/warmstart/arith_sft300_s0 --steps 300 --seed 0
+    shared-rl warmstart --out runs/warmstart/arith_sft_s0 --target 0.35 --seed 0
     accelerate launch --cpu --num_processes 2 -m shared.rl.cli grpo --config ...   (same global batch)
 
 The GRPO job loads the policy (a given HF directory, or the cached warm start), trains with `RLTrainer` on the
@@ -26,8 +26,9 @@ TASKS = ("arithmetic",)
 @dataclass
 class PolicySettings:
     path: str = ""  # HF causal LM directory; empty = the cached SFT'd arithmetic policy below
-    warmstart_dir: str = "runs/warmstart/arith_sft300_s0"
-    warmstart_steps: int = 300
+    warmstart_dir: str = "runs/warmstart/arith_sft_s0"
+    warmstart_steps: int = 1000  # cosine horizon; training stops at warmstart_target validation accuracy
+    warmstart_target: float = 0.35
     warmstart_seed: int = 0
 
 
@@ -53,7 +54,7 @@ def _policy_dir(job: GRPOJob) -> Path:
     from shared.rl.warmstart import sft_arithmetic_policy
 
     return sft_arithmetic_policy(job.policy.warmstart_dir, steps=job.policy.warmstart_steps,
-                                 seed=job.policy.warmstart_seed)
+                                 seed=job.policy.warmstart_seed, target_accuracy=job.policy.warmstart_target)
 
 
 def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -128,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("overrides", nargs="*", help="dotted overrides such as rl.steps=50 rl.lr=3e-5")
     w = sub.add_parser("warmstart", help="build (or reuse) the SFT'd tiny arithmetic policy")
     w.add_argument("--out", required=True, help="directory of the saved policy")
-    w.add_argument("--steps", type=int, default=300, help="SFT steps (300 gives ~35-40%% accuracy)")
+    w.add_argument("--steps", type=int, default=1000, help="SFT steps (cosine horizon)")
+    w.add_argument("--target", type=float, default=0.35, help="stop at this validation accuracy (<= 0: never)")
     w.add_argument("--seed", type=int, default=0, help="model init and data seed")
     return parser
 
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
 
         from shared.rl.warmstart import STAMP, sft_arithmetic_policy
 
-        path = sft_arithmetic_policy(args.out, steps=args.steps, seed=args.seed)
+        target = args.target if args.target > 0 else None
+        path = sft_arithmetic_policy(args.out, steps=args.steps, seed=args.seed, target_accuracy=target)
         print(path, json.loads((path / STAMP).read_text()))
         return
     from shared.config import load_config

@@ -38,8 +38,10 @@ def run_sft(
     records: Sequence[Mapping[str, Any]],
     settings: SFTSettings,
     source: str = "sft records",
+    callbacks: Sequence[Any] = (),
 ) -> tuple[torch.nn.Module, list[dict[str, float]]]:
-    """Train on `prompt` -> `completion` records; returns (model, TRL log history). Nothing is saved."""
+    """Train on `prompt` -> `completion` records; returns (model, TRL log history). Nothing is saved.
+    `callbacks` are transformers TrainerCallbacks (e.g. to evaluate and stop early)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -60,6 +62,7 @@ def run_sft(
         completion_only_loss=True,
     )
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                         callbacks=list(callbacks))
     trainer.train()
     return trainer.model, list(trainer.state.log_history)

@@ -14,6 +14,7 @@ Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
   token_rewards on the trajectories);
 - `rollout_fn(records, n, group_ids) -> list[Trajectory]` replaces single-turn sampling (e.g. `AgentLoop.run`);
+  each trajectory must carry the group id of its record (rewards are matched to records through it);
 - `advantage_fn(trajs, token_rewards, mask, group_ids) -> Tensor [B, R]` replaces the named estimator.
 """
 
@@ -224,8 +225,13 @@ class RLTrainer:
             self.group_counter += len(idx)
             mine = list(range(self.rank, len(idx), self.world))
             recs = [self.records[idx[i]] for i in mine]
-            trajs = self.rollout(recs, [gids[i] for i in mine])
-            per_traj_recs = [recs[t.metadata.get("record_index", 0)] for t in trajs]
+            my_gids = [gids[i] for i in mine]
+            trajs = self.rollout(recs, my_gids)
+            rec_of = dict(zip(my_gids, recs))
+            missing = {t.group_id for t in trajs} - set(rec_of)
+            if missing:
+                raise ValueError(f"rollout returned trajectories with unknown group ids {sorted(missing)[:5]}")
+            per_traj_recs = [rec_of[t.group_id] for t in trajs]
             self._score(trajs, per_traj_recs)
             all_trajs += trajs
             gen_tokens += sum(t.num_policy_tokens for t in trajs)
