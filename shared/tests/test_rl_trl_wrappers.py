@@ -3,11 +3,10 @@ bad records are rejected with the record index and field."""
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
 from shared.rl.dpo import DPOSettings, run_dpo
 from shared.rl.sft import SFTSettings, run_sft
 from shared.rl.trl_common import trainer_flags
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def _model(path):
