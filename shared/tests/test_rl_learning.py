@@ -25,7 +25,9 @@ ACCEL = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "cpu_2p
 @pytest.fixture(scope="module")
 def sft_policy(request):
     cache = request.config.cache.mkdir("shared-rl")
-    return sft_arithmetic_policy(cache / "arith_sft_s0", seed=0)  # stops at 35% validation accuracy
+    # cosine horizon 1000 steps, stopped once validation accuracy reaches 35%
+    return sft_arithmetic_policy(cache / "arith_sft_s0", steps=1000, seed=0, target_accuracy=0.35,
+                                 n_train=10_000)
 
 
 @pytest.mark.slow

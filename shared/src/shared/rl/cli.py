@@ -29,6 +29,7 @@ class PolicySettings:
     warmstart_dir: str = "runs/warmstart/arith_sft_s0"
     warmstart_steps: int = 1000  # cosine horizon; training stops at warmstart_target validation accuracy
     warmstart_target: float = 0.35
+    warmstart_n_train: int = 10_000
     warmstart_seed: int = 0
 
 
@@ -54,7 +55,8 @@ def _policy_dir(job: GRPOJob) -> Path:
     from shared.rl.warmstart import sft_arithmetic_policy
 
     return sft_arithmetic_policy(job.policy.warmstart_dir, steps=job.policy.warmstart_steps,
-                                 seed=job.policy.warmstart_seed, target_accuracy=job.policy.warmstart_target)
+                                 seed=job.policy.warmstart_seed, target_accuracy=job.policy.warmstart_target,
+                                 n_train=job.policy.warmstart_n_train)
 
 
 def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         from shared.rl.warmstart import STAMP, sft_arithmetic_policy
 
         target = args.target if args.target > 0 else None
-        path = sft_arithmetic_policy(args.out, steps=args.steps, seed=args.seed, target_accuracy=target)
+        path = sft_arithmetic_policy(args.out, steps=args.steps, seed=args.seed, target_accuracy=target,
+                                     n_train=10_000)
         print(path, json.loads((path / STAMP).read_text()))
         return
     from shared.config import load_config
