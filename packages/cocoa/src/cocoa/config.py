@@ -107,5 +107,6 @@ class CocoaConfig:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seeds: list[int] = field(default_factory=lambda: [0])
-    threads: int = 2
+    rows: list[str] = field(default_factory=lambda: ["contrastive", "cocoa"])  # replicate rows
+    threads: int = 1  # 1 thread per process: oversubscribed cores made torch many times slower here
     out_dir: str = "runs/cocoa"

@@ -1,7 +1,7 @@
 """MMEB-format evaluation (Precision@1 per dataset, per meta-task and overall) and the <EOS> reconstruction probe.
 
 Each query is scored against its own candidate list by cosine similarity of <EOS> embeddings; P@1 is the share
-of queries whose top candidate is the gold. As in MMEB, a meta-task's score is the mean over its datasets and the
+of queries whose gold is the unique top candidate (``shared.eval.hits_at_1``). As in MMEB, a meta-task's score is the mean over its datasets and the
 overall score the mean over all datasets. Identical candidates (same text, same image object) are embedded once.
 The probe lays each item out with its reconstruction copy and reports the copy's next-token loss from <EOS>
 (nats per text token): how much of the input can still be decoded from the <EOS> state alone.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+from shared.eval import hits_at_1
 from tqdm import tqdm
 
 from cocoa.data import EvalDataset
@@ -29,12 +30,6 @@ def embed_items(model: CocoaModel, items: list[Item], batch_size: int = 64) -> t
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def precision_at_1(scores: list[torch.Tensor], golds: list[int]) -> float:
-    """Share of queries whose highest-scoring candidate is the gold (ties go to the lowest index)."""
-    if len(scores) != len(golds) or not golds:
-        raise ValueError("precision_at_1 needs one score vector per gold and at least one query")
-    hits = [int(torch.argmax(s).item() == g) for s, g in zip(scores, golds)]
-    return sum(hits) / len(hits)
 
 
 def _item_key(item: Item) -> tuple:
@@ -59,11 +54,13 @@ def evaluate(model: CocoaModel, datasets: list[EvalDataset], batch_size: int = 6
                     cand_items.append(c)
         q_emb = embed_items(model, [q.query for q in ds.queries], batch_size)
         c_emb = embed_items(model, cand_items, batch_size)
-        scores = []
+        # candidate lists may differ in length, so each query is scored against its own (1, c, d) stack;
+        # shared.eval counts a hit only when the gold is the unique top candidate (ties are misses)
+        hits = []
         for qi, q in enumerate(ds.queries):
             idx = torch.tensor([unique[_item_key(c)] for c in q.candidates])
-            scores.append(c_emb[idx] @ q_emb[qi])
-        p1 = precision_at_1(scores, [q.gold for q in ds.queries])
+            hits.append(hits_at_1(q_emb[qi : qi + 1].numpy(), c_emb[idx][None].numpy(), [q.gold])[0])
+        p1 = float(sum(hits)) / len(hits)
         metrics[f"p@1/{ds.name}"] = p1
         by_meta[ds.meta_task].append(p1)
     for meta, values in by_meta.items():
