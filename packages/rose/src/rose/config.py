@@ -26,7 +26,7 @@ class WarmStartSection:
     batch_size: int = 32
     n_train: int = 20_000
     verbose_fraction: float = 0.5  # share of SFT targets in the verbose (restating) style; 0 = calibration only
-    cache_dir: str = ""  # where the SFT'd policy is kept; empty = runs/rose_warmstart/<settings>
+    cache_dir: str = ""  # where the SFT'd policy is kept; empty = $ROSE_CACHE or ~/.cache/rose/warmstart/<settings>
 
 
 @dataclass
@@ -47,6 +47,7 @@ class RoseSection:
     advantage: str = "segment"  # segment (ROSE) | a shared estimator name, e.g. grpo
     length_penalty: float = 1.0  # alpha of the length-aware term; 0 = off
     correct_reward: float = 1.0  # rewards at or above this count as correct for the length term
+    backend: str = "hf"  # rollout generation: hf (HFGenerator over the policy) | vllm (GPU, weights synced per step)
 
 
 @dataclass
@@ -76,6 +77,8 @@ class RoseConfig:
             raise ConfigError(f"rose.advantage {self.rose.advantage!r} unknown; use segment or one of {sorted(SHARED)}")
         if self.rose.advantage == "gae":
             raise ConfigError("rose.advantage 'gae' needs a value head, which rose does not train")
+        if self.rose.backend not in ("hf", "vllm"):
+            raise ConfigError(f"rose.backend must be hf or vllm, got {self.rose.backend!r}")
         if self.rose.length_penalty < 0:
             raise ConfigError(f"rose.length_penalty must be >= 0, got {self.rose.length_penalty}")
         if self.eval.samples < 1:

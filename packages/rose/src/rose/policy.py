@@ -27,10 +27,12 @@ def _settings(ws: WarmStartSection, seed: int) -> dict[str, Any]:
 
 
 def warm_start_dir(ws: WarmStartSection, seed: int) -> Path:
+    """`warm_start.cache_dir`, else $ROSE_CACHE (default ~/.cache/rose)/warmstart/<settings tag>, shared by runs."""
     if ws.cache_dir:
         return Path(ws.cache_dir)
-    tag = f"sft{ws.steps}_v{ws.verbose_fraction:g}_n{ws.n_train}_s{seed}"
-    return Path("runs/rose_warmstart") / tag
+    root = Path(os.environ.get("ROSE_CACHE", Path.home() / ".cache" / "rose"))
+    tag = f"sft{ws.steps}_lr{ws.lr:g}_b{ws.batch_size}_v{ws.verbose_fraction:g}_n{ws.n_train}_s{seed}"
+    return root / "warmstart" / tag
 
 
 def warm_start_policy(ws: WarmStartSection, seed: int) -> Path:

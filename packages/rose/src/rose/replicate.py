@@ -126,8 +126,6 @@ def run_replicate(quick: bool = False, out_dir: str | Path = "runs/rose_replicat
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     out = Path(out_dir)
     cfg = replicate_config(quick, seed, overrides or [])
-    if not cfg.warm_start.cache_dir:
-        cfg.warm_start.cache_dir = str(out / "warmstart")
     cfg.out_dir = str(out)
     torch.set_num_threads(cfg.rl.threads)
     save_config(cfg, out)

@@ -37,8 +37,10 @@ class RoseTrainer(RLTrainer):
 
 def build_trainer(cfg: RoseConfig, model: torch.nn.Module, tokenizer: Any,
                   records: Sequence[Mapping[str, Any]], out_dir: str | Path,
-                  reward: Callable[..., Sequence[float]] | None = None) -> RoseTrainer:
-    """Wire config, policy and prompts into a RoseTrainer writing under out_dir (reward: rose.data.reward_fn)."""
+                  reward: Callable[..., Sequence[float]] | None = None, generator: Any = None) -> RoseTrainer:
+    """Wire config, policy and prompts into a RoseTrainer writing under out_dir.
+
+    reward defaults to rose.data.reward_fn; generator to an HFGenerator over `model` (pass a vLLM one on GPUs)."""
     from shared.generation import HFGenerator
 
     from rose.data import reward_fn
@@ -49,7 +51,8 @@ def build_trainer(cfg: RoseConfig, model: torch.nn.Module, tokenizer: Any,
     rl.seed = cfg.seed
     if cfg.rose.advantage != "segment":
         rl.advantage = cfg.rose.advantage
-    generator = HFGenerator(model, tokenizer, batch_size=rl.gen_batch_size)
+    if generator is None:
+        generator = HFGenerator(model, tokenizer, batch_size=rl.gen_batch_size)
     settings = SamplerSettings(mode=cfg.rose.mode, epsilon=cfg.rose.epsilon, top_k=cfg.rose.top_k,
                                score=cfg.rose.score, max_new_tokens=rl.max_new_tokens, temperature=rl.temperature,
                                top_p=rl.top_p, stop=tuple(rl.stop))
@@ -103,7 +106,12 @@ def run_train(cfg: RoseConfig, resume: bool = False) -> dict[str, Any]:
     model, tokenizer, policy_dir = load_policy(cfg)
     train = load_records(cfg.data.train, cfg.data.n_train, "train", cfg.data.seed)
     test = load_records(cfg.data.eval, cfg.data.n_eval, "test", 1000 + cfg.data.seed)
-    trainer = build_trainer(cfg, model, tokenizer, train, out)
+    generator = None
+    if cfg.rose.backend == "vllm":
+        from shared.generation import make_generator
+
+        generator = make_generator("vllm", policy_dir, seed=cfg.seed)
+    trainer = build_trainer(cfg, model, tokenizer, train, out, generator=generator)
     save_config(cfg, out)
     history = trainer.train(resume=resume)
     trainer.policy.save_pretrained(out / "final")
