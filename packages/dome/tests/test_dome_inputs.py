@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from dome.config import DataConfig
 from dome.data import (
     Document,

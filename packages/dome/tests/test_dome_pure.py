@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from dome.closed_form import null_space_basis, null_space_update, plain_update
 from dome.docids import DocIdScheme, atomic_ids, naive_ids, semantic_ids
 from dome.losses import hybrid_label_loss, soft_targets
@@ -87,7 +86,7 @@ def _random_layer_problem(seed=0):
 def test_null_space_update_maps_keys_and_preserves_old_subspace():
     w, k0, k1, v1 = _random_layer_problem()
     cov = k0 @ k0.T / k0.shape[1]
-    q = null_space_basis(cov, rel_threshold=1e-8)
+    q = null_space_basis(cov, energy=1e-8)
     assert q.shape == (32, 16)
     dw = null_space_update(w, k1, v1, q, alpha=1e-10)
     assert torch.allclose((w + dw) @ k1, v1, atol=1e-6)

@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from transformers import T5ForConditionalGeneration
-
 from dome.tracing import critical_layers, trace_decoder_layers
 from dome.trie import DocIdTrie, constrained_beam_search
 from shared.modeling.tiny import build_tokenizer, tiny_t5
+from transformers import T5ForConditionalGeneration
 
 
 @pytest.fixture(scope="module")

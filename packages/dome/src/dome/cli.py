@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dome import __version__
@@ -42,7 +42,7 @@ def _write(out: Path, experiment: str, cfg, rows: list[dict], data: dict, starte
         data["sha256"] = sha256_of(list(paths))
     return write_results(
         out, package="dome", version=__version__, experiment=experiment, rows=rows, config=config_to_dict(cfg),
-        seed=cfg.seed, quick=quick, data=data, started=datetime.fromtimestamp(started, timezone.utc).isoformat(),
+        seed=cfg.seed, quick=quick, data=data, started=datetime.fromtimestamp(started, UTC).isoformat(),
         seconds=time.time() - started,
     )
 
@@ -73,13 +73,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     _docs_jsonl(out / "model" / "documents.jsonl", docs)
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
     print(json.dumps(metrics))
-    _write(out, "train", cfg, [{"method": "gr", "metrics": metrics}], {"name": name, "docs": len(docs)}, started, False)
+    data = {"name": name, "docs": len(docs), "sha256": _corpus_hash(docs)}
+    _write(out, "train", cfg, [{"method": "gr", "metrics": metrics}], data, started, False)
     print(f"model saved to {out / 'model'}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dome.data import read_documents_jsonl, pseudo_queries
+    from dome.data import pseudo_queries, read_documents_jsonl
     from dome.gr import GenerativeRetriever
     from dome.pipeline import evaluate
 
@@ -93,7 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(json.dumps(metrics))
     if args.out:
         _write(Path(args.out), "eval", cfg, [{"method": "gr", "metrics": metrics}],
-               {"name": str(args.model), "docs": len(docs)}, started, False)
+               {"name": str(args.model), "docs": len(docs)}, started, False, [Path(args.model) / "documents.jsonl"])
     return 0
 
 
@@ -148,7 +149,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     data["tracing_effects"] = res["tracing"]["effects"]
     data["dome_layers"] = res["tracing"]["layers"]
     data["before_update_old"] = res["before"]
-    data["corpus_sha256"] = _corpus_hash(res["docs"])
+    data["sha256"] = _corpus_hash(res["docs"])
     path = _write(out, "replicate", cfg, res["rows"], data, started, args.quick)
     print(format_table(res["rows"], res["before"]))
     print(f"results: {path}")

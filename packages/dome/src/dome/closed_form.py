@@ -6,8 +6,8 @@ V1 while preserving what it does on old keys K0:
 - null-space (AlphaEdit): restrict the update to the approximate null space of C0 (basis Q, P = Q Qᵀ), so
   ΔW k0 = 0 for every old key k0 in the preserved subspace:
   ΔW = R K̃1ᵀ (K̃1 K̃1ᵀ + K̃p K̃pᵀ + α I)⁻¹ Qᵀ with K̃ = Qᵀ K, Kp the keys of earlier edits (kept as they were).
-Both are computed in float64 for stability; the null space is the eigenvectors of C0 whose eigenvalues fall below
-`rel_threshold` times the largest one.
+Both are computed in float64 for stability; the null space is spanned by the eigenvectors of C0 with the smallest
+eigenvalues that together hold at most a given share of its trace (the old keys' energy).
 """
 
 from __future__ import annotations
@@ -15,24 +15,34 @@ from __future__ import annotations
 import torch
 
 
-def null_space_basis(cov: torch.Tensor, rel_threshold: float = 1e-3) -> torch.Tensor:
-    """Orthonormal basis (d x m) of the directions along which `cov` (d x d, PSD) has almost no energy."""
+def null_space_basis(cov: torch.Tensor, energy: float = 1e-3) -> torch.Tensor:
+    """Orthonormal basis (d x m) of the directions that carry almost none of the old keys' energy.
+
+    The eigenvectors of `cov` (d x d, PSD) are taken from the smallest eigenvalue up while their eigenvalues sum to
+    at most `energy` times the trace, so old keys keep at least 1 − `energy` of their energy outside the basis.
+    """
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"null_space_basis: covariance must be square, got shape {tuple(cov.shape)}")
     evals, evecs = torch.linalg.eigh(cov.double())
-    top = float(evals.max()) if evals.numel() else 0.0
-    keep = evals <= rel_threshold * top if top > 0 else torch.ones_like(evals, dtype=torch.bool)
+    evals = evals.clamp_min(0.0)
+    total = float(evals.sum())
+    if total <= 0:
+        return evecs
+    keep = torch.cumsum(evals, 0) <= energy * total
     return evecs[:, keep]
 
 
 def plain_update(
-    weight: torch.Tensor, keys: torch.Tensor, targets: torch.Tensor, cov: torch.Tensor, lam: float
+    weight: torch.Tensor, keys: torch.Tensor, targets: torch.Tensor, cov: torch.Tensor, lam: float, ridge: float = 0.0
 ) -> torch.Tensor:
-    """MEMIT closed form: ΔW = (V1 − W K1) K1ᵀ (λ C0 + K1 K1ᵀ)⁻¹. Shapes: W (o, i), K1 (i, n), V1 (o, n), C0 (i, i)."""
+    """MEMIT closed form: ΔW = (V1 − W K1) K1ᵀ (λ C0 + K1 K1ᵀ + ridge·I)⁻¹. W (o, i), K1 (i, n), V1 (o, n), C0 (i, i).
+
+    The ridge keeps the solve defined when C0 comes from fewer keys than the layer has inputs.
+    """
     _check(weight, keys, targets)
     w, k, v = weight.double(), keys.double(), targets.double()
     resid = v - w @ k
-    a = lam * cov.double() + k @ k.T
+    a = lam * cov.double() + k @ k.T + ridge * torch.eye(k.shape[0], dtype=torch.float64)
     # solve from the right: ΔW A = R K1ᵀ  <=>  A ΔWᵀ = K1 Rᵀ (A symmetric)
     return torch.linalg.solve(a, k @ resid.T).T.to(weight.dtype)
 

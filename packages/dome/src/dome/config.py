@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 class ModelConfig:
     path: str | None = None  # a T5 checkpoint (hub id or local dir); None builds a tiny random T5
     d_model: int = 128
-    d_ff: int = 2048  # wide FFN: the closed-form edit needs more key dimensions than edited keys
+    d_ff: int = 1024  # wide FFN: the closed-form edit needs more key dimensions than edited keys
     layers: int = 3
     heads: int = 4
     tokenizer: str = "bpe"  # tiny model only: "bpe" (trained on the corpus) or "char"
     vocab_size: int = 2000
-    max_input_tokens: int = 48
+    max_input_tokens: int = 24
 
 
 @dataclass
@@ -33,13 +33,13 @@ class DataConfig:
     test_queries: int = 2  # held-out spans per document used for evaluation
     query_words_min: int = 5
     query_words_max: int = 10
-    index_words: int = 32  # words of the document text used for the indexing example
+    index_words: int = 16  # words of the document text used for the indexing example
 
 
 @dataclass
 class TrainConfig:
     steps: int = 1500
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 50
     index_weight: float = 0.25  # share of indexing (doc -> docID) examples in each batch
@@ -58,15 +58,15 @@ class EditConfig:
     trace_queries: int = 64
     loss: str = "hybrid"  # hybrid | hard
     steps: int = 40
-    lr: float = 0.1
-    clamp_norm: float = 0.75  # ‖δ‖ ≤ clamp_norm · ‖h‖ at each edited position
-    mu: float = 1e-3  # norm penalty on δ
+    lr: float = 0.5
+    clamp_norm: float = 2.0  # ‖δ‖ ≤ clamp_norm · ‖h‖ at each edited position
+    mu: float = 1e-4  # norm penalty on δ
     soft_lambda: float = 1.0
     soft_hard_weight: float = 0.5
     soft_temperature: float = 2.0
     update: str = "null_space"  # null_space | plain
-    null_threshold: float = 1e-2  # eigenvalues below this share of the largest span the null space
-    alpha: float = 1.0  # ridge of the null-space solve
+    null_energy: float = 1e-3  # share of the old keys' energy the null space may hold
+    alpha: float = 1.0  # ridge of the closed-form solves
     cov_weight: float = 1e3  # λ of the plain solve (times the mean key covariance)
     update_cov: bool = True  # add each batch's keys to the preserved statistics before the next batch
 
@@ -88,7 +88,7 @@ def _memit_defaults() -> EditConfig:
 @dataclass
 class DomeConfig:
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
     docids: DocIdConfig = field(default_factory=DocIdConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -141,6 +141,17 @@ def pseudo_queries(docs: list[Document], cfg: DataConfig, seed: int) -> tuple[li
     return train, test
 
 
+def dev_queries(docs: list[Document], cfg: DataConfig, seed: int, per_doc: int = 1) -> list[Query]:
+    """A third, disjoint stream of spans (model selection / stopping rules), never used for training or testing."""
+    out: list[Query] = []
+    for d in docs:
+        words = d.text.split()
+        rng = random.Random(f"{seed}-dev-{d.id}")
+        out += [Query(f"{d.id}#d{i}", _span(words, rng, cfg.query_words_min, cfg.query_words_max), d.id)
+                for i in range(per_doc)]
+    return out
+
+
 def index_text(doc: Document, words: int) -> str:
     """The indexing example's input: the first `words` words of the document."""
     return " ".join(doc.text.split()[:words])

@@ -67,7 +67,7 @@ class KeyValueEditor:
         out: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
         for i in range(0, len(examples), self.batch_size):
             chunk = examples[i : i + self.batch_size]
-            enc = self.gr.encode([e.text for e in chunk])
+            enc = self._encoded(chunk)
             dec, _, mask = self.gr.decoder_tensors([e.docid for e in chunk])
             with self._capture(layers) as store:
                 self.gr.model(**enc, decoder_input_ids=dec)
@@ -82,6 +82,9 @@ class KeyValueEditor:
             self.cov_sum[layer] += k.T @ k
         self.cov_count += int(keys[self.layers[0]].shape[0])
         self._basis.clear()
+        if self.cfg.update == "null_space":
+            for layer in self.layers:  # part of the one-off preparation, not of each edit
+                self.basis(layer)
 
     def _mean_cov(self, layer: int) -> torch.Tensor:
         if self.cov_count == 0:
@@ -90,8 +93,15 @@ class KeyValueEditor:
 
     def basis(self, layer: int) -> torch.Tensor:
         if layer not in self._basis:
-            self._basis[layer] = null_space_basis(self._mean_cov(layer), self.cfg.null_threshold)
+            self._basis[layer] = null_space_basis(self._mean_cov(layer), self.cfg.null_energy)
         return self._basis[layer]
+
+    @torch.no_grad()
+    def _encoded(self, examples: list[Example]) -> dict:
+        """Encoder states computed once: edits change decoder weights only, so they stay valid."""
+        enc = self.gr.encode([e.text for e in examples])
+        states = self.gr.model.get_encoder()(**enc).last_hidden_state
+        return {"encoder_outputs": (states,), "attention_mask": enc["attention_mask"]}
 
     # ---- the edit ---------------------------------------------------------------------------------------------
     def _block_out(self, layer: int):
@@ -100,7 +110,7 @@ class KeyValueEditor:
     def optimise_targets(self, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Edit vectors at the last chosen layer; returns (target hidden states z (n, T, d), mask (n, T), log)."""
         gr, cfg, last = self.gr, self.cfg, self.layers[-1]
-        enc = gr.encode([e.text for e in examples])
+        enc = self._encoded(examples)
         dec, labels, mask = gr.decoder_tensors([e.docid for e in examples])
         captured: dict[str, torch.Tensor] = {}
         grab = self._block_out(last).register_forward_hook(lambda _m, _i, o: captured.__setitem__("h", o[0]))
@@ -129,7 +139,7 @@ class KeyValueEditor:
                 with torch.no_grad():
                     norm = delta.norm(dim=-1, keepdim=True)
                     delta.mul_(torch.clamp(max_norm / norm.clamp_min(1e-12), max=1.0))
-                log = {k: float(v) for k, v in parts.items()}
+                log = {k: v.item() for k, v in parts.items()}
         finally:
             add.remove()
         return (h0 + delta.detach() * mask.unsqueeze(-1)), mask, log
@@ -139,7 +149,7 @@ class KeyValueEditor:
         captured: dict[str, torch.Tensor] = {}
         grab = self._block_out(self.layers[-1]).register_forward_hook(lambda _m, _i, o: captured.__setitem__("h", o[0]))
         try:
-            enc = self.gr.encode([e.text for e in examples])
+            enc = self._encoded(examples)
             dec, _, _ = self.gr.decoder_tensors([e.docid for e in examples])
             self.gr.model(**enc, decoder_input_ids=dec)
         finally:
@@ -167,7 +177,7 @@ class KeyValueEditor:
                     cov = self._mean_cov(layer)
                     if prev is not None:
                         cov = cov + prev @ prev.T / self.cfg.cov_weight
-                    dw = plain_update(w.detach(), keys.T, targets, cov, self.cfg.cov_weight)
+                    dw = plain_update(w.detach(), keys.T, targets, cov, self.cfg.cov_weight, self.cfg.alpha)
                 w.add_(dw.to(w.dtype))
             new_keys[layer] = keys
         if self.cfg.update_cov:

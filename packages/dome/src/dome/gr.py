@@ -58,7 +58,14 @@ class GenerativeRetriever:
                 f"{source or 'model'}: vocabulary cannot express docID symbols {bad[:5]} "
                 f"({len(bad)} missing of {len(names)}); train the model with this docID scheme or add the tokens"
             )
-        return list(ids)
+        # tokens reserved beyond the current docIDs (for documents added later) follow on consecutively
+        prefix = names[0].rsplit("_", 1)[0] + "_" if names else ("<doc_" if self.scheme.kind == "atomic" else "<id_")
+        ids = list(ids)
+        while True:
+            nxt = self.tokenizer.convert_tokens_to_ids(f"{prefix}{len(ids)}>")
+            if nxt is None or nxt == unk or nxt >= vocab:
+                return ids
+            ids.append(nxt)
 
     def docid_tokens(self, docid: tuple[int, ...]) -> list[int]:
         if max(docid) >= len(self._symbol_ids):
@@ -194,6 +201,6 @@ def train(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return {"losses": losses, "seconds": time.perf_counter() - t0, "optimizer": opt}

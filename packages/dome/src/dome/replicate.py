@@ -2,8 +2,9 @@
 
 A tiny T5 is trained as a generative retriever on D0 (real HotpotQA passages, semantic docIDs, pseudo-queries);
 the new batches D1..Dn are then added by each method starting from the same trained weights, same docIDs and same
-seed. Incremental training runs until its new-document Recall@10 on the batch's training queries reaches the value
-DOME reached on the same queries (or a step cap), so the update times compare equal effectiveness.
+seed. Incremental training runs until its new-document Recall@10 on held-out dev spans of the batch (disjoint from
+training and test queries) reaches the value DOME reached on them (or a step cap), so update times compare equal
+effectiveness.
 Reported per method: Recall@1/10 and MRR@10 on held-out queries of new and of old documents, the update time of
 all batches, and for the editors the one-off preparation time (tracing, key statistics).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from dome.config import DomeConfig
-from dome.data import Document, Query, load_documents, pseudo_queries, split_protocol
+from dome.data import Document, Query, dev_queries, load_documents, pseudo_queries, split_protocol
 from dome.edit import KeyValueEditor
 from dome.gr import Example, GenerativeRetriever, train
 from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
@@ -36,8 +37,8 @@ def quick_overrides() -> list[str]:
         "protocol.batches=1",
         "protocol.incremental_max_steps=300",
         "protocol.incremental_check_every=25",
-        "edit.steps=25",
-        "memit.steps=25",
+        "edit.steps=30",
+        "memit.steps=30",
     ]
 
 
@@ -123,7 +124,7 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print) -> dict:
             ecfg, layers = edit_cfgs[method]
             t0 = time.perf_counter()
             editor = KeyValueEditor(gr, ecfg, layers, cfg.eval.batch_size)
-            editor.add_preserved(retr0)
+            editor.add_preserved(retr0 + index0)
             prep = time.perf_counter() - t0 + (trace_seconds if method == "dome" and not cfg.edit.layers else 0.0)
             info["layers"] = layers
         replay = list(pool0)
@@ -131,7 +132,7 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print) -> dict:
         for b, batch in enumerate(batches):
             gr.add_documents([d.id for d in batch], rows_of(batch))
             index_b, retr_b = examples_for(gr, batch, queries_of(train_q, batch), cfg.data.index_words)
-            dev = random.Random(cfg.seed + b).sample(queries_of(train_q, batch), min(64, len(retr_b)))
+            dev = dev_queries(batch, cfg.data, cfg.seed, per_doc=2)
             if editor is not None:
                 step = editor.edit(retr_b + index_b)
                 update_seconds += step["seconds"]

@@ -1,0 +1,37 @@
+"""End to end on tiny data: `dome replicate` trains, edits and writes results.json with every method's metrics."""
+
+import json
+
+from dome.cli import main
+
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+
+
+def test_replicate_tiny_end_to_end(tmp_path, capsys):
+    docs = tmp_path / "docs.jsonl"
+    lines = []
+    for i in range(12):
+        words = [WORDS[(i * 3 + j) % len(WORDS)] + str(i) for j in range(12)]
+        lines.append(json.dumps({"id": f"doc{i}", "text": " ".join(words)}))
+    docs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    code = main([
+        "replicate", "--out", str(out), "--seed", "1",
+        f"data.source={docs}", "data.max_docs=12", "data.train_queries=3", "data.test_queries=1",
+        "docids.scheme=naive", "model.d_model=32", "model.d_ff=128", "model.layers=2", "model.heads=2",
+        "model.vocab_size=300", "train.steps=30", "train.batch_size=16", "edit.steps=10", "memit.steps=10",
+        "edit.top_layers=1", "edit.trace_queries=8", "protocol.initial_share=0.75", "protocol.batches=1",
+        "protocol.incremental_max_steps=10", "protocol.incremental_check_every=5", "eval.beams=3",
+    ])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert (out / "config.yaml").is_file()
+    assert res["package"] == "dome" and res["experiment"] == "replicate" and res["seed"] == 1
+    assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit", "dome"]
+    for r in res["rows"]:
+        assert {"recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old",
+                "update_seconds"} <= set(r["metrics"])
+    rows = {r["method"]: r["metrics"] for r in res["rows"]}
+    assert rows["dome"]["update_seconds"] > 0 and rows["incremental"]["update_seconds"] > 0
+    assert len(res["data"]["tracing_effects"]) == 2
+    assert "| dome |" in capsys.readouterr().out
