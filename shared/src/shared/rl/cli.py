@@ -90,7 +90,13 @@ def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = No
 
     cfg = job.rl
     cfg.eval_every = job.task.eval_every
-    trainer = RLTrainer(cfg, model, tokenizer, train, arithmetic_reward, eval_fn=evaluate, accelerator=accelerator)
+    generator = None
+    if cfg.generator_backend != "hf":
+        from shared.generation import make_generator
+
+        generator = make_generator(cfg.generator_backend, policy, tokenizer)
+    trainer = RLTrainer(cfg, model, tokenizer, train, arithmetic_reward, generator=generator, eval_fn=evaluate,
+                        accelerator=accelerator)
     if not (resume and trainer.resume()):
         trainer.extra_state["start_accuracy"] = evaluate(trainer)["accuracy"]
     before = trainer.extra_state.get("start_accuracy")

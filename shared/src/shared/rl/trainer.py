@@ -79,6 +79,7 @@ class RLConfig:
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
     seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
     gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
+    generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
     tensorboard: bool = True
     progress: bool = True
 
