@@ -27,12 +27,12 @@ class RecordError(ValueError):
 class KBSettings:
     """Size of the synthetic knowledge base and of the question splits."""
 
-    n_people: int = 60
-    n_companies: int = 15
-    n_cities: int = 12
-    n_countries: int = 5
-    n_train: int = 40
-    n_test: int = 30
+    n_people: int = 120
+    n_companies: int = 25
+    n_cities: int = 20
+    n_countries: int = 6
+    n_train: int = 100
+    n_test: int = 60
     hops: list[int] | None = None  # default (1, 2, 3)
 
 

@@ -2,7 +2,7 @@
 
 Layout of `out/`:
   data/{corpus,train,test}.jsonl            the run's corpus and questions
-  cache/states.pt                           frozen-layer states per text (see encoder.py)
+  cache/states_top{n}.pt                    frozen-layer states per text (see encoder.py)
   base/index/                               faiss index of the base encoder
   round{r}/rollouts.jsonl                   agent rollouts with the current retriever (every search turn)
   round{r}/candidates.jsonl                 top-k for `question [SEP] sub-query` per search turn
@@ -111,7 +111,9 @@ class Pipeline:
         """The base encoder (path None) or a trained one; all share the frozen-layer state cache."""
         r = self.cfg.retriever
         source = path if path is not None else (r.base_model or None)
-        enc = load_encoder(source, self._train_layers(), self.cache, self.out / "cache/states.pt", r.query_prefix,
+        layers = self._train_layers()
+        cache_file = self.out / f"cache/states_top{layers}.pt"  # one cache per frozen/trained split
+        enc = load_encoder(source, layers, self.cache, cache_file, r.query_prefix,
                            r.passage_prefix, r.max_length, r.batch_size)  # fmt: skip
         if self.cache is None and enc.cache is not None:
             self.cache = enc.cache

@@ -24,9 +24,9 @@ from agentic_r.loss import TAU, batch_layout, info_nce
 
 @dataclass
 class TrainSettings:
-    epochs: int = 2
-    lr: float = 2e-5
-    batch_groups: int = 8
+    epochs: int = 3
+    lr: float = 1e-4  # the paper: 2e-5 for 2 epochs of full fine-tuning on far more data
+    batch_groups: int = 16
     tau: float = TAU
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -90,7 +90,7 @@ def train_retriever(
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()

@@ -1,0 +1,105 @@
+"""End to end on a tiny random BERT: the encoder's cached path, the resumable loop, evaluation, CLI and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from shared.config import ConfigError, load_config
+from shared.retrieval import TextEncoder, default_model_path
+
+from agentic_r.cli import build_parser, main
+from agentic_r.config import AgenticRConfig
+from agentic_r.data import RecordError, read_questions
+from agentic_r.encoder import EncoderSetupError, load_encoder
+from agentic_r.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cached_top_layers_match_full_forward_and_reload(tiny_bert, tmp_path):
+    enc = load_encoder(tiny_bert, 1, None, tmp_path / "states.pt")
+    full = load_encoder(tiny_bert, "all", None)
+    texts = ["Where was Bo Ka born?", "Bo Ka was born in Xville. Bo Ka works for Lo Corp."]
+    assert np.allclose(enc.encode_queries(texts), full.encode_queries(texts), atol=1e-5)
+    assert len(enc.cache.states) == 2 and len(enc.trainable_parameters()) < len(full.trainable_parameters())
+    emb = enc.train_embeddings(texts, "query: ")
+    emb.sum().backward()
+    assert all(p.grad is not None for p in enc.trainable_parameters())
+    enc.cache.save()
+    enc.save(tmp_path / "saved")
+    again = TextEncoder.load(tmp_path / "saved", device="cpu")
+    assert again.query_prefix == "query: " and again.pooling == "mean"
+    assert np.allclose(again.encode_queries(texts), enc.encode_queries(texts), atol=1e-5)
+    with pytest.raises(EncoderSetupError, match="train_layers"):
+        load_encoder(tiny_bert, 5, None)
+
+
+def _cfg(tiny_bert, **extra):
+    overrides = [
+        f"retriever.base_model={tiny_bert}", "retriever.train_layers=1", "data.n_train=8", "data.n_test=4",
+        "data.hops=[1,2]", "train.epochs=6", "train.lr=3e-3", "train.batch_groups=4", "label.max_searches=3",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]  # fmt: skip
+    return load_config(AgenticRConfig, None, overrides)
+
+
+def test_loop_runs_resumes_and_evaluates(tiny_bert, tmp_path):
+    pipe = Pipeline(_cfg(tiny_bert, rounds=2), tmp_path, progress=False)
+    pipe.iterate()
+    for r in (0, 1):
+        folder = tmp_path / f"round{r}"
+        for name in ("rollouts", "candidates", "subanswers", "local", "labelled", "groups"):
+            assert (folder / f"{name}.jsonl").exists(), name
+        assert (folder / "retriever/encoder/text_encoder.json").exists()
+        assert (folder / "retriever/index/index.faiss").exists()
+    stats = json.loads((tmp_path / "round0/stats.json").read_text())
+    assert stats["label"]["group_ok"] > 0 and stats["label"]["agent"] == "kb-reader-agent (deterministic)"
+    assert stats["train"]["loss_last_epoch"] < stats["train"]["loss_first_epoch"]  # the retriever learns
+    rollouts = [json.loads(x) for x in (tmp_path / "round0/rollouts.jsonl").read_text().splitlines()]
+    assert all(t["retriever_query"] == t["query"] for r in rollouts for t in r["turns"])  # round 0: bare query
+    rollouts = [json.loads(x) for x in (tmp_path / "round1/rollouts.jsonl").read_text().splitlines()]
+    assert all(" [SEP] " in t["retriever_query"] for r in rollouts for t in r["turns"])  # round 1: question [SEP]
+    before = (tmp_path / "round1/groups.jsonl").stat().st_mtime_ns
+    Pipeline(_cfg(tiny_bert, rounds=2), tmp_path, progress=False).iterate()  # resumes: nothing recomputed
+    assert (tmp_path / "round1/groups.jsonl").stat().st_mtime_ns == before
+    metrics = pipe.evaluate(0)
+    assert set(metrics) == {"recall@5_subquery", "recall@20_subquery", "agent_em", "agent_f1"}
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+
+def test_cli_help_and_stage_commands(tiny_bert, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("mine", "label", "train-retriever", "iterate", "eval", "replicate"):
+        assert name in out
+    args = [f"retriever.base_model={tiny_bert}", "retriever.train_layers=1", "data.n_train=6", "data.n_test=4"]
+    assert main(["mine", "--out", str(tmp_path), "--round", "0", *args]) == 0
+    assert (tmp_path / "round0/candidates.jsonl").exists() and (tmp_path / "config.yaml").exists()
+    assert "search_turns" in capsys.readouterr().out
+
+
+def test_bad_config_key_and_bad_question_file(tmp_path):
+    with pytest.raises(ConfigError, match="trian"):
+        load_config(AgenticRConfig, None, ["trian.lr=1"])
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"id": "a", "question": "Q?", "golden_answers": ["x"]}\n{"id": "b", "question": "Q?"}\n')
+    with pytest.raises(RecordError, match=r"q.jsonl:2: missing field 'golden_answers'"):
+        read_questions(bad)
+    bad.write_text("{not json\n")
+    with pytest.raises(RecordError, match=r"q.jsonl:1: invalid JSON"):
+        read_questions(bad)
