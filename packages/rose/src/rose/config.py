@@ -21,7 +21,7 @@ class ModelSection:
 
 @dataclass
 class WarmStartSection:
-    steps: int = 300
+    steps: int = 1000
     lr: float = 3e-3
     batch_size: int = 32
     n_train: int = 20_000
