@@ -68,3 +68,20 @@ def _cfg(tmp_path):
 def test_parser_defaults():
     args = build_parser().parse_args(["replicate"])
     assert args.quick is False and args.seed == 0
+
+
+def test_train_eval_and_resume_on_a_tiny_policy(rose_tiny_dir, tmp_path, capsys):
+    cfg = _cfg(tmp_path)
+    run = ["--config", str(cfg), f"model.path={rose_tiny_dir}", f"out_dir={tmp_path / 'run'}", *TINY,
+           "rl.checkpoint_every=1", "rl.tensorboard=false"]
+    assert main(["train", *run]) == 0
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert doc["experiment"] == "train" and doc["rows"][0]["method"] == "rose"
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+    assert main(["train", *run, "rl.steps=2", "--resume"]) == 0  # continues from step 1's checkpoint
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
+    assert main(["eval", "--config", str(cfg), f"model.path={tmp_path / 'run' / 'final'}",
+                 f"out_dir={tmp_path / 'ev'}", "data.n_eval=2", "eval.samples=2", "eval.max_new_tokens=4"]) == 0
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert ev["experiment"] == "eval" and "accuracy" in ev["rows"][0]["metrics"]

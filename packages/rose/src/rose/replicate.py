@@ -33,9 +33,9 @@ HEADER = ("accuracy", "mean_length_correct", "distinct_answers_per_group", "gene
 # Short schedule for --quick (one seed) and the full one (three seeds); both override RoseConfig's defaults.
 # The warm start (1000 SFT steps, half verbose targets; ~11% pass@1 at T=1) is cached and shared by both.
 QUICK = ["rl.steps=10", "data.n_eval=100", "eval.samples=4", "rl.max_refill_rounds=1"]
-FULL = ["rl.steps=150", "data.n_eval=300", "eval.samples=8", "rl.max_refill_rounds=2"]
+FULL = ["rl.steps=40", "data.n_eval=200", "eval.samples=4", "rl.max_refill_rounds=1"]
 BASE = ["warm_start.steps=1000", "warm_start.verbose_fraction=0.5", "rl.prompts_per_step=8", "rl.generations=8",
-        "rl.lr=1e-4", "rl.max_new_tokens=48", "eval.max_new_tokens=48", "rl.checkpoint_every=0",
+        "rl.lr=5e-5", "rl.max_new_tokens=48", "eval.max_new_tokens=48", "rl.checkpoint_every=0",
         "rl.tensorboard=false", "rose.epsilon=0.5", "rose.length_penalty=1.0"]
 
 
