@@ -78,3 +78,29 @@ def test_split_protocol_partitions_and_rejects_bad_shares():
         split_protocol(docs, 1.0, 2, seed=0)
     with pytest.raises(ValueError, match="cannot form 5 batches"):
         split_protocol(docs, 0.8, 5, seed=0)
+
+
+def test_cli_help_lists_subcommands(capsys):
+    from dome.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for sub in ("train", "eval", "edit", "replicate"):
+        assert sub in out
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    from dome.config import DomeConfig
+    from shared.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="edit.stepz"):
+        load_config(DomeConfig, None, ["edit.stepz=3"])
+
+
+def test_unknown_data_source_is_rejected():
+    from dome.data import load_documents
+
+    with pytest.raises(DocumentError, match="data.source 'nope'"):
+        load_documents(DataConfig(source="nope"))

@@ -151,8 +151,7 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print) -> dict:
         old_m = evaluate(gr, old_test, cfg.eval.beams, cfg.eval.batch_size)
         metrics = {f"{k}_new": v for k, v in new_m.items()} | {f"{k}_old": v for k, v in old_m.items()}
         metrics["update_seconds"] = update_seconds
-        if editor is not None:
-            metrics["prep_seconds"] = prep
+        metrics["prep_seconds"] = prep if editor is not None else None  # one-off tracing + key statistics
         rows.append({"method": method, "metrics": metrics})
         details[method] = info
         log(f"{method}: {metrics}")
