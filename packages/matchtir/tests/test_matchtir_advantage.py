@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from matchtir.advantage import (
     discounted_returns,
     dual_advantage_fn,

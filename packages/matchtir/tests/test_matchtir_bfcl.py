@@ -4,7 +4,6 @@ optional parameters, types, string normalisation, parallel order; bad prediction
 import json
 
 import pytest
-
 from benchmarks.data.errors import DataError
 from matchtir import bfcl
 
@@ -62,3 +61,21 @@ def test_prediction_file_errors(tmp_path):
         bfcl.load_predictions(bad)
     with pytest.raises(ValueError, match="unknown BFCL category"):
         bfcl.load_category("live_multiple")
+
+
+def test_tiny_model_plumbing(tmp_path):
+    import dataclasses
+
+    from shared.modeling import load_model
+    from shared.modeling.tiny import cached_tiny
+
+    model, tok = load_model(cached_tiny("qwen2", tmp_path), kind="causal", dtype="float32", device="cpu")
+    cats = {c: bfcl.load_category(c, limit=1) for c in ("simple_python", "parallel")}
+    # real items with their function docs cut to name + parameter names, so the char-level prompt stays short
+    cats = {c: [dataclasses.replace(r, functions=[{"name": f["name"], "parameters": {"properties": {
+        k: {} for k in f["parameters"]["properties"]}}} for f in r.functions]) for r in rs] for c, rs in cats.items()}
+    records = [r for rs in cats.values() for r in rs]
+    preds = bfcl.predict(model, tok, records, max_new_tokens=8)
+    assert set(preds) == {r.id for r in records}
+    scores = bfcl.evaluate_bfcl(preds, cats)
+    assert scores["all"]["n"] == 2.0 and 0.0 <= scores["all"]["accuracy"] <= 1.0

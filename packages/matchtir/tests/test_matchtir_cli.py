@@ -4,7 +4,6 @@ and missing inputs give clear errors, and the replication pipeline runs end to e
 import json
 
 import pytest
-
 from matchtir.cli import main
 from shared.eval import read_results
 

@@ -4,7 +4,6 @@ records that train assistant turns only (tool responses stay in the prompt)."""
 import json
 
 import pytest
-
 from benchmarks.data.errors import DataError
 from matchtir.data import load_samples, save_samples, synthetic_samples, system_prompt, to_record
 from matchtir.env import make_env_factory

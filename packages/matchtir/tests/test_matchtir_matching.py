@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from matchtir.matching import (
     answer_f1,
     call_rewards,

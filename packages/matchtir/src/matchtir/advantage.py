@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-
 from shared.rl.advantages import grpo_advantages
 from shared.rollout.trajectory import Trajectory
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from benchmarks.data.errors import DataError
 from benchmarks.data.io import iter_jsonl, require
 

@@ -140,8 +140,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_replicate(args: argparse.Namespace) -> int:
     from matchtir.replicate import replicate
 
+    rows = args.rows.split(",") if args.rows else None
     path = replicate(quick=args.quick, out=args.out, seed=args.seed, config=args.config, overrides=args.overrides,
-                     seeds=args.seeds)
+                     seeds=args.seeds, rows=rows)
     print(f"results: {path}")
     doc = json.loads(Path(path).read_text())
     print(f"{doc['seconds']:.0f}s")
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/matchtir_replicate", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
+    p.add_argument("--rows", help="comma-separated subset of the rows trajectory,km,ot (default: all)")
     p.add_argument("--config", help="config replacing the packaged replicate config")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.set_defaults(fn=cmd_replicate)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from shared.config import config_to_dict, load_config, save_config
 from shared.eval import sha256_of, write_results
 
@@ -141,8 +140,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", seed: int = 0,
-              config: str | Path | None = None, overrides: Sequence[str] = (), seeds: int | None = None) -> Path:
-    """Run the replication; writes config.yaml, per-stage files and results.json under `out`."""
+              config: str | Path | None = None, overrides: Sequence[str] = (), seeds: int | None = None,
+              rows: Sequence[str] | None = None) -> Path:
+    """Run the replication; writes config.yaml, per-stage files and results.json under `out`. `rows` picks a
+    subset of the rows (separate processes can run different rows into the same `out`, then one call with all
+    rows finds them done and writes the combined results)."""
     torch.set_num_threads(2)
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
@@ -151,7 +153,10 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     n_seeds = seeds if seeds is not None else (1 if quick else 3)
-    rows = list(ROWS)
+    rows = list(ROWS) if rows is None else list(rows)
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; known: {list(ROWS)}")
     per_seed = [run_seed(cfg, seed + k, out / f"seed{seed + k}", rows) for k in range(n_seeds)]
     table = aggregate(per_seed, rows)
     print(format_table(table))

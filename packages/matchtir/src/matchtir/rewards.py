@@ -7,7 +7,8 @@ trajectory against the gold trace at once (`matching.call_rewards`); a malformed
 call without a match and earns the unmatched penalty; a turn without calls earns 0. `trajectory_metrics` gives
 the test-time scores (solve F1 / rate / precision over exact call matches, answer F1, turns).
 `make_reward_fn` plugs either scheme into `shared.rl.trainer.RLTrainer`: "outcome" puts the answer F1 on the
-last token only (plain GRPO), "matching" writes the per-turn rewards (they land on each turn's last token).
+last token only (plain GRPO), "matching" writes the per-turn rewards (they land on each turn's last token; the
+final answer turn's F1 is returned as the trajectory reward, which lands on that same last token).
 """
 
 from __future__ import annotations
@@ -151,9 +152,15 @@ def make_reward_fn(settings: RewardSettings, tokenizer: Any) -> Callable[[list[T
                 traj.turn_rewards = [0.0] * len(traj.turn_spans)
                 finals.append(traj.metadata["scores"]["answer_f1"])
             else:
-                traj.turn_rewards = score_turns(turns, rec["gold_trace"], rec["answer"], settings.mode,
-                                                settings.assignment, settings.unmatched_penalty, settings.ot_reg)
-                finals.append(0.0)
+                rewards = score_turns(turns, rec["gold_trace"], rec["answer"], settings.mode, settings.assignment,
+                                      settings.unmatched_penalty, settings.ot_reg)
+                final = 0.0
+                if turns and turns[-1].answer is not None:
+                    # the answer turn's F1 becomes the final reward: same last token, and the trainer's logged
+                    # reward is then the answer F1 under both schemes
+                    final, rewards[-1] = rewards[-1], 0.0
+                traj.turn_rewards = rewards
+                finals.append(final)
         return finals
 
     return reward_fn

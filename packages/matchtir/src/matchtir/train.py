@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from shared.rl.sft import run_sft
 from shared.rl.trainer import RLTrainer
 from shared.rollout.agent_loop import AgentLoop
