@@ -3,8 +3,8 @@
 Both start from the same tiny arithmetic policy (the cached SFT'd warm start when it exists, else a fresh random
 tiny Qwen2), train on the same prompts with the same budget (prompts x generations x steps, 32 new tokens,
 temperature 1, beta 0, lr 3e-5, token-mean loss, group-normalised advantages, one update per batch), and are then
-scored by greedy exact match on the same held-out problems. Prints seconds per step for each (the first step, a
-warm-up, is left out), their ratio, and the final accuracy of each, from one run; writes the figures as JSON.
+scored by greedy exact match on the same held-out problems. Prints seconds per step for each (the median over the
+steps after the first, a warm-up), their ratio, and the final accuracy of each, from one run; writes them as JSON.
 
     uv run python tools/bench/rl_vs_trl.py --quick            # ~1-2 minutes: 8 steps each, 100 test problems
     uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft_s0
@@ -120,13 +120,16 @@ def main(argv: list[str] | None = None) -> dict:
         trl_acc = arithmetic_accuracy(trl_m, tok, test)
 
     def per_step(times: list[float]) -> float:
-        body = times[1:] if len(times) > 1 else times
-        return sum(body) / len(body)
+        # median of the steps after the first (warm-up): robust to load spikes from other jobs on a shared box
+        body = sorted(times[1:] if len(times) > 1 else times)
+        mid = len(body) // 2
+        return body[mid] if len(body) % 2 else (body[mid - 1] + body[mid]) / 2
 
     res = {
         "policy": str(policy), "steps": args.steps, "budget": f"{args.prompts}x{args.generations}x{args.steps}",
         "max_new_tokens": args.max_new_tokens, "threads": args.threads,
         "ours_s_per_step": per_step(ours_t), "trl_s_per_step": per_step(trl_t),
+        "ours_step_times": ours_t, "trl_step_times": trl_t,
         "start_accuracy": start_acc, "ours_accuracy": ours_acc, "trl_accuracy": trl_acc,
     }
     res["ratio_trl_over_ours"] = res["trl_s_per_step"] / res["ours_s_per_step"]

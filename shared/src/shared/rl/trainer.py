@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -157,6 +158,7 @@ class RLTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_updates))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.policy.forward).parameters
         if generator is None:
             from shared.generation import HFGenerator
 
@@ -263,10 +265,12 @@ class RLTrainer:
 
     # ---- update --------------------------------------------------------------------------------------------
     def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False):
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], use_cache=False)
         p = batch["prompt_len"]
-        logits = out.logits[:, p - 1 : -1]
+        r = batch["input_ids"].shape[1] - p
+        kwargs = {"logits_to_keep": r + 1} if self._keeps_logits else {}  # skip the lm_head on prompt positions
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    position_ids=batch["position_ids"], use_cache=False, **kwargs)
+        logits = out.logits[:, -(r + 1) : -1]
         lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
         return (lp, logits) if need_logits else lp
 
