@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from cocoa.backbone import build_tiny, load_cocoa
 from cocoa.config import ModelConfig
+from PIL import Image
 
 TEXTS = ["a red circle and a blue square", "What colour is the square? blue", "three green triangles", "digit 7"]
 

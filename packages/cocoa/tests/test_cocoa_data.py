@@ -3,9 +3,8 @@
 import io
 
 import pytest
-from PIL import Image
-
 from cocoa.data import DataError, ImageSource, ItemFactory, decode_image, parse_eval, parse_train
+from PIL import Image
 
 
 def _png_bytes(colour=(255, 0, 0)) -> bytes:
@@ -23,10 +22,18 @@ def _factory() -> ItemFactory:
 
 def test_eval_records_gold_and_shared_candidates():
     records = [
-        {"qry_text": "<|image_1|> Represent the given image", "qry_img": "img-a", "tgt_text": ["red", "blue"],
-         "tgt_img": [None, None]},
-        {"qry_text": "<|image_1|> Represent the given image", "qry_img": "img-b", "tgt_text": ["blue", "red"],
-         "tgt_img": [None, None]},
+        {
+            "qry_text": "<|image_1|> Represent the given image",
+            "qry_img": "img-a",
+            "tgt_text": ["red", "blue"],
+            "tgt_img": [None, None],
+        },
+        {
+            "qry_text": "<|image_1|> Represent the given image",
+            "qry_img": "img-b",
+            "tgt_text": ["blue", "red"],
+            "tgt_img": [None, None],
+        },
     ]
     queries = parse_eval(records, "toy.jsonl", _factory())
     assert [q.gold for q in queries] == [0, 0]

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cocoa.model import Item
 
 
@@ -57,6 +56,7 @@ def _copy_input_grad(model, image, detach_eos: bool) -> torch.Tensor:
     eos = int(batch.n_in[0]) - 1
     hooks = []
     if detach_eos:
+
         def cut(_module, _args, output):
             keep = torch.zeros(output.shape[:2], dtype=torch.bool)
             keep[:, eos] = True

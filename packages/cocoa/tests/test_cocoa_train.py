@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cocoa.data import TrainPair
 from cocoa.evaluate import reconstruction_probe
 from cocoa.model import Item

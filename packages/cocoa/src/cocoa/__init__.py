@@ -1,3 +1,3 @@
 """Content-reconstruction pre-training for multimodal embeddings (CoCoA)."""
 
-__version__ = "0.0.1"
+__version__ = "0.1.0"

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cocoa {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pretrain", help="run one pre-training stage: generative, 1 (collaborative attention) or 2 (EOS reconstruction)")
+    p = sub.add_parser(
+        "pretrain", help="run one pre-training stage: generative, 1 (collaborative attention) or 2 (EOS reconstruction)"
+    )
     p.add_argument("--stage", required=True, choices=["generative", "1", "2"], help="which stage to run")
     _common(p)
     _common(sub.add_parser("train", help="stage 3: contrastive InfoNCE training on <EOS> embeddings"))
@@ -75,7 +77,9 @@ def _model_and_suite(cfg, seed: int):
     set_seed(seed)
     path = cfg.model.path
     if not path:
-        path = build_tiny(Path(tempfile.mkdtemp(prefix="cocoa-tiny-")), suite.texts, cfg.model, cfg.data.image_size, seed)
+        path = build_tiny(
+            Path(tempfile.mkdtemp(prefix="cocoa-tiny-")), suite.texts, cfg.model, cfg.data.image_size, seed
+        )
         print(f"model.path is empty: built a tiny random Qwen2-VL at {path}")
     return load_cocoa(path, cfg.model), suite
 
@@ -126,7 +130,9 @@ def cmd_eval(args) -> int:
         print(f"{key}\t{value:.4f}")
     rows = [{"method": Path(cfg.model.path).name or "tiny-random", "metrics": metrics}]
     data = {"name": suite.name, "sha256": suite.sha256}
-    path = write_results(out, "cocoa", __version__, "eval", rows, cfg, cfg.seeds[0], False, data, started, time.time() - t0)
+    path = write_results(
+        out, "cocoa", __version__, "eval", rows, cfg, cfg.seeds[0], False, data, started, time.time() - t0
+    )
     print(f"wrote {path}")
     return 0
 

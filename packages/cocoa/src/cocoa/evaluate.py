@@ -9,6 +9,7 @@ The probe lays each item out with its reconstruction copy and reports the copy's
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 
 import torch
@@ -28,8 +29,6 @@ def embed_items(model: CocoaModel, items: list[Item], batch_size: int = 64) -> t
     for start in range(0, len(items), batch_size):
         out.append(model.embed(model.encode_items(items[start : start + batch_size])).cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
-
-
 
 
 def _item_key(item: Item) -> tuple:
@@ -68,6 +67,29 @@ def evaluate(model: CocoaModel, datasets: list[EvalDataset], batch_size: int = 6
     all_values = [v for values in by_meta.values() for v in values]
     metrics["p@1_overall"] = sum(all_values) / len(all_values)
     return metrics
+
+
+@torch.no_grad()
+def image_reliance(model: CocoaModel, items: list[Item], batch_size: int = 64, seed: int = 0) -> float:
+    """Caption loss with each item's image swapped for another item's, minus the loss with the right image.
+
+    Near 0 means the model's text predictions ignore the image (a language prior only); the generatively
+    pre-trained starting MLLM should be well above 0, as a pretrained Qwen2-VL is.
+    """
+    from cocoa.train import generative_loss
+
+    items = [it for it in items if it.image is not None and it.text]
+    if len(items) < 2:
+        raise ValueError("image_reliance needs at least two items with an image and text")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    swapped = [Item(it.text, items[j].image) for it, j in zip(items, order)]
+    model.eval()
+    true_loss = swapped_loss = 0.0
+    for start in range(0, len(items), batch_size):
+        true_loss += float(generative_loss(model, items[start : start + batch_size])[0])
+        swapped_loss += float(generative_loss(model, swapped[start : start + batch_size])[0])
+    return (swapped_loss - true_loss) / max(1, -(-len(items) // batch_size))
 
 
 @torch.no_grad()

@@ -34,7 +34,9 @@ def info_nce(
     or (M, d) and joins the candidate set of every query.
     """
     if queries.dim() != 2 or targets.shape != queries.shape:
-        raise ValueError(f"queries and targets must both be (B, d); got {tuple(queries.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"queries and targets must both be (B, d); got {tuple(queries.shape)} and {tuple(targets.shape)}"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     q = F.normalize(queries, dim=-1)

@@ -116,10 +116,18 @@ class CocoaModel(nn.Module):
         shapes = {a.shape for a in arrays}
         factor = self.patch_size * self.merge
         budget = (getattr(ip, "min_pixels", None), getattr(ip, "max_pixels", None))
-        if len(shapes) == 1 and None not in budget and getattr(ip, "do_rescale", True) and getattr(ip, "do_normalize", True):
+        if (
+            len(shapes) == 1
+            and None not in budget
+            and getattr(ip, "do_rescale", True)
+            and getattr(ip, "do_normalize", True)
+        ):
             h, w, _ = arrays[0].shape
-            if (smart_resize(h, w, factor=factor, min_pixels=budget[0], max_pixels=budget[1]) == (h, w)
-                    and h % factor == 0 and w % factor == 0):
+            if (
+                smart_resize(h, w, factor=factor, min_pixels=budget[0], max_pixels=budget[1]) == (h, w)
+                and h % factor == 0
+                and w % factor == 0
+            ):
                 return self._patchify(arrays)
         proc = ip(images=[np.array(a) for a in arrays], return_tensors="pt")
         return proc["pixel_values"], proc["image_grid_thw"]

@@ -75,7 +75,14 @@ def stage1(model: CocoaModel, items: list[Item], cfg: CocoaConfig, seed: int) ->
 def stage2(model: CocoaModel, items: list[Item], cfg: CocoaConfig, seed: int) -> list[dict]:
     s = cfg.stage2
     return optimise(
-        model, lambda b: stage2_loss(model, b, s.patch_weight), items, s.steps, s.batch_size, s.lr, s.warmup, seed,
+        model,
+        lambda b: stage2_loss(model, b, s.patch_weight),
+        items,
+        s.steps,
+        s.batch_size,
+        s.lr,
+        s.warmup,
+        seed,
         "stage2",
     )
 
@@ -86,7 +93,9 @@ def contrastive(model: CocoaModel, pairs: list[TrainPair], cfg: CocoaConfig, see
         from shared.modeling import LoraSettings, apply_lora
 
         targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
-        model.backbone = apply_lora(model.backbone, LoraSettings(r=c.lora_r, alpha=c.lora_alpha, target_modules=targets))
+        model.backbone = apply_lora(
+            model.backbone, LoraSettings(r=c.lora_r, alpha=c.lora_alpha, target_modules=targets)
+        )
         for p in (*model.patch_head.parameters(), model.mask_embedding):
             p.requires_grad_(False)
 
@@ -104,5 +113,7 @@ def contrastive(model: CocoaModel, pairs: list[TrainPair], cfg: CocoaConfig, see
 def measure(model: CocoaModel, evals: list[EvalDataset], cfg: CocoaConfig) -> dict[str, float]:
     """P@1 per dataset, meta-task and overall, and ``recon_loss_eos`` (text copy decoded from <EOS> alone)."""
     metrics = evaluate(model, evals, cfg.eval.batch_size)
-    metrics["recon_loss_eos"] = reconstruction_probe(model, probe_items(evals, cfg.eval.probe_items), cfg.eval.batch_size)
+    metrics["recon_loss_eos"] = reconstruction_probe(
+        model, probe_items(evals, cfg.eval.probe_items), cfg.eval.batch_size
+    )
     return metrics

@@ -30,6 +30,7 @@ from shared.eval import write_results
 from cocoa import __version__
 from cocoa.backbone import build_tiny, load_cocoa
 from cocoa.config import CocoaConfig
+from cocoa.evaluate import image_reliance
 from cocoa.pipeline import contrastive, generative_pretrain, measure, pair_items, set_seed, stage1, stage2
 from cocoa.suite import Suite, load_suite
 
@@ -59,9 +60,17 @@ def base_model(run_dir: Path, suite: Suite, cfg: CocoaConfig, seed: int) -> tupl
     else:
         path = build_tiny(tmp / "random", suite.texts, cfg.model, cfg.data.image_size, seed=seed)
     model = load_cocoa(path, cfg.model)
+    probe = suite.generative[0 : 2 * cfg.eval.probe_items : 2]  # captions of distinct training images
+    reliance_before = image_reliance(model, probe, cfg.eval.batch_size)
     logs = generative_pretrain(model, suite.generative, cfg, seed) if cfg.generative.steps else []
     model.save(tmp / "model")
-    info = {"generative_loss_first": logs[0]["lm"] if logs else None, "generative_loss_last": logs[-1]["lm"] if logs else None}
+    info = {
+        "generative_loss_first": logs[0]["lm"] if logs else None,
+        "generative_loss_last": logs[-1]["lm"] if logs else None,
+        # caption loss with swapped images minus with the right ones: > 0 once the model reads its images
+        "image_reliance_random": reliance_before,
+        "image_reliance_base": image_reliance(model, probe, cfg.eval.batch_size),
+    }
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp / "model", final)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -152,12 +161,31 @@ def replicate(
         per_seed[s] = {row: run_row(row, base, suite, cfg, s, run_dir / row) for row in rows}
     table_rows = aggregate(per_seed, rows)
     print(format_table(table_rows))
-    data = {"name": suite.name, "sha256": suite.sha256, "train_pairs": len(suite.train),
-            "eval_queries": sum(len(d.queries) for d in suite.evals)}
+    for s, info in bases.items():
+        print(
+            f"seed {s} base: generative loss {info['generative_loss_first']} -> {info['generative_loss_last']}, "
+            f"image reliance {info['image_reliance_random']:.4f} (random) -> {info['image_reliance_base']:.4f} (base)"
+        )
+    data = {
+        "name": suite.name,
+        "sha256": suite.sha256,
+        "train_pairs": len(suite.train),
+        "eval_queries": sum(len(d.queries) for d in suite.evals),
+    }
     extra = {"per_seed": {str(s): v for s, v in per_seed.items()}, "base_models": {str(s): v for s, v in bases.items()}}
     path = write_results(
-        out_dir, "cocoa", __version__, "replicate", table_rows, cfg, cfg.seeds[0], quick, data, started,
-        time.time() - t0, extra=extra,
+        out_dir,
+        "cocoa",
+        __version__,
+        "replicate",
+        table_rows,
+        cfg,
+        cfg.seeds[0],
+        quick,
+        data,
+        started,
+        time.time() - t0,
+        extra=extra,
     )
     print(f"wrote {path}")
     return path

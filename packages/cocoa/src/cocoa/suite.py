@@ -38,7 +38,9 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
     """Train split (cfg.train_size scenes) and a held-out-combination test split (cfg.eval_queries scenes)."""
     from benchmarks.synthetic.images import make_image_suite
 
-    common = dict(size=cfg.image_size, kinds=KINDS, heldout_combos=True, grid_aligned=False, n_candidates=cfg.candidates)
+    common = dict(
+        size=cfg.image_size, kinds=KINDS, heldout_combos=True, grid_aligned=False, n_candidates=cfg.candidates
+    )
     train = make_image_suite(cfg.train_size, seed=seed, split="train", **common)
     test = make_image_suite(cfg.eval_queries, seed=seed, split="test", **common)
     make_train = ItemFactory(ImageSource(train.image))

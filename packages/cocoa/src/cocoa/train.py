@@ -157,8 +157,10 @@ def contrastive_step(
         return model.embed(model.encode_items(items))
 
     if chunk_size and chunk_size < len(pairs):
+
         def chunks(xs):
             return [xs[k : k + chunk_size] for k in range(0, len(xs), chunk_size)]
+
         value = cached_contrastive_backward(
             encode, chunks(queries), chunks(targets), loss_fn, chunks(negs) if negs else None
         )
