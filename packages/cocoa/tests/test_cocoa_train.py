@@ -62,3 +62,19 @@ def test_grad_cache_equals_full_batch_on_the_model(tiny_model, random_image):
         assert torch.allclose(p.grad, want, atol=1e-5, rtol=1e-4)
         compared += 1
     assert compared > 10
+
+
+def test_lora_contrastive_trains_adapters_and_merges_back(tiny_model, random_image):
+    from cocoa.config import CocoaConfig
+    from cocoa.pipeline import contrastive
+
+    cfg = CocoaConfig()
+    cfg.contrastive.steps, cfg.contrastive.batch_size, cfg.contrastive.lora_r, cfg.contrastive.lr = 3, 4, 4, 1e-2
+    pairs = [TrainPair(Item("", random_image(k)), Item(t)) for k, t in enumerate(TEXTS)]
+    q_proj = tiny_model.core.model.language_model.layers[0].self_attn.q_proj.weight.detach().clone()
+    vision = next(tiny_model.core.model.visual.parameters()).detach().clone()
+    contrastive(tiny_model, pairs, cfg, seed=0)
+    assert not hasattr(tiny_model.backbone, "get_base_model")  # adapters merged, plain model again
+    merged = tiny_model.core.model.language_model.layers[0].self_attn.q_proj.weight
+    assert not torch.allclose(merged, q_proj)  # the merged adapter changed the attention weights
+    assert torch.equal(next(tiny_model.core.model.visual.parameters()), vision)  # frozen outside the adapters
