@@ -76,3 +76,31 @@ def test_bad_inputs(tiny_qwen2_dir, tmp_path):
         _trainer(tiny_qwen2_dir, tmp_path / "bad2", mini_batches=0)
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_checkpoint(tmp_path, torch.nn.Linear(1, 1))
+
+
+def test_multi_turn_rollout_fn_and_kl_in_reward(tiny_qwen2_dir, tmp_path):
+    from shared.rollout.agent_loop import AgentLoop
+    from shared.rollout.envs import SearchEnv
+
+    class Docs:
+        def retrieve(self, queries, topk=3):
+            return [[{"id": "d", "contents": "T\nbody"}] for _ in queries]
+
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "mt", beta=0.05, kl_in_reward=True, advantage="rloo")
+    loop = AgentLoop(tr.generator, lambda rec: SearchEnv(Docs()), max_turns=2, max_new_tokens_per_turn=5)
+    seen = []
+
+    def rollout(records, n, group_ids):
+        trajs = loop.run(records, n=n, group_ids=group_ids)
+        seen.extend(trajs)
+        return trajs
+
+    tr.rollout_fn = rollout
+    before = _params(tr)
+    stats = tr.train_step()
+    assert len(seen) == 6 and all(t.group_id in (0, 1) for t in seen)
+    # a random policy writes no valid action: each episode is turn, corrective observation (mask 0), turn
+    for t in seen:
+        assert len(t.turn_spans) == 2 and 0 in t.loss_mask and t.finish_reason in ("max_turns", "eos", "length")
+    assert stats["groups_kept"] == 2
+    assert any(not torch.equal(before[k], v) for k, v in _params(tr).items())
