@@ -174,6 +174,23 @@ def test_malformed_results_name_file_and_field(tmp_path):
         load_results(bad)
 
 
+def test_main_method_and_headline_keys_pick_the_row_and_metric(tmp_path):
+    doc = {
+        "package": "x", "version": "0.1.0", "experiment": "replicate", "quick": True, "git": "abc", "seed": 0,
+        "started": "2026-01-01T00:00:00", "seconds": 1.0, "config": {}, "data": {"name": "toy", "sha256": "s"},
+        "rows": [{"method": "sft", "metrics": {"loss": 1.0, "f1": 0.2}},
+                 {"method": "dual", "metrics": {"loss": 0.5, "f1": 0.4}}],
+    }  # fmt: skip
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    plain = load_results(path)
+    assert plain.method_row().method == "sft" and plain.headline() == "loss"
+    path.write_text(json.dumps({**doc, "main_method": "dual", "headline": "f1"}))
+    picked = load_results(path)
+    assert picked.method_row().method == "dual" and [r.method for r in picked.baselines()] == ["sft"]
+    assert picked.headline() == "f1"
+
+
 def test_registry_lists_the_ten_packages():
     names = [p.name for p in registry.PACKAGES]
     assert names == ["dome", "cocoa", "dr9k", "sage", "agentic-r", "matchtir", "arr", "rose", "mask", "huijin"]

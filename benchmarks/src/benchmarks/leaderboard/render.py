@@ -7,6 +7,7 @@ results folder without running anything. Packages that are not built or failed s
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,8 +174,11 @@ def write_png(entries: list[Entry], out_dir: Path) -> Path:
                 ax.annotate(_fmt(v), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                             va="bottom", fontsize=7, xytext=(0, 1), textcoords="offset points")  # fmt: skip
         if e.results.data_name:
-            ax.set_xlabel(f"data: {e.results.data_name}", fontsize=8, color="0.3")
+            ax.set_xlabel(textwrap.fill(f"data: {e.results.data_name}", 48), fontsize=7, color="0.3")
         ax.margins(y=0.15)
+        finite = [v for v in values if v == v]
+        if finite and min(finite) >= 0:  # rates and counts: keep the zero baseline, and a visible axis at all-zero
+            ax.set_ylim(bottom=0, top=None if max(finite) > 0 else 1)
         ax.tick_params(axis="y", labelsize=8)
     for ax in list(axes.flat)[len(entries) :]:
         ax.set_axis_off()

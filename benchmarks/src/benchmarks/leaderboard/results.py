@@ -33,8 +33,12 @@ class Results:
     raw: dict = field(default_factory=dict)
 
     def method_row(self) -> Row:
-        """The package's own method: the row named like the package, else the first row (contract order)."""
+        """The package's own method: the row named by results.json `main_method` (an extra key), else the row
+        named like the package, else the first row (contract order)."""
         names = {self.package, self.package.replace("-", "_")}
+        main = self.raw.get("main_method")
+        if isinstance(main, str) and any(r.method == main for r in self.rows):
+            names = {main}
         return next((r for r in self.rows if r.method in names), self.rows[0])
 
     def baselines(self) -> list[Row]:
