@@ -4,7 +4,8 @@ Both start from the same tiny arithmetic policy (the cached SFT'd warm start whe
 tiny Qwen2), train on the same prompts with the same budget (prompts x generations x steps, 32 new tokens,
 temperature 1, beta 0, lr 3e-5, token-mean loss, group-normalised advantages, one update per batch), and are then
 scored by greedy exact match on the same held-out problems. Prints seconds per step for each (the median over the
-steps after the first, a warm-up), their ratio, and the final accuracy of each, from one run; writes them as JSON.
+steps after the first, a warm-up; the two trainers' steps alternate so both run under the same machine load),
+their ratio, and the final accuracy of each, from one run; writes them as JSON.
 
     uv run python tools/bench/rl_vs_trl.py --quick            # ~1-2 minutes: 8 steps each, 100 test problems
     uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft_s0
@@ -37,7 +38,7 @@ def load_policy(path: Path | None, work: Path):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), path
 
 
-def run_ours(policy: Path, train: list[dict], args, work: Path) -> tuple[list[float], torch.nn.Module, object]:
+def make_ours(policy: Path, train: list[dict], args, work: Path):
     from shared.rl.trainer import RLConfig, RLTrainer
     from shared.rl.warmstart import arithmetic_reward
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -45,13 +46,13 @@ def run_ours(policy: Path, train: list[dict], args, work: Path) -> tuple[list[fl
     model, tok = AutoModelForCausalLM.from_pretrained(policy), AutoTokenizer.from_pretrained(policy)
     cfg = RLConfig(output_dir=str(work / "ours"), seed=args.seed, steps=args.steps, prompts_per_step=args.prompts,
                    generations=args.generations, max_new_tokens=args.max_new_tokens, lr=args.lr, beta=0.0,
-                   checkpoint_every=0, threads=args.threads, tensorboard=False, dynamic_sampling=False)
-    trainer = RLTrainer(cfg, model, tok, train, arithmetic_reward)
-    hist = trainer.train()
-    return [h["step_seconds"] for h in hist], trainer.policy, tok
+                   checkpoint_every=0, threads=args.threads, tensorboard=False, dynamic_sampling=False,
+                   progress=False)
+    return RLTrainer(cfg, model, tok, train, arithmetic_reward)
 
 
-def run_trl(policy: Path, train: list[dict], args, work: Path) -> tuple[list[float], torch.nn.Module, object]:
+def run_trl(policy: Path, train: list[dict], args, work: Path, after_step=None):
+    """Train TRL's GRPOTrainer; `after_step()` runs after each TRL step, outside its timing (interleaving)."""
     from datasets import Dataset
     from shared.rewards import math_reward
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -72,6 +73,8 @@ def run_trl(policy: Path, train: list[dict], args, work: Path) -> tuple[list[flo
 
         def on_step_end(self, *a, **k):
             self.times.append(time.perf_counter() - self.last)
+            if after_step is not None:
+                after_step()
 
     timer = StepTimer()
     cfg = GRPOConfig(
@@ -114,9 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
         _, _, policy = load_policy(args.policy, work)
         start_model, start_tok, _ = load_policy(policy, work)
         start_acc = arithmetic_accuracy(start_model, start_tok, test)
-        ours_t, ours_m, tok = run_ours(policy, train, args, work)
-        ours_acc = arithmetic_accuracy(ours_m, tok, test)
-        trl_t, trl_m, tok = run_trl(policy, train, args, work)
+        # Steps alternate (TRL step k, then our step k) so both trainers see the same load on a shared machine.
+        ours = make_ours(policy, train, args, work)
+        ours_t: list[float] = []
+        trl_t, trl_m, tok = run_trl(policy, train, args, work,
+                                    after_step=lambda: ours_t.append(ours.train_step()["step_seconds"]))
+        ours_acc = arithmetic_accuracy(ours.policy, tok, test)
         trl_acc = arithmetic_accuracy(trl_m, tok, test)
 
     def per_step(times: list[float]) -> float:
