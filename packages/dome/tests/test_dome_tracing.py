@@ -77,3 +77,18 @@ def test_constrained_decoding_only_yields_valid_docids(t5):
         body = row[1:]
         body = body[: body.index(eos)] if eos in body else body
         assert tuple(body) in valid
+
+
+def test_beam_scores_equal_teacher_forced_logprobs(t5):
+    model, tok = t5
+    eos = tok.eos_token_id
+    trie = DocIdTrie([[10, 11], [10, 12], [20]], eos_id=eos)
+    enc = tok(["some query"], return_tensors="pt")
+    hits = constrained_beam_search(model, enc["input_ids"], enc["attention_mask"], trie, num_beams=3)[0]
+    for seq, score in hits:
+        target = list(seq) + [eos]
+        dec = torch.tensor([[model.config.decoder_start_token_id, *target[:-1]]])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(**enc, decoder_input_ids=dec).logits, -1)[0]
+        expected = sum(float(logp[i, t]) for i, t in enumerate(target))
+        assert score == pytest.approx(expected, abs=1e-4)

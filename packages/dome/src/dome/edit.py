@@ -121,7 +121,7 @@ class KeyValueEditor:
         soft = None
         if cfg.loss == "hybrid":
             allowed = torch.zeros(base.shape[-1], dtype=torch.bool)
-            allowed[gr._symbol_ids + [gr.eos_id]] = True
+            allowed[gr.symbol_ids + [gr.eos_id]] = True
             soft = soft_targets(base, labels, allowed, cfg.soft_temperature, cfg.soft_hard_weight)
         delta = torch.zeros_like(h0, requires_grad=True)
         max_norm = cfg.clamp_norm * h0.norm(dim=-1, keepdim=True)

@@ -67,6 +67,11 @@ class GenerativeRetriever:
                 return ids
             ids.append(nxt)
 
+    @property
+    def symbol_ids(self) -> list[int]:
+        """Token id of each docID symbol (index = symbol), including those reserved for later documents."""
+        return list(self._symbol_ids)
+
     def docid_tokens(self, docid: tuple[int, ...]) -> list[int]:
         if max(docid) >= len(self._symbol_ids):
             raise VocabularyError(f"docID {docid} uses symbol {max(docid)} beyond the model's {len(self._symbol_ids)}")
