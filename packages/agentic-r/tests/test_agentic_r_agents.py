@@ -3,12 +3,12 @@
 from collections import Counter
 
 import pytest
+import torch
+from agentic_r.agents import KBReaderAgent, ServiceSearch, parse_kb_question, play, read_answer
+from agentic_r.judge import LexicalJudge, LLMListwiseJudge
+from agentic_r.labels import ReaderSubAnswers, label_global, label_local, mine_candidates, write_sub_answers
 from benchmarks.synthetic.kb import make_kb, make_kb_questions
 from shared.retrieval import Retriever, SearchClient, SearchServer
-
-from agentic_r.agents import KBReaderAgent, ServiceSearch, parse_kb_question, play, read_answer
-from agentic_r.labels import ReaderSubAnswers, label_global, label_local, mine_candidates, write_sub_answers
-from agentic_r.judge import LexicalJudge, LLMListwiseJudge
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,22 @@ def test_labels_local_global_with_missing_passage_and_garbage_judge(kb_setup):
     gold = questions[0]["sub_questions"][0]["passage_id"]
     assert first["u_glob"][first["doc_ids"].index(gold)] == 1.0  # the gold passage leads to the right answer
     assert all(g is None for g, u in zip(first["u_glob"], first["u_loc"]) if u < 0.6)
+
+
+def test_generator_agent_runs_search_r1_prompts(kb_setup):
+    from agentic_r.agents import GeneratorAgent
+    from shared.generation import HFGenerator
+    from shared.modeling.tiny import build_tokenizer
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    _, _, questions, client = kb_setup
+    tokenizer = build_tokenizer(kind="char")
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, intermediate_size=64, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    agent = GeneratorAgent(HFGenerator(Qwen2ForCausalLM(config), tokenizer), name="tiny-random-lm", max_new_tokens=16)
+    rollouts = play(agent, questions[:2], ServiceSearch(client), topk=3, max_turns=2)
+    # a random model writes no <search> or <answer> tag: the episode ends, recorded, without crashing
+    assert [r["finish"] for r in rollouts] == ["no_action", "no_action"]
+    assert all(r["turns"] == [] and r["em"] == 0.0 for r in rollouts)

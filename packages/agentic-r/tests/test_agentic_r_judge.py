@@ -1,7 +1,6 @@
 """Golden tests for local utility: listwise reply parsing, clipping, parse failures, and the lexical judge."""
 
 import pytest
-
 from agentic_r.judge import (
     JudgeParseFailure,
     LexicalJudge,

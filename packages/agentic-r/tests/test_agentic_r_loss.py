@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from agentic_r.loss import batch_layout, info_nce
 
 

@@ -5,14 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from shared.config import ConfigError, load_config
-from shared.retrieval import TextEncoder, default_model_path
-
 from agentic_r.cli import build_parser, main
 from agentic_r.config import AgenticRConfig
 from agentic_r.data import RecordError, read_questions
 from agentic_r.encoder import EncoderSetupError, load_encoder
 from agentic_r.pipeline import Pipeline
+from shared.config import ConfigError, load_config
+from shared.retrieval import TextEncoder, default_model_path
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
+from agentic_r.config import AgenticRConfig
 from shared.config import load_config
 from shared.eval import read_results
-
-from agentic_r.config import AgenticRConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from benchmarks.synthetic.kb import RELATIONS, TEMPLATES
 from shared.generation import SamplingParams
+from shared.retrieval import SearchServiceError
 from shared.rewards import exact_match, f1_score
 from shared.rollout.envs import ActionError, SearchEnv, parse_action
 
@@ -65,7 +66,9 @@ class ServiceSearch:
     def _flatten(self, hits: list) -> list[dict]:
         out = []
         for hit in hits:
-            doc = hit.get("document", hit) if isinstance(hit, Mapping) else {}
+            if not isinstance(hit, Mapping):
+                raise SearchServiceError(f"search service returned a non-object hit: {str(hit)[:100]}")
+            doc = hit.get("document", hit)
             out.append({"id": doc.get("id"), "contents": doc.get("contents", ""), "score": hit.get("score")})
         return out
 
@@ -192,8 +195,14 @@ class KBReaderAgent:
 class GeneratorAgent:
     """A `shared.generation.Generator` prompted in the Search-R1 format (greedy unless temperature > 0)."""
 
-    def __init__(self, generator: Any, name: str = "llm-agent", max_new_tokens: int = 256, temperature: float = 0.0,
-                 prompt: str = SEARCH_R1_PROMPT) -> None:
+    def __init__(
+        self,
+        generator: Any,
+        name: str = "llm-agent",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        prompt: str = SEARCH_R1_PROMPT,
+    ) -> None:
         self.generator, self.name, self.prompt = generator, name, prompt
         self.params = SamplingParams(
             max_new_tokens=max_new_tokens, temperature=temperature, stop=("</search>", "</answer>")
@@ -260,7 +269,8 @@ def play(
 def _advance(ep: _Episode, text: str, action, max_searches: int, max_turns: int) -> None:
     ep.steps += 1
     if action is not None:
-        text = text[: text.find(f"</{action.kind}>") + len(f"</{action.kind}>")]
+        end_tag = f"</{action.kind}>"  # drop anything written after the action's closing tag
+        text = text[: text.rfind(end_tag) + len(end_tag)]
     prefix = ep.transcript + text
     ep.transcript = prefix
     if action is None:

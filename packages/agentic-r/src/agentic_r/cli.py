@@ -34,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("mine", "label", "train-retriever"):
             p.add_argument("--round", type=int, default=0, help="round index (0: base retriever, 1: retriever_0)")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-4")
-    rep = sub.add_parser("replicate", help="CPU-scale replication: base vs round 0 vs round 1 (prints a table)",
-                         description="Run the whole loop on the synthetic knowledge base and write results.json.")
+    rep = sub.add_parser(
+        "replicate",
+        help="CPU-scale replication: base vs round 0 vs round 1 (prints a table)",
+        description="Run the whole loop on the synthetic knowledge base and write results.json.",
+    )
     rep.add_argument("--quick", action="store_true", help="small knowledge base (a few minutes on 2 CPU cores)")
     rep.add_argument("--out", default="runs/agentic-r-replicate", help="output folder (results.json, config.yaml)")
     rep.add_argument("--seed", type=int, default=0, help="random seed")

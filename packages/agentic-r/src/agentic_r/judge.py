@@ -69,9 +69,7 @@ def build_listwise_prompt(question: str, query: str, sub_answer: str, passages: 
     """The rubric prompt for one chunk of passages; the sub-answer is the reference unless it is Not Sure."""
     reference = "" if is_not_sure(sub_answer) else f"Reference answer to the search query: {sub_answer}\n"
     listing = "\n".join(f"[{i + 1}] {p}" for i, p in enumerate(passages))
-    return RUBRIC_PROMPT.format(
-        question=question, query=query, reference=reference, passages=listing, n=len(passages)
-    )
+    return RUBRIC_PROMPT.format(question=question, query=query, reference=reference, passages=listing, n=len(passages))
 
 
 def is_not_sure(sub_answer: str | None) -> bool:

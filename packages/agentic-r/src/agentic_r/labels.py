@@ -102,7 +102,10 @@ def write_sub_answers(rollouts: Sequence[dict], writer: Any, stats: Counter) -> 
 
 
 def label_local(
-    candidates: Sequence[dict], sub_answers: Mapping[str, list[str]], corpus: Mapping[str, str], judge: Any,
+    candidates: Sequence[dict],
+    sub_answers: Mapping[str, list[str]],
+    corpus: Mapping[str, str],
+    judge: Any,
     stats: Counter,
 ) -> list[dict]:
     """Adds `sub_answer`, kept `doc_ids` and `u_loc` per candidate turn; unreadable judge replies drop the turn."""
@@ -127,8 +130,15 @@ def label_local(
 
 
 def label_global(
-    local: Sequence[dict], rollouts: Mapping[str, dict], corpus: Mapping[str, str], agent: Agent,
-    search: ServiceSearch, min_local: float, topk: int = 3, max_searches: int = 5, stats: Counter | None = None,
+    local: Sequence[dict],
+    rollouts: Mapping[str, dict],
+    corpus: Mapping[str, str],
+    agent: Agent,
+    search: ServiceSearch,
+    min_local: float,
+    topk: int = 3,
+    max_searches: int = 5,
+    stats: Counter | None = None,
 ) -> list[dict]:
     """Adds `u_glob` per candidate: EM of the agent continuing with that single passage as the turn's observation.
 
@@ -154,8 +164,9 @@ def label_global(
     return out
 
 
-def make_groups(labelled: Sequence[dict], seed: int, min_local: float, num_negatives: int, max_positives: int,
-                stats: Counter) -> list[dict]:
+def make_groups(
+    labelled: Sequence[dict], seed: int, min_local: float, num_negatives: int, max_positives: int, stats: Counter
+) -> list[dict]:
     """Training groups (query, positives, negatives) from labelled turns; skip reasons are counted."""
     rng = random.Random(f"groups|{seed}")
     out = []

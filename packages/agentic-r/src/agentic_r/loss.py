@@ -16,7 +16,9 @@ import torch.nn.functional as F
 TAU = 0.01
 
 
-def info_nce(query_emb: torch.Tensor, passage_emb: torch.Tensor, targets: torch.Tensor, tau: float = TAU) -> torch.Tensor:
+def info_nce(
+    query_emb: torch.Tensor, passage_emb: torch.Tensor, targets: torch.Tensor, tau: float = TAU
+) -> torch.Tensor:
     """Mean over queries of -log softmax(q . p / tau)[target]; embeddings are expected L2-normalised (cosine)."""
     if query_emb.dim() != 2 or passage_emb.dim() != 2 or query_emb.shape[1] != passage_emb.shape[1]:
         raise ValueError(

