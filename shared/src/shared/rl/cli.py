@@ -72,7 +72,7 @@ def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = No
     if job.task.name not in TASKS:
         raise ValueError(f"task.name {job.task.name!r} is not supported; known: {TASKS}")
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-    accelerator = Accelerator(cpu=job.rl.threads > 0 and not _cuda())
+    accelerator = Accelerator(cpu=not _cuda())
     if accelerator.is_main_process:
         policy = _policy_dir(job)  # the warm start is built once, by the main process
     accelerator.wait_for_everyone()
