@@ -110,7 +110,9 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
             t1 = time.perf_counter()
             policy, history = rl_train(rcfg, clone_model(model), tok, train, out / row / "rl", eval_fn=eval_fn)
             metrics = evaluate_policy(rcfg, policy, tok, test, seed=seed)
-            saved = {"metrics": metrics, "curve": curve + [[len(history), metrics["solve_f1"]]],
+            if not curve or curve[-1][0] != len(history):
+                curve.append([len(history), metrics["solve_f1"]])
+            saved = {"metrics": metrics, "curve": curve,
                      "train_reward": [h["reward"] for h in history], "seconds": time.perf_counter() - t1}
             _write_json(done, saved)
         results["metrics"][row] = saved["metrics"]
