@@ -37,7 +37,7 @@ def test_eval_records_gold_and_shared_candidates():
     ]
     queries = parse_eval(records, "toy.jsonl", _factory())
     assert [q.gold for q in queries] == [0, 0]
-    assert queries[0].query.text == "Represent the given image"  # placeholder dropped, image kept
+    assert queries[0].query.text == "Represent the given image"  # image tag dropped, image kept
     assert queries[0].query.image.getpixel((0, 0)) == (255, 0, 0)
     # the same candidate text is one shared Item, so evaluation embeds it once
     assert queries[0].candidates[0] is queries[1].candidates[1]

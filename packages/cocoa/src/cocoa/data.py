@@ -4,7 +4,7 @@ An MMEB record (``benchmarks.data.MMEBItem`` or its JSON dict) holds a query (``
 ``qry_img``) and a candidate list (``tgt_text`` / ``tgt_img``) whose entry 0 is the positive, as in the MMEB eval
 files; VLM2Vec's ``qry_img_path`` / ``tgt_img_path`` spellings are accepted too. Image fields are references that
 an ``ImageSource`` resolves: ids of the in-memory procedural suite, or paths relative to a dataset folder, or raw
-bytes. MMEB's ``<|image_1|>`` placeholder is dropped from the text because the model always places the image first.
+bytes. MMEB's ``<|image_1|>`` image tag is dropped from the text because the model always places the image first.
 Training pairs are (query, candidate 0) with candidate 1 as the hard negative.
 """
 
@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cocoa.model import Item
 
-PLACEHOLDER = re.compile(r"<\|image_\d+\|>")
+IMAGE_TAG = re.compile(r"<\|image_\d+\|>")
 
 
 class DataError(ValueError):
@@ -102,7 +102,7 @@ class ItemFactory:
     def __call__(self, text: Any, image: Any, where: str) -> Item:
         if text is not None and not isinstance(text, str):
             raise DataError(f"{where}: text must be a string, got {type(text).__name__}")
-        clean = PLACEHOLDER.sub("", text or "").strip()
+        clean = IMAGE_TAG.sub("", text or "").strip()
         has_image = image is not None and not (isinstance(image, str) and not image.strip())
         if not clean and not has_image:
             raise DataError(f"{where}: empty text and no image")
