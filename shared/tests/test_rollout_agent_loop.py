@@ -147,3 +147,16 @@ def test_tool_env_python_tools_sandbox_and_errors():
     assert done.done and done.info["answer"] == "20"
     with pytest.raises(TypeError, match="retrieve"):
         SearchEnv(object())
+
+
+def test_search_env_reads_search_service_hits():
+    """SearchClient returns Search-R1 hits {"document": {...}, "score"}; the env must show their text and ids."""
+    from shared.retrieval import Retriever, SearchClient, SearchServer
+
+    docs = [{"id": "d1", "contents": "Paris\nCapital of France."}, {"id": "d2", "contents": "Rome\nCapital of Italy."}]
+    with SearchServer(Retriever("bm25", docs)) as server:
+        env = SearchEnv(SearchClient(server.url), topk=1)
+        env.reset({})
+        result = env.step(Action("search", "capital of France", "<search>capital of France</search>"))
+    assert result.info["doc_ids"] == ["d1"]
+    assert "Doc 1(Title: Paris) Capital of France." in result.observation

@@ -128,6 +128,13 @@ class SearchEnv:
         self.queries = []
 
     @staticmethod
+    def unwrap(hit: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A hit as a document: `Retriever` gives {id, contents, score}; the Search-R1 service (and so
+        `SearchClient`) wraps it as {"document": {id, contents}, "score": s}."""
+        doc = hit.get("document")
+        return doc if isinstance(doc, Mapping) else hit
+
+    @staticmethod
     def format_docs(docs: Sequence[Mapping[str, Any]]) -> str:
         lines = []
         for i, doc in enumerate(docs):
@@ -146,7 +153,7 @@ class SearchEnv:
         if not query:
             return StepResult("\n\n<information>Empty search query.</information>\n\n", False, 0.0, {"query": ""})
         self.queries.append(query)
-        docs = self.retriever.retrieve([query], topk=self.topk)[0]
+        docs = [self.unwrap(hit) for hit in self.retriever.retrieve([query], topk=self.topk)[0]]
         obs = f"\n\n<information>{self.format_docs(docs)}</information>\n\n"
         return StepResult(obs, False, 0.0, {"query": query, "doc_ids": [d.get("id") for d in docs]})
 
