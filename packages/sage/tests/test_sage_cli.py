@@ -1,7 +1,6 @@
 """The sage CLI: subcommands with help, and configuration errors as one-line messages with exit status 2."""
 
 import pytest
-
 from sage.cli import main
 
 

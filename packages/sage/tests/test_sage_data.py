@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from sage.config import DataConfig, SageConfig, method_flags
 from sage.data import DataError, gold_answer, load_problem_set, read_jsonl, record_to_problem
 

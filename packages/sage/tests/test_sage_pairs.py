@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from sage.pairs import FrontierEmptyError, Problem, build_pairs, frontier, pass_rate, refresh_pool
 
 

@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-
 from sage.pairs import Pair
 from sage.policy import ReferenceCache, encode_pairs, pair_margins, preference_loss, sequence_logprobs
 

@@ -7,8 +7,8 @@ import math
 import random
 
 import pytest
-
 from sage.scoring import (
+    MarginStats,
     MarginTracker,
     ScoringSettings,
     dpo_margin,
@@ -131,3 +131,12 @@ def test_weight_stats_golden():
     assert stats["margin_mean"] == 0.0
     with pytest.raises(ValueError, match="empty"):
         weight_stats([], 0.2)
+
+
+def test_tracker_state_round_trip_keeps_window():
+    tracker = MarginTracker(window=2)
+    tracker.update_many(["a", "a", "a"], [1.0, 2.0, 3.0])
+    copy = MarginTracker(window=2)
+    copy.load_state_dict(tracker.state_dict())
+    copy.update("a", 5.0)  # window 2: [3, 5] -> mean 4, std 1
+    assert copy.stats("a") == MarginStats(mean=4.0, std=1.0, count=2)

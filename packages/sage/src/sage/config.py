@@ -24,17 +24,18 @@ Source = Literal["arithmetic", "gsm8k", "math500", "aime24", "jsonl"]
 
 @dataclass
 class ModelConfig:
-    """`path` empty: build the tiny policy on the fly and SFT it on the arithmetic suite (the warm start)."""
+    """`path` empty: build the tiny Qwen2 policy on the fly and SFT it on the arithmetic suite (the warm start,
+    shared.rl.warmstart): cosine schedule over `sft_steps`, stopped once validation accuracy reaches
+    `sft_target_accuracy` (a mid-training policy with room to improve; null = train all steps)."""
 
     path: str = ""
-    hidden: int = 128
-    layers: int = 2
-    heads: int = 4
-    ffn: int = 512
-    sft_steps: int = 300
+    device: str = "auto"  # for model.path: "auto" picks a GPU when present
+    dtype: str = "auto"  # bfloat16 on a capable GPU, float32 on CPU
+    sft_steps: int = 1000
     sft_lr: float = 3e-3
     sft_batch_size: int = 32
-    sft_examples: int = 2000
+    sft_target_accuracy: float | None = 0.4
+    sft_eval_every: int = 20
 
 
 @dataclass
@@ -83,7 +84,7 @@ class ScoringConfig:
     trivial_weight: float = 0.2
     min_obs: int = 2
     prior_std: float = 0.25
-    candidates_per_step: int = 64  # pairs re-evaluated (no grad) each step before selection; 0 = all
+    candidates_per_step: int = 32  # pairs re-evaluated (no grad) each step before selection; 0 = all
     fill: Literal["best_remaining", "none"] = "best_remaining"
 
 
@@ -94,13 +95,13 @@ class TrainConfig:
     method: Method = "sage"
     steps: int = 100
     batch_size: int = 8
-    lr: float = 2e-5
+    lr: float = 1e-5
     beta: float = 0.1
     loss: Literal["dpo", "rpo", "ipo"] = "rpo"
     sft_weight: float = 1.0  # weight of the chosen-answer NLL term in the rpo loss
     grad_clip: float = 1.0
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # 1 thread per process: the 2-core box is shared
     checkpoint_every: int = 0  # 0 = only at the end
 
 

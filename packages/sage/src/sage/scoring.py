@@ -95,6 +95,13 @@ class MarginTracker:
     def __len__(self) -> int:
         return len(self._history)
 
+    def state_dict(self) -> dict[str, list[float]]:
+        """Plain copy of every pair's window, for checkpoints."""
+        return {pid: list(values) for pid, values in self._history.items()}
+
+    def load_state_dict(self, state: dict[str, list[float]]) -> None:
+        self._history = {pid: deque(values, maxlen=self.window) for pid, values in state.items()}
+
 
 @dataclass(frozen=True)
 class ScoringSettings:

@@ -139,6 +139,7 @@ class EpochSampler:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -199,7 +200,7 @@ def train_dpo(
         optimizer.load_state_dict(state["optimizer"])
         reference.load_state_dict(state["reference"])
         pairs, pools, curve, logs = state["pairs"], state["pools"], state["curve"], state["logs"]
-        tracker._history = state["tracker"]
+        tracker.load_state_dict(state["tracker"])
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         sampler = EpochSampler(pairs, rng)
@@ -269,7 +270,7 @@ def train_dpo(
             _save_checkpoint(checkpoint, {
                 "step": step, "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                 "reference": reference.state_dict(), "pairs": pairs, "pools": pools, "curve": curve, "logs": logs,
-                "tracker": tracker._history, "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                "tracker": tracker.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                 "queue": sampler.queue,
             })
 
@@ -297,6 +298,7 @@ def train_dpo(
 
 def write_log(result: RunResult, path: Path) -> Path:
     """Per-step log as JSON lines (atomically), for plots and inspection."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for entry in result.logs:
