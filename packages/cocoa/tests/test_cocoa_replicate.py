@@ -64,3 +64,24 @@ def test_eval_on_mmeb_folder_without_gold_names_the_record(tmp_path, capsys):
     assert main(["eval", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "toy.jsonl, record 2, field 'tgt_text'" in err and "does not contain the gold" in err
+
+
+def test_cli_stage_chain_generative_stage1_stage2_train_eval(tmp_path, capsys):
+    tiny = [*TINY, "stage1.steps=2", "stage1.batch_size=4", "contrastive.chunk_size=2"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  suite: synthetic\n")
+    steps = [
+        ["pretrain", "--stage", "generative", "--out", str(tmp_path / "base")],
+        ["pretrain", "--stage", "1", "--out", str(tmp_path / "s1"), f"model.path={tmp_path / 'base' / 'model'}"],
+        ["pretrain", "--stage", "2", "--out", str(tmp_path / "s2"), f"model.path={tmp_path / 's1' / 'model'}"],
+        ["train", "--out", str(tmp_path / "tr"), f"model.path={tmp_path / 's2' / 'model'}"],
+        ["eval", "--out", str(tmp_path / "ev"), f"model.path={tmp_path / 'tr' / 'model'}"],
+    ]
+    for argv in steps:
+        assert main([*argv[:1], "--config", str(cfg), *argv[1:], *tiny]) == 0
+    # stage 1 switched the model to bidirectional attention and every later stage kept it
+    settings = json.loads((tmp_path / "tr" / "model" / "cocoa_model.json").read_text())
+    assert settings["input_attention"] == "bidirectional"
+    doc = read_results(tmp_path / "ev" / "results.json")
+    assert doc["experiment"] == "eval" and "p@1_overall" in doc["rows"][0]["metrics"]
+    assert "stage 2: first" in capsys.readouterr().out
