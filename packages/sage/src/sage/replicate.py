@@ -101,9 +101,10 @@ def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True) -
             continue
         cfg.train.method = method
         policy = copy.deepcopy(model)
+        t0 = time.time()
         result = train_dpo(cfg, policy, tokenizer, HFGenerator(policy, tokenizer, batch_size=256), problems,
                            initial_probe=probe, initial_accuracy=acc0, target=target, progress=progress)
-        summary = result_summary(result) | {"seed": seed, "data": problems.info}
+        summary = result_summary(result) | {"seed": seed, "data": problems.info, "seconds": time.time() - t0}
         write_log(result, seed_dir / f"{method}.log.jsonl")
         _atomic_json(seed_dir / f"{method}.json", summary)
         done[method] = summary
