@@ -79,3 +79,13 @@ def test_config_rejects_unknown_key(tmp_path):
         load_config(SageConfig, path)
     cfg = load_config(SageConfig, None, ["train.method=scoring", "scoring.window=6"])
     assert cfg.train.method == "scoring" and cfg.scoring.window == 6
+
+
+def test_eval_problems_cap_at_slice_size_and_bundled_answers_verify():
+    from sage.data import load_eval_problems
+
+    aime = load_eval_problems(DataConfig(source="aime24"), 50)
+    assert len(aime.test) == 15 and aime.info["name"] == "aime24:test.jsonl"  # the bundled slice holds 15
+    gsm = load_eval_problems(DataConfig(source="gsm8k"), 3)
+    assert [p.answer for p in gsm.test] == ["18", "3", "70000"]  # GSM8K '#### n' finals of the first three
+    assert gsm.test[0].prompt.startswith("Q: Janet")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.eval import sha256_of
+
 from sage.config import DataConfig
 from sage.pairs import Problem
 
@@ -148,8 +150,6 @@ def _split(problems: list[Problem], cfg: DataConfig, name: str) -> tuple[list[Pr
 
 def load_problem_set(cfg: DataConfig) -> ProblemSet:
     """Build the train pool and held-out problems named by the data config."""
-    from shared.eval import sha256_of
-
     if cfg.source == "arithmetic":
         train = arithmetic_problems(cfg.n_train, cfg.data_seed, "train")
         test = arithmetic_problems(cfg.n_test, cfg.data_seed, "test")
@@ -168,6 +168,23 @@ def load_problem_set(cfg: DataConfig) -> ProblemSet:
     problems = problems_from_records(records, cfg.prompt_template, cfg.on_unverifiable, cfg.source)
     train, test = _split(problems, cfg, str(path))
     return ProblemSet(train, test, {"name": f"{cfg.source}:{path.name}", "sha256": sha256_of([path])})
+
+
+def load_eval_problems(cfg: DataConfig, n: int) -> ProblemSet:
+    """Up to `n` held-out problems of cfg.source (all of them when the slice is smaller, e.g. AIME24's 15)."""
+    if cfg.source == "arithmetic":
+        test = arithmetic_problems(n, cfg.data_seed, "test")
+        text = "\n".join(f"{p.prompt}\t{p.answer}" for p in test).encode("utf-8")
+        return ProblemSet([], test, {"name": f"synthetic-arithmetic-test(seed={cfg.data_seed},n={n})",
+                                     "sha256": sha256_of(text)})
+    path = Path(cfg.path) if cfg.path else (None if cfg.source == "jsonl" else bundled_path(cfg.source))
+    if path is None:
+        raise DataError("data.source=jsonl needs data.path (a JSONL file with question and answer fields)")
+    records = read_jsonl(path) if cfg.source == "jsonl" else benchmark_records(cfg.source, path)
+    problems = problems_from_records(records, cfg.prompt_template, cfg.on_unverifiable, cfg.source)
+    if not problems:
+        raise DataError(f"{path}: no usable problem")
+    return ProblemSet([], problems[:n], {"name": f"{cfg.source}:{path.name}", "sha256": sha256_of([path])})
 
 
 BUNDLED_FILES = {"gsm8k": "math/gsm8k/test.jsonl", "math500": "math/math500/test.jsonl",

@@ -75,7 +75,7 @@ def eval_command(cfg: SageConfig, out_dir: Path) -> Path:
     from shared.rewards import extract_boxed
 
     import sage
-    from sage.data import load_problem_set
+    from sage.data import load_eval_problems
     from sage.evaluate import greedy_accuracy
     from sage.replicate import warm_start
 
@@ -88,9 +88,8 @@ def eval_command(cfg: SageConfig, out_dir: Path) -> Path:
     infos = []
     for task in cfg.eval.tasks:
         data_cfg = copy.deepcopy(cfg.data)
-        data_cfg.source, data_cfg.n_train, data_cfg.n_test = task, 0, cfg.eval.n_per_task
-        data_cfg.path = ""
-        problems = load_problem_set(data_cfg)
+        data_cfg.source, data_cfg.path = task, ""
+        problems = load_eval_problems(data_cfg, cfg.eval.n_per_task)
         acc, texts = greedy_accuracy(gen, problems.test, cfg.eval.max_new_tokens, cfg.eval.batch_size)
         metrics[f"{task}_accuracy"] = acc
         metrics[f"{task}_boxed_rate"] = sum(extract_boxed(t) is not None for t in texts) / len(texts)
