@@ -94,10 +94,10 @@ def test_results_json_written_beside_config(tmp_path):
 
     task = get_task("arithmetic")
     out = evaluate_generative(task, ScriptedGenerator(solve), limit=5)
-    cfg = EvalConfig(task=task.name, task_version=task.version, model="/models/oracle", limit=5)
+    cfg = EvalConfig(task=task.name, task_version=task.version, model="oracle-model", limit=5)
     path = write_eval_outputs(tmp_path, cfg, task, out, dt.datetime.now(dt.UTC), 0.5)
     doc = read_results(path)  # validates the package-contract schema
-    assert doc["rows"] == [{"method": "oracle", "metrics": {"accuracy": 1.0}}]
+    assert doc["rows"] == [{"method": "oracle-model", "metrics": {"accuracy": 1.0}}]
     assert (tmp_path / "config.yaml").read_text().startswith("task: arithmetic")
     assert json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])["prediction"].endswith("}")
 

@@ -33,7 +33,7 @@ SEG = [
 ]
 
 
-def close(a, b, tol=1e-9):
+def assert_close(a, b, tol=1e-9):
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert x == pytest.approx(y, abs=tol)
@@ -44,21 +44,21 @@ def test_values_and_segments_by_hand():
     v = node_values(tree, REWARDS)
     assert v[None] == pytest.approx(0.75) and v[1] == pytest.approx(2 / 3) and v[2] == pytest.approx(0.5)
     for got, want in zip(segment_advantages(tree, REWARDS), SEG):
-        close(got, want)
+        assert_close(got, want)
 
 
 def test_length_penalty_against_shortest_correct():
     # correct: r0 (10), r2 (12), r3 (5, shortest); common branch point with r3 is 0 for both
     tree = hand_tree()
     out = length_penalty(tree, REWARDS, SEG, alpha=1.0)
-    close(out[0], [-1 / 8] * 4 + [1 / 6] * 6)  # f = 1 - 5/10
-    close(out[2], [-19 / 144] * 4 + [-19 / 72] * 2 + [5 / 24] * 6)  # f = 1 - 5/12
-    close(out[1], SEG[1])
-    close(out[3], SEG[3])
+    assert_close(out[0], [-1 / 8] * 4 + [1 / 6] * 6)  # f = 1 - 5/10
+    assert_close(out[2], [-19 / 144] * 4 + [-19 / 72] * 2 + [5 / 24] * 6)  # f = 1 - 5/12
+    assert_close(out[1], SEG[1])
+    assert_close(out[3], SEG[3])
     sq = length_penalty(tree, REWARDS, SEG, alpha=2.0)
-    close(sq[0], [-1 / 12 * 1.75] * 4 + [1 / 3 * 0.25] * 6)  # f = 1 - (1/2)^2
+    assert_close(sq[0], [-1 / 12 * 1.75] * 4 + [1 / 3 * 0.25] * 6)  # f = 1 - (1/2)^2
     for got, want in zip(length_penalty(tree, REWARDS, SEG, alpha=0.0), SEG):
-        close(got, want)
+        assert_close(got, want)
 
 
 def test_length_penalty_starts_at_the_common_branch_point():
@@ -66,11 +66,11 @@ def test_length_penalty_starts_at_the_common_branch_point():
     tree = hand_tree()
     rewards = [1.0, 1.0, 0.0, 0.0]
     seg = segment_advantages(tree, rewards)  # V(0)=1/2, V(4)=2/3, V(6)=1/2
-    close(seg[0], [1 / 6] * 4 + [1 / 3] * 6)
-    close(seg[1], [1 / 6] * 4 + [-1 / 6] * 2 + [1 / 2] * 2)
+    assert_close(seg[0], [1 / 6] * 4 + [1 / 3] * 6)
+    assert_close(seg[1], [1 / 6] * 4 + [-1 / 6] * 2 + [1 / 2] * 2)
     out = rose_advantages(tree, rewards, alpha=1.0)
-    close(out[0], [1 / 6] * 4 + [2 / 9] * 6)  # f = 1 - (8-4)/(10-4) = 1/3
-    close(out[1], seg[1])
+    assert_close(out[0], [1 / 6] * 4 + [2 / 9] * 6)  # f = 1 - (8-4)/(10-4) = 1/3
+    assert_close(out[1], seg[1])
 
 
 def test_zero_variance_group_has_no_signal():
@@ -111,7 +111,7 @@ def test_trainer_hook_matches_the_tree_computation():
     adv = rose_advantage_fn(alpha=1.0)(trajs, b["token_rewards"], b["response_mask"], group_index(trajs))
     want = rose_advantages(tree, REWARDS, alpha=1.0)
     for row, i in enumerate([2, 0, 3, 1]):
-        close(adv[row, : len(want[i])].tolist(), want[i], tol=1e-6)
+        assert_close(adv[row, : len(want[i])].tolist(), want[i], tol=1e-6)
         assert torch.all(adv[row, len(want[i]):] == 0)
-    close(adv[4, :2].tolist(), [0.5, 0.5], tol=1e-6)  # R - mean = 1 - 1/2
-    close(adv[5, :1].tolist(), [-0.5], tol=1e-6)
+    assert_close(adv[4, :2].tolist(), [0.5, 0.5], tol=1e-6)  # R - mean = 1 - 1/2
+    assert_close(adv[5, :1].tolist(), [-0.5], tol=1e-6)
