@@ -151,6 +151,12 @@ def test_cli_train_writes_results_model_and_resumes(parity, tmp_path):
     assert main([*args, "train.steps=4"]) == 0  # resumes from the step-2 checkpoint
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3, 4]
+    straight = tmp_path / "straight"  # the same 4 steps without interruption give the same losses
+    args = ["train", *_cli_common(model_dir, straight), "data.source=jsonl", f"data.path={data}", "data.n_train=24",
+            "data.n_test=16"]
+    assert main([*args, "train.steps=4"]) == 0
+    again = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
+    assert [e["loss"] for e in again] == pytest.approx([e["loss"] for e in log], abs=1e-5)
 
 
 def test_cli_on_gsm8k_slice_with_a_model_path(parity, tmp_path):

@@ -177,25 +177,28 @@ def train_dpo(
     settings = ScoringSettings(sc.eps, sc.unstable_std, sc.trivial_weight, sc.min_obs, sc.prior_std)
     tracker = MarginTracker(sc.window)
 
+    state = torch.load(checkpoint, weights_only=False) if checkpoint is not None and checkpoint.is_file() else None
+    if state is not None:  # resume: the start-of-run evaluation and probe are in the checkpoint
+        initial_accuracy = state["curve"][0][1]
+        target = state["target"]
     if initial_accuracy is None:
         generator.update_weights(policy)
         initial_accuracy, _ = greedy_accuracy(generator, problems.test, cfg.eval.max_new_tokens, cfg.eval.batch_size)
     if target is None:
         target = cfg.eval.target_accuracy if cfg.eval.target_accuracy is not None else (
             initial_accuracy + cfg.eval.target_gain)
-    if initial_probe is None:
+    if initial_probe is None and state is None:
         generator.update_weights(policy)
         initial_probe = probe_policy(cfg, generator, problems, 0, random.Random(f"probe|{tc.seed}|0"), tc.seed)
-    pairs = list(initial_probe.pairs)
-    pools = [initial_probe.summary.as_dict()]
+    pairs = list(initial_probe.pairs) if initial_probe is not None else []
+    pools = [initial_probe.summary.as_dict()] if initial_probe is not None else []
     curve: list[list[float]] = [[0, initial_accuracy]]
     logs: list[dict[str, float]] = []
     stopped = ""
     start_step = 1
     sampler = EpochSampler(pairs, rng)
 
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+    if state is not None:
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
         reference.load_state_dict(state["reference"])
@@ -271,7 +274,7 @@ def train_dpo(
                 "step": step, "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                 "reference": reference.state_dict(), "pairs": pairs, "pools": pools, "curve": curve, "logs": logs,
                 "tracker": tracker.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
-                "queue": sampler.queue,
+                "queue": sampler.queue, "target": target,
             })
 
     if curve[-1][0] != (logs[-1]["step"] if logs else 0):  # stopped early between evaluations
