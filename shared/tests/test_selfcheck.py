@@ -1,7 +1,6 @@
 """The README's core self-check runs every step OK end to end (slow: it builds a model and loads MiniLM)."""
 
 import pytest
-
 from shared.selfcheck import main
 
 

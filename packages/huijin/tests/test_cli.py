@@ -1,7 +1,6 @@
 """The unbuilt package's CLI states its status and exits non-zero."""
 
 import pytest
-
 from huijin.cli import main
 
 

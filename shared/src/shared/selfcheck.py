@@ -104,7 +104,7 @@ def check_results(out: Path) -> str:
     path = write_results(
         out, package="shared", version=__import__("shared").__version__, experiment="selfcheck",
         rows=[{"method": "selfcheck", "metrics": {"passed": 1.0}}], config={"steps": 5}, seed=0, quick=True,
-        data={"name": "inline", "sha256": "0" * 64}, started=dt.datetime.now(dt.timezone.utc), seconds=0.0,
+        data={"name": "inline", "sha256": "0" * 64}, started=dt.datetime.now(dt.UTC), seconds=0.0,
     )
     doc = read_results(path)
     return f"results.json written and validated (git {doc['git'][:8]})"
