@@ -43,7 +43,6 @@ TINY = ["data.train_tasks=12", "data.sft_traces=6", "data.test_tasks=4", "model.
         "rollout.max_turns=2", "rollout.max_new_tokens_per_turn=8", "rollout.max_response_tokens=32"]
 
 
-@pytest.mark.slow  # ~20 s on a quiet 2-core box, 80 s under load
 def test_replicate_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["replicate", "--quick", "--out", str(out), *TINY]) == 0

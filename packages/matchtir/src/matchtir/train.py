@@ -119,11 +119,14 @@ def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, sample
     rl_cfg = dataclasses.replace(cfg.rl, output_dir=str(Path(out_dir)), seed=cfg.seed)
     generator = HFGenerator(model, tokenizer, batch_size=cfg.rollout.gen_batch_size)
     loop = agent_loop(cfg, generator, rl_cfg.temperature)
-    step = {"n": 0}
+    holder: dict[str, Any] = {}
 
     def rollout_fn(recs: list, n: int, group_ids: list) -> list:
-        step["n"] += 1
-        return loop.run(recs, n=n, group_ids=group_ids, seed=cfg.seed * 100_003 + step["n"] * 997)
+        # sampling seeds follow the trainer's step (restored on resume) and the first group id of the call
+        # (dynamic-sampling refills draw new groups), so a resumed run samples what the uninterrupted one would
+        step = holder["trainer"].step if "trainer" in holder else 0
+        seed = cfg.seed * 100_003 + step * 997 + (int(group_ids[0]) if group_ids else 0)
+        return loop.run(recs, n=n, group_ids=group_ids, seed=seed)
 
     advantage_fn = None
     if cfg.reward.scheme == "matching" or cfg.advantage.mode != "trajectory":
@@ -131,6 +134,7 @@ def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, sample
         advantage_fn = dual_advantage_fn(a.mode, a.weight, a.gamma)
     trainer = RLTrainer(rl_cfg, model, tokenizer, records, make_reward_fn(cfg.reward, tokenizer),
                         generator=generator, rollout_fn=rollout_fn, advantage_fn=advantage_fn, eval_fn=eval_fn)
+    holder["trainer"] = trainer
     history = trainer.train(resume=resume)
     return trainer.policy, history
 
