@@ -160,3 +160,19 @@ def test_search_env_reads_search_service_hits():
         result = env.step(Action("search", "capital of France", "<search>capital of France</search>"))
     assert result.info["doc_ids"] == ["d1"]
     assert "Doc 1(Title: Paris) Capital of France." in result.observation
+
+
+def test_tool_env_turns_a_tool_exception_into_an_error_observation():
+    """A trusted tool that raises (here ValueError for an unknown city) must not end the rollout."""
+
+    def weather(city: str) -> str:
+        if city != "Paris":
+            raise ValueError(f"unknown city {city!r}")
+        return "sunny"
+
+    env = ToolEnv({"weather": weather})
+    env.reset({})
+    raw = '<tool_call>{"name": "weather", "arguments": {"city": "Atlantis"}}</tool_call>'
+    result = env.step(Action("tool_call", raw[11:-12], raw))
+    assert "ValueError: unknown city 'Atlantis'" in result.observation
+    assert result.info["calls"][0]["status"] == "error" and not result.done

@@ -191,8 +191,8 @@ class ToolEnv:
         if callable(tool):
             try:
                 return tool(**arguments)
-            except TypeError as err:  # wrong or missing arguments
-                raise ActionError(f"tool '{name}': {err}") from None
+            except Exception as err:  # wrong arguments or a value the tool rejects: the policy sees the error
+                raise ActionError(f"tool '{name}' failed: {type(err).__name__}: {err}") from None
         from shared.sandbox import SandboxError, call_function
 
         try:
