@@ -169,4 +169,4 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
                                                              kinds=d.kinds)).encode())}
     curves = {f"seed{seed + k}": s["curves"] for k, s in enumerate(per_seed)}
     return write_results(out, "matchtir", __version__, "replicate", table, config_to_dict(cfg), seed, quick, data,
-                         started, time.perf_counter() - t0, extra={"curves": curves, "seeds": n_seeds})
+                         started, time.perf_counter() - t0, extra={"main_method": "km", "headline": "solve_f1", "curves": curves, "seeds": n_seeds})
