@@ -9,6 +9,10 @@ entropy bonus). Losses are normalised by global token/sequence counts across pro
 `accelerate launch --num_processes 2` computes the same update as one process on the same global batch.
 After each step the new weights are pushed to the generator; checkpoints are written atomically every
 `checkpoint_every` steps and `resume=True` continues exactly (same RNG, data position, optimizer state).
+With `advantage: gae` the trainer also trains a value head (`shared.rl.critic`, settings in `critic`): values are
+read from the policy's last hidden states on the rollout batch, GAE (gamma, lam from `adv_options`) gives
+advantages and returns, and `critic.coef` x the clipped value loss joins the PPO loss; the head and its optimizer
+are saved in the checkpoint's trainer state.
 
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
@@ -35,8 +39,9 @@ from tqdm.auto import tqdm
 
 from shared.rl.advantages import compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from shared.rl.critic import CriticConfig, ValueHead, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
-from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs
+from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
 from shared.rollout.trajectory import Trajectory, group_index, pad_trajectories
 
 
@@ -66,8 +71,9 @@ class RLConfig:
     dual_clip: float | None = None
     loss_agg: str = "token-mean"
     loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
-    advantage: str = "grpo"
+    advantage: str = "grpo"  # "gae" trains a value head (settings in `critic`; gamma, lam in adv_options)
     adv_options: dict[str, float] = field(default_factory=dict)
+    critic: CriticConfig = field(default_factory=CriticConfig)
     beta: float = 0.0  # KL coefficient against the frozen reference
     kl_estimator: str = "k3"
     kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
@@ -158,6 +164,14 @@ class RLTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_updates))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
+        self.critic = self.critic_optimizer = self.value_head = None
+        if cfg.advantage == "gae" and advantage_fn is None:
+            if cfg.critic.lr <= 0 or cfg.critic.coef <= 0:
+                raise ValueError(f"advantage 'gae' needs critic.lr > 0 and critic.coef > 0, got {cfg.critic}")
+            head = ValueHead(hidden_size_of(self.policy))
+            head_opt = torch.optim.AdamW(head.parameters(), lr=cfg.critic.lr)
+            self.critic, self.critic_optimizer = self.accelerator.prepare(head, head_opt)
+            self.value_head = self.accelerator.unwrap_model(self.critic)
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.policy.forward).parameters
         if generator is None:
             from shared.generation import HFGenerator
@@ -264,15 +278,33 @@ class RLTrainer:
         return kept, stats
 
     # ---- update --------------------------------------------------------------------------------------------
-    def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False):
+    def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False,
+                          value_head: torch.nn.Module | None = None):
+        """Response-token logprobs [B, R]; with need_logits also the logits, with value_head also values [B, R]."""
         p = batch["prompt_len"]
         r = batch["input_ids"].shape[1] - p
         kwargs = {"logits_to_keep": r + 1} if self._keeps_logits else {}  # skip the lm_head on prompt positions
+        if value_head is not None:
+            kwargs["output_hidden_states"] = True
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     position_ids=batch["position_ids"], use_cache=False, **kwargs)
         logits = out.logits[:, -(r + 1) : -1]
         lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
+        if value_head is not None:
+            # the value of the state each response token is sampled from: the same positions as its logits
+            return lp, logits, value_head(out.hidden_states[-1][:, -(r + 1) : -1])
         return (lp, logits) if need_logits else lp
+
+    @torch.no_grad()
+    def _score_values(self, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
+        """The value head's estimates on the rollout batch, before any update (V_old of the value clip)."""
+        rows = []
+        for i in range(0, len(trajs), micro):
+            part = trajs[i : i + micro]
+            b = pad_trajectories(part, self.pad_id, self.accelerator.device)
+            _, _, v = self._forward_logprobs(self.policy, b, value_head=self.value_head)
+            rows += [v[j, : len(t.response_ids)].float().cpu() for j, t in enumerate(part)]
+        return rows
 
     @torch.no_grad()
     def _score_logprobs(self, model: torch.nn.Module, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
@@ -286,8 +318,12 @@ class RLTrainer:
 
     def advantages(self, trajs: list[Trajectory]) -> list[torch.Tensor]:
         """Per-trajectory token advantages (computed on this process's complete groups)."""
+        return self._advantages_and_targets(trajs)[0]
+
+    def _advantages_and_targets(self, trajs: list[Trajectory]) -> tuple[list, list | None, list | None]:
+        """Advantages, and with a critic the rollout values and GAE returns (value targets), per trajectory."""
         if not trajs:
-            return []
+            return [], None, None
         b = pad_trajectories(trajs, self.pad_id)
         rewards, mask, groups = b["token_rewards"], b["response_mask"], group_index(trajs)
         if self.cfg.kl_in_reward and self.ref_model is not None:
@@ -296,11 +332,19 @@ class RLTrainer:
             rewards = rewards - self.cfg.beta * kl_penalty(lp, ref, "k1") * mask
         if self.advantage_fn is not None:
             adv = self.advantage_fn(trajs, rewards, mask, groups)
-        else:
-            adv, _ = compute_advantages(self.cfg.advantage, rewards, mask, groups, **self.cfg.adv_options)
-        return [adv[i, : len(t.response_ids)] for i, t in enumerate(trajs)]
+            return [adv[i, : len(t.response_ids)] for i, t in enumerate(trajs)], None, None
+        values = None
+        if self.critic is not None:
+            values = torch.nn.utils.rnn.pad_sequence(self._score_values(trajs), batch_first=True)
+        adv, ret = compute_advantages(self.cfg.advantage, rewards, mask, groups, values=values,
+                                      **self.cfg.adv_options)
+        rows = [slice(0, len(t.response_ids)) for t in trajs]
+        advs = [adv[i, s] for i, s in enumerate(rows)]
+        if values is None:
+            return advs, None, None
+        return advs, [values[i, s] for i, s in enumerate(rows)], [ret[i, s] for i, s in enumerate(rows)]
 
-    def _micro_loss(self, trajs, advs, olds, refs, denom) -> tuple[torch.Tensor, dict[str, float]]:
+    def _micro_loss(self, trajs, advs, olds, refs, denom, vals=None, rets=None) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         b = pad_trajectories(trajs, self.pad_id, self.accelerator.device)
         r = b["response_mask"].shape[1]
@@ -308,7 +352,10 @@ class RLTrainer:
         def stack(rows):
             return torch.stack([torch.nn.functional.pad(x, (0, r - len(x))) for x in rows]).to(b["response_mask"])
 
-        lp, logits = self._forward_logprobs(self.model, b, need_logits=True)
+        if self.critic is not None:
+            lp, logits, values = self._forward_logprobs(self.model, b, value_head=self.critic)
+        else:
+            lp, logits = self._forward_logprobs(self.model, b, need_logits=True)
         mask, adv = b["response_mask"], stack(advs)
         old = stack(olds) if olds is not None else lp.detach()
         agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
@@ -318,6 +365,12 @@ class RLTrainer:
             kl = kl_penalty(lp, stack(refs), cfg.kl_estimator)
             loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
             stats["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
+        if self.critic is not None:
+            vf = value_loss(values, stack(vals), stack(rets), mask, cfg.critic.value_clip, "token-mean",
+                            num_tokens=denom["tokens"])
+            loss = loss + cfg.critic.coef * vf
+            stats["value_loss"] = float(vf.detach()) * float(denom["tokens"]) / float(mask.sum().clamp(min=1))
+            stats["value_mean"] = float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
         if cfg.entropy_coef > 0:
             ent = entropy_from_logits(logits)
             loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
@@ -331,7 +384,7 @@ class RLTrainer:
     def update(self, trajs: list[Trajectory]) -> dict[str, float]:
         """PPO epochs over mini-batches with gradient accumulation; returns token-weighted mean stats."""
         cfg = self.cfg
-        advs = self.advantages(trajs)
+        advs, vals, rets = self._advantages_and_targets(trajs)
         need_old = cfg.ppo_epochs > 1 or cfg.mini_batches > 1
         olds = self._score_logprobs(self.policy, trajs) if need_old and trajs else None
         refs = self._score_logprobs(self.ref_model, trajs) if self.ref_model is not None and trajs else None
@@ -356,14 +409,17 @@ class RLTrainer:
                                 continue
                             # keep every process's backward count equal: a zero-weighted pass on a dummy row
                             dummy = self._dummy
-                            loss, _ = self._micro_loss(dummy, [torch.zeros(len(dummy[0].response_ids))], None,
-                                                       None, {"tokens": 1.0, "seqs": 1.0})
+                            zero = [torch.zeros(len(dummy[0].response_ids))]
+                            loss, _ = self._micro_loss(dummy, zero, None, None, {"tokens": 1.0, "seqs": 1.0},
+                                                       zero, zero)
                             self.accelerator.backward(loss * 0.0)
                             continue
                         loss, st = self._micro_loss(
                             [trajs[i] for i in mic], [advs[i] for i in mic],
                             [olds[i] for i in mic] if olds is not None else None,
-                            [refs[i] for i in mic] if refs is not None else None, denom)
+                            [refs[i] for i in mic] if refs is not None else None, denom,
+                            [vals[i] for i in mic] if vals is not None else None,
+                            [rets[i] for i in mic] if rets is not None else None)
                         self.accelerator.backward(loss)
                     w = st.pop("tokens")
                     sums["_w"] = sums.get("_w", 0.0) + w
@@ -375,6 +431,11 @@ class RLTrainer:
                     grad_norms.append(float(gn))
                 self.optimizer.step()
                 self.scheduler.step()
+                if self.critic is not None:
+                    if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+                        self.accelerator.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                    self.critic_optimizer.step()
+                    self.critic_optimizer.zero_grad(set_to_none=True)
                 updates += 1
                 self.optimizer.zero_grad(set_to_none=True)
         w = sums.pop("_w", 0.0)
@@ -394,8 +455,11 @@ class RLTrainer:
 
     # ---- loop ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "stream": self.stream.state_dict(), "group_counter": self.group_counter,
-                "history": self.history, "world": self.world, "extra": self.extra_state}
+        state = {"step": self.step, "stream": self.stream.state_dict(), "group_counter": self.group_counter,
+                 "history": self.history, "world": self.world, "extra": self.extra_state}
+        if self.critic is not None:  # the value head lives outside the HF model, so it rides in trainer_state.pt
+            state["critic"] = {"head": self.value_head.state_dict(), "optimizer": self.critic_optimizer.state_dict()}
+        return state
 
     def save(self) -> Path:
         return save_checkpoint(self.out_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
@@ -411,6 +475,11 @@ class RLTrainer:
         self.stream.load_state_dict(state["stream"])
         self.history = list(state["history"])
         self.extra_state = dict(state.get("extra", {}))
+        if self.critic is not None:
+            if "critic" not in state:
+                raise ValueError(f"{path}: checkpoint has no value head state, but advantage 'gae' needs one")
+            self.value_head.load_state_dict(state["critic"]["head"])
+            self.critic_optimizer.load_state_dict(state["critic"]["optimizer"])
         self.logger.truncate_after(self.step)
         self.sync_weights()
         return True
