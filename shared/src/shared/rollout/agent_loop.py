@@ -8,6 +8,11 @@ the trainer scores are the ids the policy produced. An episode ends on an answer
 end-of-sequence token, the turn budget or the token budget. A turn without a parseable action gets a corrective
 observation instead of a crash.
 
+Parallel actions: by default a turn stops at the first closing tag, so it holds one action. Tags named in
+`parallel_tags` (e.g. `("tool_call",)`) do not stop the turn: it runs on until another stop string or the end-of-turn
+token (eos), so it can hold several such blocks (ToolEnv answers every `<tool_call>` of a turn); an eos that closes
+a turn whose action is a parallel tag ends that turn only, not the episode.
+
 `generate_trajectories` is the single-turn case used by the trainer for plain prompt -> completion tasks.
 """
 
@@ -63,6 +68,7 @@ class AgentLoop:
         top_p: float = 1.0,
         prompt_key: str = "prompt",
         correction: str | None = None,
+        parallel_tags: Sequence[str] = (),
     ) -> None:
         if max_turns < 1 or max_new_tokens_per_turn < 1 or max_response_tokens < 1:
             raise ValueError("max_turns, max_new_tokens_per_turn and max_response_tokens must be >= 1")
@@ -77,6 +83,7 @@ class AgentLoop:
         self.top_p = top_p
         self.prompt_key = prompt_key
         self.correction = correction
+        self.parallel_tags = tuple(parallel_tags)
         self.eos_ids = self._eos_ids()
 
     def _eos_ids(self) -> set[int]:
@@ -86,7 +93,9 @@ class AgentLoop:
         return ids
 
     def _stops_for(self, env: Env) -> list[str]:
-        return self.stop if self.stop is not None else [f"</{t}>" for t in env.tags]
+        if self.stop is not None:
+            return self.stop
+        return [f"</{t}>" for t in env.tags if t not in self.parallel_tags]
 
     def _correction_text(self, env: Env, error: str | None) -> str:
         if self.correction is not None:
@@ -165,7 +174,9 @@ class AgentLoop:
         else:
             traj.metadata["invalid_actions"] += 1
             obs, done = self._correction_text(env, None), False
-        if done or ended_eos:
+        # with parallel tags the eos token is the end-of-turn marker of a call turn, not of the episode
+        turn_end = ended_eos and action is not None and action.kind in self.parallel_tags
+        if done or (ended_eos and not turn_end):
             return self._finish(ep, "answer" if done else "eos")
         if len(traj.response_ids) >= self.max_response_tokens:
             return self._finish(ep, "length")
