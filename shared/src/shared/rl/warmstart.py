@@ -7,7 +7,9 @@ exact match on 200 validation problems (train-split expressions never trained on
 steps and training stops once it reaches the target: the accuracy of a tiny model jumps within a few dozen steps (measured here: 300
 cosine steps gave 7%, 400 gave 6%), so stopping on the metric gives a reproducible ~35-40% start for RL. The
 directory is written under a temporary name and renamed, and reused when a finished one with the same settings
-exists. `arithmetic_accuracy` is greedy exact match (last \\boxed{} vs the gold answer) on a list of records.
+exists. `records=` swaps in the caller's own prompt -> completion records (e.g. another solution style): the same
+recipe and cache, with the records' sha256 and count in the stamp so a cache built on other records is never reused.
+`arithmetic_accuracy` is greedy exact match (last \\boxed{} vs the gold answer) on a list of records.
 """
 
 from __future__ import annotations
@@ -82,8 +84,13 @@ def sft_arithmetic_policy(
     lr_schedule: str = "cosine",
     target_accuracy: float | None = None,
     eval_every: int = 10,
+    records: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Path of a saved SFT'd tiny policy (built and evaluated on first call, reused afterwards)."""
+    """Path of a saved SFT'd tiny policy (built and evaluated on first call, reused afterwards).
+
+    `records`: SFT data as dicts with `prompt` and `completion` (replaces the n_train arithmetic records; n_train
+    is then unused). Validation for `target_accuracy` stays on the 200 arithmetic problems after the first
+    n_train of the train split, and the test accuracy on the held-out test split."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
@@ -97,6 +104,13 @@ def sft_arithmetic_policy(
         settings["lr_schedule"] = lr_schedule
     if target_accuracy is not None:
         settings.update(target_accuracy=target_accuracy, eval_every=eval_every)
+    if records is not None:
+        from shared.eval import sha256_of
+        from shared.rl.trl_common import check_records
+
+        check_records(records, ("prompt", "completion"), "sft_arithmetic_policy records")
+        pairs = [{"prompt": str(r["prompt"]), "completion": str(r["completion"])} for r in records]
+        settings.update(n_train=len(pairs), records_sha256=sha256_of(json.dumps(pairs).encode()))
     stamp = out / STAMP
     if stamp.exists():
         saved = json.loads(stamp.read_text())
@@ -112,7 +126,10 @@ def sft_arithmetic_policy(
     tokenizer = AutoTokenizer.from_pretrained(base)
     pool = arithmetic_records(n_train + 200, "train", seed)  # distinct expressions: the last 200 validate
     train, val = pool[:n_train], pool[n_train:]
-    data = [{"prompt": r["prompt"], "completion": r["solution"], "id": r["id"]} for r in train]
+    if records is None:
+        data = [{"prompt": r["prompt"], "completion": r["solution"], "id": r["id"]} for r in train]
+    else:
+        data = pairs
     stopper = _StopAtAccuracy(tokenizer, val, target_accuracy, eval_every)
     model, log = run_sft(model, tokenizer, data, SFTSettings(output_dir=str(tmp / "trl"), steps=steps, lr=lr,
                                                              batch_size=batch_size, seed=seed, logging_steps=50,
