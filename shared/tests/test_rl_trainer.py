@@ -22,8 +22,9 @@ def _digit_reward(trajs, recs):
 def _trainer(model_dir, out, **kw):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
+    kw = {"tensorboard": False, **kw}
     cfg = RLConfig(output_dir=str(out), steps=4, prompts_per_step=2, generations=3, max_new_tokens=6, lr=1e-2,
-                   checkpoint_every=2, progress=False, tensorboard=False, threads=1, **kw)
+                   checkpoint_every=2, progress=False, threads=1, **kw)
     return RLTrainer(cfg, model, tok, _records(), _digit_reward)
 
 
@@ -104,3 +105,33 @@ def test_multi_turn_rollout_fn_and_kl_in_reward(tiny_qwen2_dir, tmp_path):
         assert len(t.turn_spans) == 2 and 0 in t.loss_mask and t.finish_reason in ("max_turns", "eos", "length")
     assert stats["groups_kept"] == 2
     assert any(not torch.equal(before[k], v) for k, v in _params(tr).items())
+
+
+def test_tensorboard_events_hold_the_logged_metrics(tiny_qwen2_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "tb", tensorboard=True)
+    tr.cfg.steps = 2
+    hist = tr.train()
+    events = list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    rewards = acc.Scalars("reward")
+    assert [e.step for e in rewards] == [1, 2]
+    assert [e.value for e in rewards] == pytest.approx([h["reward"] for h in hist], abs=1e-6)
+    assert "loss" in acc.Tags()["scalars"] and "entropy" in acc.Tags()["scalars"]
+
+
+def test_wandb_missing_is_a_warning_not_a_crash(tmp_path, monkeypatch):
+    import sys
+
+    from shared.rl.data import MetricsLogger
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
+    with pytest.warns(UserWarning, match="wandb is not installed"):
+        log = MetricsLogger(tmp_path, tensorboard=False, wandb_project="rl-tests")
+    log.log(1, {"reward": 0.5})
+    log.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "reward": 0.5}

@@ -3,12 +3,15 @@
 `PromptStream` walks a dataset in seeded per-epoch permutations; its (epoch, position) is saved in checkpoints so
 a resumed run draws exactly the prompts the uninterrupted run would. Every process holds the same stream and takes
 the same global prompts, then keeps its own share. `MetricsLogger` appends one JSON line per step to
-`metrics.jsonl` and mirrors scalars to TensorBoard when it is installed.
+`metrics.jsonl` and mirrors scalars to TensorBoard (`tensorboard/` beside it) when tensorboard is installed, and
+to Weights & Biases when a project is named and wandb is installed (both import-guarded: a missing one is skipped
+with a warning, never a crash).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +55,14 @@ class PromptStream:
 
 
 class MetricsLogger:
-    """JSONL metrics file plus TensorBoard scalars when `tensorboard` is importable and enabled."""
+    """JSONL metrics file plus TensorBoard scalars (when importable and enabled) and W&B (when a project is named)."""
 
-    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, enabled: bool = True, tensorboard: bool = True, wandb_project: str = "",
+                 run_config: dict[str, Any] | None = None) -> None:
         self.enabled = enabled
         self.path = Path(out_dir) / "metrics.jsonl"
         self.writer = None
+        self.wandb_run = None
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +73,15 @@ class MetricsLogger:
                 self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
             except ImportError:  # tensorboard is an optional extra
                 self.writer = None
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError:
+                warnings.warn(f"rl.wandb_project={wandb_project!r} but wandb is not installed; W&B logging is off",
+                              stacklevel=2)
+            else:
+                self.wandb_run = wandb.init(project=wandb_project, dir=str(out_dir), config=run_config or {},
+                                            name=Path(out_dir).name, resume="allow")
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
@@ -78,6 +92,8 @@ class MetricsLogger:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, step)
+        if self.wandb_run is not None:
+            self.wandb_run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines written after the checkpoint so the file matches an uninterrupted run."""
@@ -89,3 +105,5 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import inspect
 import math
 import time
@@ -87,7 +88,8 @@ class RLConfig:
     seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
     gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
     generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
-    tensorboard: bool = True
+    tensorboard: bool = True  # scalars under output_dir/tensorboard when tensorboard is installed
+    wandb_project: str = ""  # a W&B project name logs there too when wandb is installed
     progress: bool = True
 
 
@@ -184,7 +186,8 @@ class RLTrainer:
         self.group_counter = 0
         self.out_dir = Path(cfg.output_dir)
         self.logger = MetricsLogger(self.out_dir, enabled=self.accelerator.is_main_process,
-                                    tensorboard=cfg.tensorboard)
+                                    tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
+                                    run_config=dataclasses.asdict(cfg))
         self.history: list[dict[str, Any]] = []
         self.extra_state: dict[str, Any] = {}  # callers' values that must survive a resume
 
