@@ -26,14 +26,9 @@ def _load(args: argparse.Namespace):
 
 
 def _samples(cfg, split: str) -> list[dict]:
-    from matchtir.data import load_samples, synthetic_samples
+    from matchtir.data import suite_samples
 
-    d = cfg.data
-    path = d.train_file if split == "train" else d.test_file
-    if path:
-        return load_samples(path)
-    n = d.train_tasks if split == "train" else d.test_tasks
-    return synthetic_samples(n, seed=d.seed, split=split, kinds=d.kinds)
+    return suite_samples(cfg.data, split)
 
 
 def _data_info(cfg) -> dict:
@@ -43,9 +38,10 @@ def _data_info(cfg) -> dict:
     if d.train_file or d.test_file:
         files = [p for p in (d.train_file, d.test_file) if p]
         return {"name": " / ".join(files), "sha256": sha256_of(files)}
+    from matchtir.data import suite_name
+
     test = json.dumps(_samples(cfg, "test")).encode()
-    return {"name": f"synthetic tool suite ({d.train_tasks} train / {d.test_tasks} test tasks)",
-            "sha256": sha256_of(test)}
+    return {"name": suite_name(d), "sha256": sha256_of(test)}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -30,12 +30,14 @@ class ModelSettings:
 
 @dataclass
 class DataSettings:
-    train_file: str = ""  # FTRL-style JSONL; empty = the synthetic tool suite
+    train_file: str = ""  # FTRL-style JSONL; empty = the synthetic suite below
     test_file: str = ""
+    suite: str = "tools"  # tools (benchmarks' chained tool tasks) | copy (argument values verbatim in the request)
     train_tasks: int = 400  # synthetic RL prompts
     sft_traces: int = 64  # gold traces used for the warm start (a subset of the training tasks)
     test_tasks: int = 64
-    kinds: list[str] = field(default_factory=lambda: ["single", "multi_call", "multi_turn"])
+    kinds: list[str] = field(default_factory=lambda: ["single", "multi_call", "multi_turn"])  # tools suite
+    calls: list[int] = field(default_factory=lambda: [1, 2, 3])  # copy suite: calls per task, cycled
     prompt_style: str = "signatures"  # schemas | signatures
     seed: int = 0
 
@@ -48,6 +50,7 @@ class RolloutSettings:
     tool_timeout_s: float = 10.0
     tool_memory_mb: int = 512
     gen_batch_size: int = 128
+    parallel_calls: bool = False  # a turn may hold several <tool_call> blocks (it ends at eos, not </tool_call>)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from benchmarks.data.io import iter_jsonl, require
 from benchmarks.synthetic.tools import KINDS, make_tool_tasks, tool_schemas
 
 PROMPT_STYLES = ("schemas", "signatures")
+SUITES = ("tools", "copy")
 FORMAT_HINT = ('Call a tool with <tool_call>{"name": ..., "arguments": {...}}</tool_call>; '
                "give the final answer as <answer>...</answer>.")
 
@@ -64,6 +65,29 @@ def synthetic_samples(n: int, seed: int = 0, split: str = "train", kinds: Sequen
             "answer": task.answer,
         })
     return out
+
+
+def suite_samples(data: Any, split: str) -> list[dict]:
+    """The samples of a split named by a `DataSettings`: its JSONL file when given, else the synthetic suite
+    (`tools`: chained calls of `benchmarks.synthetic.tools`; `copy`: `matchtir.copy_suite`)."""
+    path = data.train_file if split == "train" else data.test_file
+    if path:
+        return load_samples(path)
+    n = data.train_tasks if split == "train" else data.test_tasks
+    if data.suite == "tools":
+        return synthetic_samples(n, seed=data.seed, split=split, kinds=data.kinds)
+    if data.suite == "copy":
+        from matchtir.copy_suite import copy_samples
+
+        return copy_samples(n, seed=data.seed, split=split, calls=data.calls)
+    raise ValueError(f"unknown data.suite {data.suite!r}; known: {SUITES}")
+
+
+def suite_name(data: Any) -> str:
+    """A one-line description of the synthetic data of a `DataSettings` (for results.json)."""
+    what = f"kinds {','.join(data.kinds)}" if data.suite == "tools" else \
+        f"calls {','.join(map(str, data.calls))}"
+    return f"synthetic {data.suite} suite ({data.train_tasks} train / {data.test_tasks} test tasks, {what})"
 
 
 def check_sample(sample: Mapping[str, Any], path: str | Path = "<samples>", line: int | None = None) -> None:

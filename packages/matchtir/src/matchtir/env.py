@@ -10,7 +10,7 @@ Tool responses come back as `<tool_response>` text that the agent loop appends w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from benchmarks.synthetic.tool_library import FUNCTIONS
@@ -97,7 +97,9 @@ def make_env_factory(timeout_s: float = 10.0, memory_mb: int = 512,
     return factory
 
 
-def observation(env: ToolEnv, call: Mapping[str, Any]) -> str:
-    """The tool response text the environment returns for one well-formed call (used to write SFT traces)."""
-    text = call_text(call["name"], call.get("arguments", call.get("parameters", {})))
+def observation(env: ToolEnv, call: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
+    """The tool response text the environment returns for one well-formed call, or for the calls of one parallel
+    turn (used to write SFT traces)."""
+    calls = [call] if isinstance(call, Mapping) else list(call)
+    text = "".join(call_text(c["name"], c.get("arguments", c.get("parameters", {}))) for c in calls)
     return env.step(Action(kind="tool_call", content="", raw=text)).observation

@@ -28,7 +28,7 @@ from shared.eval import sha256_of, write_results
 
 from matchtir import __version__
 from matchtir.config import MatchTIRConfig
-from matchtir.data import synthetic_samples
+from matchtir.data import suite_name, suite_samples
 from matchtir.evaluate import METRICS, evaluate_policy
 
 ROWS: dict[str, dict[str, Any]] = {
@@ -76,8 +76,7 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
     cfg = dataclasses.replace(cfg, seed=seed)
     torch.manual_seed(seed)
     d = cfg.data
-    train = synthetic_samples(d.train_tasks, seed=d.seed, split="train", kinds=d.kinds)
-    test = synthetic_samples(d.test_tasks, seed=d.seed, split="test", kinds=d.kinds)
+    train, test = suite_samples(d, "train"), suite_samples(d, "test")
     sft_dir = out / "sft_model"
     results: dict[str, Any] = {"metrics": {}, "curves": {}}
     t0 = time.perf_counter()
@@ -163,10 +162,8 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
     table = aggregate(per_seed, rows)
     print(format_table(table))
     d = cfg.data
-    data = {"name": f"synthetic tool suite ({d.train_tasks} train / {d.test_tasks} test tasks, kinds "
-                    f"{','.join(d.kinds)}, {d.sft_traces} SFT traces)",
-            "sha256": sha256_of(json.dumps(synthetic_samples(d.test_tasks, seed=d.seed, split="test",
-                                                             kinds=d.kinds)).encode())}
+    data = {"name": f"{suite_name(d)}, {d.sft_traces} SFT traces",
+            "sha256": sha256_of(json.dumps(suite_samples(d, "test")).encode())}
     curves = {f"seed{seed + k}": s["curves"] for k, s in enumerate(per_seed)}
     return write_results(out, "matchtir", __version__, "replicate", table, config_to_dict(cfg), seed, quick, data,
                          started, time.perf_counter() - t0, extra={"main_method": "km", "headline": "solve_f1", "curves": curves, "seeds": n_seeds})

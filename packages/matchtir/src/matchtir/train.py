@@ -54,38 +54,56 @@ def prompt_text(tokenizer: Any, record: Mapping[str, Any]) -> str:
     return tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, tokenize=False)
 
 
-def gold_turns(record: Mapping[str, Any], env_factory: Callable) -> list[tuple[str, str]]:
-    """(assistant turn, tool response) pairs replaying the gold trace one call per turn, then the answer turn."""
+def gold_steps(trace: Sequence[Mapping[str, Any]], parallel: bool) -> list[list[dict[str, Any]]]:
+    """The gold calls grouped into assistant turns: one call per turn, or (parallel) consecutive calls that share
+    a `step` value in one turn (a call without `step` is a turn of its own)."""
+    turns: list[list[dict[str, Any]]] = []
+    last = object()
+    for call in trace:
+        args = call.get("parameters", call.get("arguments", {}))
+        step = call.get("step", object())
+        if parallel and turns and step == last:
+            turns[-1].append({"name": call["name"], "arguments": args})
+        else:
+            turns.append([{"name": call["name"], "arguments": args}])
+        last = step
+    return turns
+
+
+def gold_turns(record: Mapping[str, Any], env_factory: Callable, parallel: bool = False) -> list[tuple[str, str]]:
+    """(assistant turn, tool response) pairs replaying the gold trace (one call per turn, or the parallel groups
+    of `gold_steps`), then the answer turn."""
     env = env_factory(record)
     env.reset(record)
     out = []
-    for call in record["gold_trace"]:
-        args = call.get("parameters", call.get("arguments", {}))
-        out.append((call_text(call["name"], args), observation(env, {"name": call["name"], "arguments": args})))
+    for calls in gold_steps(record["gold_trace"], parallel):
+        out.append(("".join(call_text(c["name"], c["arguments"]) for c in calls), observation(env, calls)))
     out.append((answer_text(record["answer"]), ""))
     return out
 
 
 def sft_records(samples: Sequence[Mapping[str, Any]], tokenizer: Any, style: str,
-                env_factory: Callable) -> list[dict[str, str]]:
-    """One prompt -> completion record per assistant turn of each gold trace."""
+                env_factory: Callable, parallel: bool = False) -> list[dict[str, str]]:
+    """One prompt -> completion record per assistant turn of each gold trace. TRL appends eos to each completion:
+    in a parallel rollout that eos is what ends a call turn."""
     records = []
     for sample in samples:
         rec = to_record(sample, style)
         history = prompt_text(tokenizer, rec)
-        for turn, obs in gold_turns(rec, env_factory):
+        for turn, obs in gold_turns(rec, env_factory, parallel):
             records.append({"id": sample["id"], "prompt": history, "completion": turn})
             history += turn + obs
     return records
 
 
-def conversation_texts(samples: Sequence[Mapping[str, Any]], style: str, env_factory: Callable) -> list[str]:
+def conversation_texts(samples: Sequence[Mapping[str, Any]], style: str, env_factory: Callable,
+                       parallel: bool = False) -> list[str]:
     """Plain texts of the prompts and gold conversations, for training the tokenizer."""
     texts = []
     for sample in samples:
         rec = to_record(sample, style)
         texts += [m["content"] for m in rec["prompt"]]
-        texts.append("".join(t + o for t, o in gold_turns(rec, env_factory)))
+        texts.append("".join(t + o for t, o in gold_turns(rec, env_factory, parallel)))
     return texts
 
 
@@ -96,7 +114,7 @@ def env_factory_for(cfg: MatchTIRConfig) -> Callable:
 def warm_start(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
                out_dir: str | Path) -> tuple[torch.nn.Module, list[dict]]:
     """SFT on the gold traces of `samples`; returns the trained model and TRL's log history."""
-    records = sft_records(samples, tokenizer, cfg.data.prompt_style, env_factory_for(cfg))
+    records = sft_records(samples, tokenizer, cfg.data.prompt_style, env_factory_for(cfg), cfg.rollout.parallel_calls)
     settings = dataclasses.replace(cfg.sft, output_dir=str(Path(out_dir)), seed=cfg.seed)
     model, logs = run_sft(model, tokenizer, records, settings, source="gold traces")
     return model, logs
@@ -106,7 +124,7 @@ def agent_loop(cfg: MatchTIRConfig, generator: Any, temperature: float) -> Agent
     r = cfg.rollout
     return AgentLoop(generator, env_factory_for(cfg), max_turns=r.max_turns,
                      max_new_tokens_per_turn=r.max_new_tokens_per_turn, max_response_tokens=r.max_response_tokens,
-                     temperature=temperature)
+                     temperature=temperature, parallel_tags=("tool_call",) if r.parallel_calls else ())
 
 
 def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],

@@ -1,0 +1,108 @@
+"""The copy suite (argument values verbatim in the request) and parallel call turns: determinism and splits, gold
+answers from the tools, gold steps grouped into one turn, SFT records of a parallel turn, and a scripted parallel
+rollout (two calls in one eos-ended turn) scored by the matching reward."""
+
+import pytest
+from benchmarks.synthetic.tool_library import FUNCTIONS
+from matchtir.config import DataSettings
+from matchtir.copy_suite import COPY_TOOLS, copy_samples
+from matchtir.data import call_text, suite_name, suite_samples, to_record
+from matchtir.env import make_env_factory
+from matchtir.rewards import RewardSettings, make_reward_fn
+from matchtir.train import gold_steps, sft_records
+from shared.generation import Completion
+from shared.modeling.tiny import build_tokenizer
+from shared.rollout.agent_loop import AgentLoop
+
+
+def test_copy_samples_values_verbatim_answers_from_tools_and_disjoint_splits():
+    train = copy_samples(30, seed=0, split="train")
+    assert train == copy_samples(30, seed=0, split="train")
+    assert [len(s["gold_trace"]) for s in train[:6]] == [1, 2, 3, 1, 2, 3]
+    for s in train:
+        request = s["messages"][0]["content"]
+        assert request.startswith("Find: ") and request.endswith(".")
+        assert [t["function"]["name"] for t in s["tools"]] == COPY_TOOLS
+        for call in s["gold_trace"]:
+            assert call["step"] == 0
+            for value in call["parameters"].values():
+                assert str(value) in request
+        results = [FUNCTIONS[c["name"]](**c["parameters"]) for c in s["gold_trace"]]
+        assert s["answer"] == ", ".join(str(r) for r in results)
+    test = copy_samples(30, seed=0, split="test")
+    requests = {s["messages"][0]["content"] for s in train}
+    assert not requests & {s["messages"][0]["content"] for s in test}
+    assert [len(s["gold_trace"]) for s in copy_samples(4, seed=1, calls=[2])] == [2, 2, 2, 2]
+
+
+def test_copy_samples_hand_checked_example():
+    s = copy_samples(3, seed=0)[2]
+    assert s["messages"][0]["content"] == "Find: 33 plus 99; 35 times 6; temperature in Harborview."
+    assert [(c["name"], c["parameters"]) for c in s["gold_trace"]] == [
+        ("add", {"a": 33, "b": 99}), ("multiply", {"a": 35, "b": 6}), ("get_temperature", {"city": "Harborview"})]
+    assert s["answer"] == "132, 210, 19"  # 33 + 99, 35 * 6, Harborview's 19 C in the tool's table
+
+
+def test_bad_copy_settings_fail_clearly():
+    with pytest.raises(ValueError, match="calls must be a non-empty list of call counts in 1..3"):
+        copy_samples(3, calls=[4])
+    with pytest.raises(ValueError, match="split must be"):
+        copy_samples(3, split="dev")
+    with pytest.raises(ValueError, match="unknown data.suite 'maze'"):
+        suite_samples(DataSettings(suite="maze"), "train")
+    d = DataSettings(suite="copy", train_tasks=5, test_tasks=3, calls=[1, 3])
+    assert len(suite_samples(d, "test")) == 3 and "copy suite (5 train / 3 test tasks, calls 1,3)" in suite_name(d)
+
+
+def test_gold_steps_group_parallel_calls():
+    trace = [{"name": "a", "parameters": {"x": 1}, "step": 0}, {"name": "b", "parameters": {}, "step": 0},
+             {"name": "c", "parameters": {}, "step": 1}, {"name": "d", "parameters": {}}, {"name": "e", "parameters": {}}]
+    assert [[c["name"] for c in t] for t in gold_steps(trace, parallel=True)] == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert [[c["name"] for c in t] for t in gold_steps(trace, parallel=False)] == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert gold_steps(trace, True)[0][0] == {"name": "a", "arguments": {"x": 1}}
+
+
+def test_parallel_sft_records_put_all_calls_in_one_turn():
+    s = copy_samples(3, seed=0)[2]  # three calls
+    tok = build_tokenizer(kind="char")
+    recs = sft_records([s], tok, "signatures", make_env_factory(), parallel=True)
+    assert len(recs) == 2
+    assert recs[0]["completion"] == "".join(call_text(c["name"], c["parameters"]) for c in s["gold_trace"])
+    assert recs[1]["prompt"].count("<tool_response>") == 3 and recs[1]["completion"] == f"<answer>{s['answer']}</answer>"
+    assert len(sft_records([s], tok, "signatures", make_env_factory(), parallel=False)) == 4
+
+
+class EosScripted:
+    """Scripted turns; call turns end with the eos token as a trained policy writes them."""
+
+    def __init__(self, tokenizer, turns):
+        self.tokenizer, self.turns = tokenizer, list(turns)
+
+    def generate(self, prompts, params):
+        text, eos = self.turns.pop(0)
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids += [self.tokenizer.eos_token_id] if eos else []
+        return [[Completion(text=text, token_ids=ids, logprobs=[-0.1] * len(ids), finish_reason="stop")]
+                for _ in prompts]
+
+
+def test_parallel_rollout_scores_both_calls_of_one_turn():
+    tok = build_tokenizer(kind="char")
+    s = copy_samples(3, seed=0)[1]  # two calls
+    g0, g1 = s["gold_trace"]
+    wrong = {k: (v + 1 if isinstance(v, int) else "Nowhere") for k, v in g1["parameters"].items()}
+    turns = [(call_text(g0["name"], g0["parameters"]) + call_text(g1["name"], wrong), True),
+             (f"<answer>{s['answer']}</answer>", False)]
+    loop = AgentLoop(EosScripted(tok, turns), make_env_factory(), max_turns=4, max_new_tokens_per_turn=400,
+                     max_response_tokens=4000, parallel_tags=("tool_call",))
+    rec = to_record(s, "signatures")
+    [traj] = loop.run([rec])
+    assert traj.finish_reason == "answer" and len(traj.turn_spans) == 2
+    assert traj.text.count("<tool_response>") == 2
+    reward_fn = make_reward_fn(RewardSettings(scheme="matching"), tok)
+    assert reward_fn([traj], [rec]) == [1.0]
+    # turn 1: mean of S = 1 (exact) and S of the wrong-valued call = (1 + J=1 + 0 equal values) / (2 + #keys)
+    k = len(g1["parameters"])
+    assert traj.turn_rewards[0] == pytest.approx((1.0 + 2 / (2 + k)) / 2)
+    scores = traj.metadata["scores"]
+    assert scores["solve_f1"] == pytest.approx(0.5) and scores["answer_f1"] == 1.0
