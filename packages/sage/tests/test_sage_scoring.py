@@ -140,3 +140,72 @@ def test_tracker_state_round_trip_keeps_window():
     copy.load_state_dict(tracker.state_dict())
     copy.update("a", 5.0)  # window 2: [3, 5] -> mean 4, std 1
     assert copy.stats("a") == MarginStats(mean=4.0, std=1.0, count=2)
+
+
+def test_weight_form_golden_and_monotone_where_margin_form_is_not():
+    # weight form: mu = -2, s = 0.15, eps = 0.05: sigmoid(2) / 0.2 = 0.8807971 / 0.2 = 4.4039855
+    assert stability_score(-2.0, 0.15, 0.05, form="weight") == pytest.approx(4.4039855, abs=1e-6)
+    # margin form on two learnt pairs (mu > 0), same spread 0.05 (+ eps 0.05 = 0.1):
+    #   mu = 0.5: sigmoid(-0.5) * 0.5 / 0.1 = 0.3775407 * 5 = 1.8877033
+    #   mu = 1.0: sigmoid(-1) * 1 / 0.1 = 0.2689414 * 10 = 2.6894142 -> the better-learnt pair ranks higher
+    assert stability_score(0.5, 0.05, 0.05) == pytest.approx(1.8877033, abs=1e-6)
+    assert stability_score(1.0, 0.05, 0.05) == pytest.approx(2.6894142, abs=1e-6)
+    # weight form: 0.3775407 / 0.1 = 3.775407 > 0.2689414 / 0.1 = 2.689414 -> the less-learnt pair ranks higher
+    assert stability_score(0.5, 0.05, 0.05, "weight") == pytest.approx(3.775407, abs=1e-6)
+    assert stability_score(1.0, 0.05, 0.05, "weight") == pytest.approx(2.689414, abs=1e-6)
+    with pytest.raises(ValueError, match="form must be one of"):
+        stability_score(0.0, 0.1, 0.05, form="abs")
+
+
+def test_selection_reports_tracked_share_and_chosen_margin():
+    settings = ScoringSettings(eps=0.05, unstable_std=0.5, trivial_weight=0.2, min_obs=2, prior_std=0.25)
+    sel = select_top(score_pairs(_five_pair_tracker(), list("ABCDE"), settings), 2, random.Random(0))
+    # A, B, C, E have two evaluations each, D one (< min_obs) -> 4 tracked of 5
+    assert sel.n_tracked == 4
+    # chosen A (mu -2) and E (mu -0.3): mean -1.15
+    assert sel.chosen_margin == pytest.approx(-1.15)
+
+
+def test_relative_thresholds_fire_on_small_margins():
+    """Toy-scale margins (|mu| < 0.1): no filter fires on the absolute scale, both fire in RMS-margin units."""
+    from sage.scoring import margin_scale
+
+    tracker = MarginTracker(window=4)
+    tracker.update_many(["A", "A"], [-0.03, -0.03])  # mean -0.03, std 0
+    tracker.update_many(["B", "B"], [0.09, 0.09])  # mean 0.09, std 0
+    tracker.update_many(["C", "C"], [-0.04, 0.04])  # mean 0, std 0.04
+    ids = ["A", "B", "C"]
+    absolute = score_pairs(tracker, ids, ScoringSettings())
+    assert not any(p.unstable or p.trivial for p in absolute)
+    # RMS of the means: sqrt((0.03^2 + 0.09^2 + 0^2) / 3) = sqrt(0.003) = 0.0547723
+    assert margin_scale([tracker.stats(i) for i in ids]) == pytest.approx(0.0547723, abs=1e-7)
+    rel = {p.pair_id: p for p in score_pairs(tracker, ids, ScoringSettings(relative=True))}
+    # B: z = 0.09 / 0.0547723 = 1.6431677; weight 1 / (1 + e^1.6431677) = 1 / 6.1717 = 0.1620345 < 0.2 -> trivial
+    assert rel["B"].mean == pytest.approx(1.6431677, abs=1e-6) and rel["B"].trivial
+    assert rel["B"].weight == pytest.approx(0.1620345, abs=1e-6)
+    # C: spread 0.04 / 0.0547723 = 0.7302967 > 0.5 -> unstable
+    assert rel["C"].std == pytest.approx(0.7302967, abs=1e-6) and rel["C"].unstable
+    # A: z = -0.5477226, weight 1 / (1 + e^-0.5477226) = 1 / 1.5782763 = 0.6336010; score 0.6336010 * 0.5477226 / 0.05
+    #    = 6.940817 -> the only eligible pair
+    assert rel["A"].score == pytest.approx(6.940817, abs=1e-5) and not (rel["A"].unstable or rel["A"].trivial)
+    assert select_top(list(rel.values()), 1, random.Random(0)).pair_ids == ["A"]
+
+
+def test_filters_fire_along_a_hand_made_margin_history():
+    """Per-step filter tallies on a scripted history: a pair being learnt turns trivial, an oscillating one turns
+    unstable once its window holds both signs, a flat one stays eligible."""
+    settings = ScoringSettings(eps=0.05, unstable_std=0.5, trivial_weight=0.2, min_obs=2, prior_std=0.25)
+    tracker = MarginTracker(window=3)
+    history = {  # margins at steps 1..4
+        # window means 1.0, 1.2, 1.4, 1.8: weight sigmoid(-1.4) = 0.1978 < 0.2 from step 3; spread 0.3266 (stable)
+        "learnt": [1.0, 1.4, 1.8, 2.2],
+        "swing": [0.0, 0.2, -1.2, 1.2],  # window [0, .2, -1.2]: std 0.6182 > 0.5 at step 3
+        "flat": [-0.5, -0.5, -0.5, -0.5],
+    }
+    tallies = []
+    for step in range(4):
+        tracker.update_many(list(history), [h[step] for h in history.values()])
+        sel = select_top(score_pairs(tracker, list(history), settings), 1, random.Random(0))
+        tallies.append((sel.n_unstable, sel.n_trivial, sel.pair_ids))
+    assert [t[:2] for t in tallies] == [(0, 0), (0, 0), (1, 1), (1, 1)]
+    assert tallies[3][2] == ["flat"]

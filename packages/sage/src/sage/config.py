@@ -84,6 +84,10 @@ class ScoringConfig:
     trivial_weight: float = 0.2
     min_obs: int = 2
     prior_std: float = 0.25
+    # "margin": sigmoid(-mu)|mu|/(s+eps) (the spec's inferred form); "weight": sigmoid(-mu)/(s+eps), monotone in mu
+    score: Literal["margin", "weight"] = "margin"
+    # "relative": filters and score on margins in units of the candidates' RMS margin (scale-free thresholds)
+    thresholds: Literal["absolute", "relative"] = "absolute"
     candidates_per_step: int = 32  # pairs re-evaluated (no grad) each step before selection; 0 = all
     fill: Literal["best_remaining", "none"] = "best_remaining"
 

@@ -40,11 +40,25 @@ def gradient_weight(margin: float) -> float:
     return sigmoid(-margin)
 
 
-def stability_score(mean: float, std: float, eps: float) -> float:
-    """S = sigmoid(-mu) * |mu| / (s + eps)."""
+SCORE_FORMS = ("margin", "weight")
+
+
+def stability_score(mean: float, std: float, eps: float, form: str = "margin") -> float:
+    """S = sigmoid(-mu) * |mu| / (s + eps) (form "margin", the spec's inferred score) or
+    S = sigmoid(-mu) / (s + eps) (form "weight").
+
+    For mu > 0 the "margin" form grows with mu up to mu = 1.28 (where d/dmu [mu sigmoid(-mu)] = 0), so before the
+    trivial filter cuts in (sigmoid(-mu) < w_min, mu > 1.39 at w_min = 0.2) it ranks pairs the policy already gets
+    right above pairs near the boundary. The "weight" form decreases monotonically in mu: confident errors first,
+    learnt pairs last, the spread dividing both.
+    """
     if eps <= 0 and std <= 0:
         raise ValueError("stability_score: eps must be > 0 when the spread can be 0")
-    return gradient_weight(mean) * abs(mean) / (std + eps)
+    if form == "margin":
+        return gradient_weight(mean) * abs(mean) / (std + eps)
+    if form == "weight":
+        return gradient_weight(mean) / (std + eps)
+    raise ValueError(f"stability_score: form must be one of {SCORE_FORMS}, got {form!r}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,8 @@ class ScoringSettings:
     trivial_weight: float = 0.2
     min_obs: int = 2
     prior_std: float = 0.25
+    form: str = "margin"
+    relative: bool = False  # margins and spreads in units of the candidates' RMS margin (see score_pairs)
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,7 @@ class PairScore:
     score: float
     unstable: bool
     trivial: bool
+    tracked: bool = False  # spread measured over >= min_obs evaluations
 
 
 def score_pair(pair_id: str, stats: MarginStats, settings: ScoringSettings) -> PairScore:
@@ -137,14 +154,29 @@ def score_pair(pair_id: str, stats: MarginStats, settings: ScoringSettings) -> P
         std=std,
         count=stats.count,
         weight=weight,
-        score=stability_score(stats.mean, std, settings.eps),
+        score=stability_score(stats.mean, std, settings.eps, settings.form),
         unstable=std > settings.unstable_std,
         trivial=weight < settings.trivial_weight,
+        tracked=stats.count >= settings.min_obs,
     )
 
 
+def margin_scale(stats: Sequence[MarginStats]) -> float:
+    """Root mean square of the running margin means of the pairs evaluated at least once (0 when none is)."""
+    means = [s.mean for s in stats if s.count > 0]
+    return math.sqrt(sum(m * m for m in means) / len(means)) if means else 0.0
+
+
 def score_pairs(tracker: MarginTracker, pair_ids: Sequence[str], settings: ScoringSettings) -> list[PairScore]:
-    return [score_pair(pid, tracker.stats(pid), settings) for pid in pair_ids]
+    """Score and flag each pair. With `settings.relative`, every mean and spread is first divided by the
+    candidates' RMS margin, so the thresholds (and `prior_std`) read in units of the run's typical margin rather
+    than in absolute nats times beta: at toy scale margins stay far below the size where sigmoid(-mu) < 0.2."""
+    stats = [tracker.stats(pid) for pid in pair_ids]
+    if settings.relative:
+        scale = margin_scale(stats)
+        if scale > 0:
+            stats = [MarginStats(st.mean / scale, st.std / scale, st.count) for st in stats]
+    return [score_pair(pid, st, settings) for pid, st in zip(pair_ids, stats)]
 
 
 @dataclass(frozen=True)
@@ -158,6 +190,8 @@ class Selection:
     n_eligible: int
     n_filled: int
     mean_score: float
+    n_tracked: int = 0  # candidates with at least min_obs margin evaluations (a measured spread, not the prior)
+    chosen_margin: float = 0.0  # mean running margin mu of the chosen pairs (< 0: the step targets errors)
 
     @property
     def unstable_fraction(self) -> float:
@@ -204,6 +238,8 @@ def select_top(
         n_eligible=len(eligible),
         n_filled=n_filled,
         mean_score=sum(p.score for p in chosen) / len(chosen) if chosen else 0.0,
+        n_tracked=sum(p.tracked for p in order),
+        chosen_margin=sum(p.mean for p in chosen) / len(chosen) if chosen else 0.0,
     )
 
 

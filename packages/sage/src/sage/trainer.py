@@ -30,7 +30,7 @@ from sage.data import ProblemSet
 from sage.evaluate import greedy_accuracy, rewards_of, sample_solutions
 from sage.pairs import FrontierEmptyError, Pair, PoolSummary, refresh_pool
 from sage.policy import ReferenceCache, encode_pairs, pair_margins, preference_loss, sequence_logprobs
-from sage.scoring import MarginTracker, ScoringSettings, score_pairs, select_top, weight_stats
+from sage.scoring import MarginTracker, ScoringSettings, margin_scale, score_pairs, select_top, weight_stats
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,8 @@ def train_dpo(
         p.requires_grad_(False)
     ref_cache = ReferenceCache(reference, tokenizer, device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=tc.lr, weight_decay=0.0)
-    settings = ScoringSettings(sc.eps, sc.unstable_std, sc.trivial_weight, sc.min_obs, sc.prior_std)
+    settings = ScoringSettings(sc.eps, sc.unstable_std, sc.trivial_weight, sc.min_obs, sc.prior_std, sc.score,
+                               sc.thresholds == "relative")
     tracker = MarginTracker(sc.window)
 
     state = torch.load(checkpoint, weights_only=False) if checkpoint is not None and checkpoint.is_file() else None
@@ -240,12 +241,15 @@ def train_dpo(
                 candidates = rng.sample(pairs, sc.candidates_per_step)
             margins = pair_margins(policy, tokenizer, candidates, ref_cache, tc.beta)
             tracker.update_many([p.pair_id for p in candidates], margins)
+            scale = margin_scale([tracker.stats(p.pair_id) for p in candidates])
             selection = select_top(score_pairs(tracker, [p.pair_id for p in candidates], settings),
                                    tc.batch_size, rng, sc.fill)
             by_id = {p.pair_id: p for p in candidates}
             batch = [by_id[i] for i in selection.pair_ids]
             entry.update(unstable_filtered=selection.unstable_fraction, trivial_filtered=selection.trivial_fraction,
-                         mean_score=selection.mean_score, filled=selection.n_filled)
+                         mean_score=selection.mean_score, filled=selection.n_filled,
+                         tracked_fraction=selection.n_tracked / max(selection.n_candidates, 1),
+                         chosen_margin=selection.chosen_margin, margin_scale=scale)
         else:
             batch = sampler.take(tc.batch_size)
         if not batch:
