@@ -1,4 +1,4 @@
-"""`dome train` -> `dome eval` -> `dome edit` on a tiny JSONL corpus; re-adding indexed ids is refused."""
+"""`dome train` (and `--resume`) -> `dome eval` -> `dome edit` on a tiny JSONL corpus; re-adding indexed ids is refused."""
 
 import json
 
@@ -24,6 +24,10 @@ def test_train_eval_edit(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "t"), f"data.source={docs}", *TINY]) == 0
     model = tmp_path / "t" / "model"
     assert (model / "docids.json").is_file() and (tmp_path / "t" / "results.json").is_file()
+    assert (tmp_path / "t" / "checkpoint" / "train.pt").is_file()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(tmp_path / "t"), f"data.source={docs}", *TINY]) == 0
+    assert "resumed training at step 20" in capsys.readouterr().err
     assert main(["eval", "--model", str(model), *TINY]) == 0
     new = _jsonl(tmp_path / "new.jsonl", ["n1", "n2"])
     assert main(["edit", "--model", str(model), "--docs", str(new), "--out", str(tmp_path / "e"), *TINY]) == 0

@@ -67,8 +67,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     gr = build_retriever(cfg, docs, scheme, out)
     train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
     index, retr = examples_for(gr, docs, train_q, cfg.data.index_words)
-    train(gr, mix(index, retr, cfg.train.index_weight), cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
-          cfg.train.warmup, cfg.seed)
+    out_train = train(
+        gr, mix(index, retr, cfg.train.index_weight), cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
+        cfg.train.warmup, cfg.seed, checkpoint=out / "checkpoint" / "train.pt",
+        checkpoint_every=cfg.train.checkpoint_every, resume=args.resume,
+    )
+    if out_train["resumed_from"]:
+        print(f"resumed training at step {out_train['resumed_from']}", file=sys.stderr)
     gr.save(out / "model")
     _docs_jsonl(out / "model" / "documents.jsonl", docs)
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
@@ -144,7 +149,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     _threads(cfg)
     started = time.time()
     out = Path(args.out or ("runs/dome-replicate-quick" if args.quick else "runs/dome-replicate"))
-    res = run_protocol(cfg, out / "work", log=lambda m: print(m, file=sys.stderr, flush=True))
+    res = run_protocol(cfg, out / "work", log=lambda m: print(m, file=sys.stderr, flush=True), resume=args.resume)
     data = dict(res["data"])
     data["tracing_effects"] = res["tracing"]["effects"]
     data["dome_layers"] = res["tracing"]["layers"]
@@ -175,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("train", help="train a generative retriever (T5, docIDs, pseudo-queries) on a collection")
     common(sp, True)
+    sp.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/train.pt")
     sp.set_defaults(fn=cmd_train)
     sp = sub.add_parser("eval", help="Recall@1/10 and MRR@10 of a trained retriever on held-out pseudo-queries")
     sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
@@ -188,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_edit)
     sp = sub.add_parser("replicate", help="none vs incremental vs MEMIT vs DOME on the corpus-update protocol")
     sp.add_argument("--quick", action="store_true", help="small collection and fewer steps (minutes on 2 cores)")
+    sp.add_argument("--resume", action="store_true", help="continue base training from OUT/work/checkpoint/train.pt")
     common(sp, False)
     sp.set_defaults(fn=cmd_replicate)
     return p

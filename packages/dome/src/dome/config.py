@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 3e-3
     warmup: int = 50
     index_weight: float = 0.25  # share of indexing (doc -> docID) examples in each batch
+    checkpoint_every: int = 200  # steps between atomic training checkpoints (0 = none); `--resume` continues
 
 
 @dataclass

@@ -9,6 +9,7 @@ from scratch on a few hundred documents learns far faster without it).
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -31,6 +32,18 @@ class Example:
     docid: tuple[int, ...]
 
 
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off everywhere: nn.Dropout modules and the attention-probability dropout that T5 attention keeps as
+    a float read from the config (it stays active in train mode otherwise, and makes training non-deterministic)."""
+    if hasattr(model.config, "dropout_rate"):
+        model.config.dropout_rate = 0.0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        elif isinstance(getattr(m, "dropout", None), float):
+            m.dropout = 0.0
+
+
 class GenerativeRetriever:
     """A seq2seq model that maps text to docIDs, constrained by a trie over the collection's docIDs."""
 
@@ -43,9 +56,7 @@ class GenerativeRetriever:
         self.pad_id = int(tokenizer.pad_token_id)
         self._symbol_ids = self._resolve_symbols(source)
         self.trie = DocIdTrie([self.docid_tokens(d) for d in scheme.ids.values()], eos_id=self.eos_id)
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0
+        disable_dropout(model)
 
     def _resolve_symbols(self, source: str) -> list[int]:
         names = self.scheme.symbol_tokens()
@@ -162,6 +173,34 @@ class GenerativeRetriever:
         return cls(model, tok, DocIdScheme.from_dict(data["scheme"]), data["max_input_tokens"], source=str(path))
 
 
+class CheckpointError(ValueError):
+    """A training checkpoint that cannot be resumed (missing, unreadable, or from a different run)."""
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    """Atomic write: a crash mid-save leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, run: dict) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file: say which one
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    for key, value in run.items():
+        if state.get("run", {}).get(key) != value:
+            raise CheckpointError(
+                f"{path}: field {key!r} is {state.get('run', {}).get(key)!r} in the checkpoint but {value!r} in this "
+                "run; resume with the same config or start without --resume"
+            )
+    return state
+
+
 def train(
     gr: GenerativeRetriever,
     examples: list[Example],
@@ -175,16 +214,22 @@ def train(
     desc: str = "train",
     optimizer: torch.optim.Optimizer | None = None,
     decay: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> dict:
     """Teacher-forced training for `steps` steps; with `replay`, each batch mixes in old examples at `replay_ratio`.
 
     The learning rate warms up over `warmup` steps, then decays linearly (or stays constant with decay=False, for
-    training resumed in chunks with the returned optimizer).
+    training resumed in chunks with the returned optimizer). With `checkpoint` and `checkpoint_every` > 0, the
+    model, optimizer, schedule, sampling RNG and losses are saved atomically every `checkpoint_every` steps and at
+    the end; `resume` continues from that file, giving the same parameters as an uninterrupted run.
     """
     if not examples:
         raise ValueError("train: no training examples")
+    if steps < 0 or batch_size < 1:
+        raise ValueError(f"train: need steps >= 0 and batch_size >= 1, got steps={steps}, batch_size={batch_size}")
     model = gr.model
-    model.train()
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
 
     def factor(s: int) -> float:
@@ -193,10 +238,31 @@ def train(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     rng = random.Random(seed)
-    n_replay = int(round(batch_size * replay_ratio)) if replay else 0
     losses: list[float] = []
+    start = 0
+    ckpt = Path(checkpoint) if checkpoint else None
+    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "seed": seed,
+           "examples": len(examples)}
+    if resume:
+        if ckpt is None:
+            raise CheckpointError("train: resume needs a checkpoint path")
+        state = _load_checkpoint(ckpt, run)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.setstate(state["rng"])
+        losses, start = list(state["losses"]), int(state["step"])
+
+    def save(step: int) -> None:
+        _save_checkpoint(ckpt, {
+            "run": run, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "rng": rng.getstate(), "losses": losses,
+        })
+
+    n_replay = int(round(batch_size * replay_ratio)) if replay else 0
+    model.train()
     t0 = time.perf_counter()
-    for _ in tqdm(range(steps), desc=desc, leave=False, mininterval=2.0):
+    for step in tqdm(range(start, steps), desc=desc, leave=False, mininterval=2.0, initial=start, total=steps):
         batch = rng.sample(examples, min(batch_size - n_replay, len(examples)))
         if n_replay:
             batch += rng.sample(replay, min(n_replay, len(replay)))
@@ -207,5 +273,7 @@ def train(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if ckpt is not None and checkpoint_every > 0 and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            save(step + 1)
     model.eval()
-    return {"losses": losses, "seconds": time.perf_counter() - t0, "optimizer": opt}
+    return {"losses": losses, "seconds": time.perf_counter() - t0, "optimizer": opt, "resumed_from": start}

@@ -77,7 +77,7 @@ def _incremental(
     return {"seconds": seconds, "steps": steps, "dev_recall@10": reached}
 
 
-def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print) -> dict:
+def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool = False) -> dict:
     """Train on D0, add D1..Dn with every method, evaluate; returns rows and run facts."""
     torch.manual_seed(cfg.seed)
     docs, data_name = load_documents(cfg.data)
@@ -99,7 +99,11 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print) -> dict:
     index0, retr0 = examples_for(gr, d0, queries_of(train_q, d0), cfg.data.index_words)
     pool0 = mix(index0, retr0, cfg.train.index_weight)
     t0 = time.perf_counter()
-    base_train = train(gr, pool0, cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.train.warmup, cfg.seed)
+    base_train = train(
+        gr, pool0, cfg.train.steps, cfg.train.batch_size, cfg.train.lr, cfg.train.warmup, cfg.seed,
+        checkpoint=Path(workdir) / "checkpoint" / "train.pt", checkpoint_every=cfg.train.checkpoint_every,
+        resume=resume,
+    )
     log(f"trained GR on D0 ({len(d0)} docs, {cfg.train.steps} steps) in {time.perf_counter() - t0:.0f}s")
     old_test = queries_of(test_q, d0)
     new_docs = [d for b in batches for d in b]
