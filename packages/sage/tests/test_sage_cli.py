@@ -38,3 +38,13 @@ def test_missing_problem_file_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "o"), "data.source=jsonl", f"data.path={missing}",
                  "model.path=unused"]) == 2
     assert "problem file not found" in capsys.readouterr().err
+
+
+def test_unverifiable_answer_is_a_clear_error_naming_file_and_line(tmp_path, capsys):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"question": "1+1?", "answer": "2"}\n{"question": "colour?", "answer": "see above"}\n',
+                    encoding="utf-8")
+    assert main(["train", "--out", str(tmp_path / "o"), "data.source=jsonl", f"data.path={path}",
+                 "model.path=unused"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:2: field 'answer'" in err and "no verifiable final answer" in err

@@ -89,3 +89,16 @@ def test_eval_problems_cap_at_slice_size_and_bundled_answers_verify():
     gsm = load_eval_problems(DataConfig(source="gsm8k"), 3)
     assert [p.answer for p in gsm.test] == ["18", "3", "70000"]  # GSM8K '#### n' finals of the first three
     assert gsm.test[0].prompt.startswith("Q: Janet")
+
+
+def test_word_and_placeholder_answers_are_not_verifiable():
+    """math-verify would parse 'unknown' as a product of symbols; such gold answers can never be matched."""
+    from sage.data import is_verifiable
+
+    for bad in ("unknown", "N/A", "none", "see above", "blue", "?"):
+        assert not is_verifiable(bad), bad
+    for good in ("42", "-3/4", "x+y", "\\frac{ab}{2}", "2\\sqrt{3}", "\\text{Evelyn}", "\\sin(x)",
+                 "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"):
+        assert is_verifiable(good), good
+    with pytest.raises(DataError, match=r"q\.jsonl:7: field 'answer' \('unknown'\) holds no verifiable"):
+        record_to_problem({"question": "2+2?", "answer": "unknown"}, "q.jsonl:7", "{question}", "x")

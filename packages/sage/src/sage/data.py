@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d[\d,]*)(\.\d+)?(/\d+)?$")
 QUESTION_FIELDS = ("question", "problem", "prompt")
+# math-verify parses any letters as symbols ("unknown" -> u*n*k*...), so plain-word answers are screened first:
+# placeholders, and runs of 3+ letters outside LaTeX commands that are not a function name (2 letters can be a
+# product of variables, "ab")
+_NON_ANSWERS = {"n/a", "na", "nan", "null", "none", "unknown", "tbd", "?", "-", "--"}
+_BARE_WORD = re.compile(r"[A-Za-z]{3,}")
+_MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt", "inf", "infty",
+               "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "mod", "gcd", "lcm", "min", "max", "deg"}
 
 
 class DataError(ValueError):
@@ -59,6 +66,12 @@ def gold_answer(raw: Any) -> str | None:
     return text or None
 
 
+def _strip_latex_words(text: str) -> str:
+    """Drop LaTeX commands and their text arguments (\\text{Evelyn}, \\mathrm{cm}): words there are deliberate."""
+    text = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname|begin|end)\s*\{[^{}]*\}", " ", text)
+    return re.sub(r"\\[A-Za-z]+", " ", text)
+
+
 def is_verifiable(answer: str) -> bool:
     """True when the answer is a plain number or something math-verify can parse.
 
@@ -66,6 +79,10 @@ def is_verifiable(answer: str) -> bool:
     """
     if _PLAIN_NUMBER.match(answer.replace(" ", "")):
         return True
+    if answer.strip().lower() in _NON_ANSWERS:
+        return False
+    if any(w.lower() not in _MATH_WORDS for w in _BARE_WORD.findall(_strip_latex_words(answer))):
+        return False
     from math_verify import parse
 
     # math-verify's timeout uses signal.alarm, which only works in the main thread
