@@ -27,6 +27,13 @@ def test_aggregate_golden_and_censoring():
     s = rows["sage"]["metrics"]
     assert s["steps_to_target"] == pytest.approx(15) and s["target_reached"] == 1.0  # mean(10, 20)
     assert s["trivial_fraction"] == pytest.approx(0.125)  # mean(0, 0.25)
+    # seed-paired: uniform gains (0.6 - 0.4, 0.4 - 0.4) -> mean 0.1, std 0.1; its delta to itself is 0
+    assert u["accuracy_gain"] == pytest.approx(0.1) and u["accuracy_gain_std"] == pytest.approx(0.1)
+    assert u["delta_vs_uniform"] == 0.0 and u["auc_delta_vs_uniform"] == 0.0
+    # sage - uniform final: seed 0: 0.6 - 0.6 = 0, seed 1: 0.5 - 0.4 = 0.1 -> mean 0.05, std 0.05
+    assert s["delta_vs_uniform"] == pytest.approx(0.05) and s["delta_vs_uniform_std"] == pytest.approx(0.05)
+    # curve averages: seed 1 sage (0.4 + 0.45 + 0.5) / 3 = 0.45 vs uniform 0.4 -> 0.05; seed 0 equal -> mean 0.025
+    assert s["auc_delta_vs_uniform"] == pytest.approx(0.025) and s["auc_delta_vs_uniform_std"] == pytest.approx(0.025)
     assert len({tuple(sorted(r["metrics"])) for r in rows.values()}) == 1  # same metric keys in every row
     assert "sage" in format_table(list(rows.values()), 2)
 

@@ -124,6 +124,11 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
     """
     censor = cfg.train.steps + cfg.eval.every
     rows = []
+
+    def curve_mean(run: dict[str, Any]) -> float:
+        return sum(a for _, a in run["curve"]) / len(run["curve"])
+
+    base = [s[ROWS[0]] for s in per_seed]  # uniform: the paired baseline of every seed
     for method in ROWS:
         runs = [s[method] for s in per_seed]
         acc_m, acc_s = _mean_std([r["curve"][-1][1] for r in runs])
@@ -138,6 +143,10 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
             m, s = _mean_std(vals)
             curve.append([step, round(m, 4), round(s, 4)])
         auc = sum(c[1] for c in curve) / len(curve)
+        # seed-paired differences remove the warm start's share of the spread across seeds
+        gain_m, gain_s = _mean_std([r["curve"][-1][1] - r["curve"][0][1] for r in runs])
+        delta_m, delta_s = _mean_std([r["curve"][-1][1] - b["curve"][-1][1] for r, b in zip(runs, base)])
+        dauc_m, dauc_s = _mean_std([curve_mean(r) - curve_mean(b) for r, b in zip(runs, base)])
         rows.append({
             "method": method,
             "metrics": {
@@ -145,13 +154,21 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
                 "accuracy_std": acc_s,
                 "start_accuracy": _mean_std([r["curve"][0][1] for r in runs])[0],
                 "accuracy_auc": auc,
+                "accuracy_gain": gain_m,
+                "accuracy_gain_std": gain_s,
+                "delta_vs_uniform": delta_m,
+                "delta_vs_uniform_std": delta_s,
+                "auc_delta_vs_uniform": dauc_m,
+                "auc_delta_vs_uniform_std": dauc_s,
                 "steps_to_target": stt_m if reached else None,
                 "steps_to_target_std": stt_s if reached else None,
                 "target_reached": len(reached) / len(runs),
                 "trivial_fraction": triv_m,
                 "trivial_fraction_std": triv_s,
                 "unstable_filtered_fraction": _mean_std([r["unstable_filtered"] for r in runs])[0],
+                "unstable_filtered_fraction_std": _mean_std([r["unstable_filtered"] for r in runs])[1],
                 "trivial_filtered_fraction": _mean_std([r["trivial_filtered"] for r in runs])[0],
+                "trivial_filtered_fraction_std": _mean_std([r["trivial_filtered"] for r in runs])[1],
                 "grad_norm_snr": _mean_std([r["grad_norm_snr"] for r in runs])[0],
             },
             "accuracy_curve": curve,  # [step, mean, std]; lists are not allowed inside metrics
@@ -161,14 +178,18 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
 
 
 def format_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
-    head = (f"{'method':<11} {'accuracy':>15} {'start':>6} {'auc':>6} {'steps_to_target':>17} {'reached':>8} "
-            f"{'trivial_frac':>12}  (mean +- std over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+    head = (f"{'method':<11} {'accuracy':>15} {'start':>6} {'auc':>6} {'d_vs_uniform':>16} {'steps_to_target':>17} "
+            f"{'reached':>8} {'trivial_frac':>12} {'unst_filt':>9} {'triv_filt':>9}"
+            f"  (mean +- std over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     lines = [head, "-" * len(head)]
     for row in rows:
         m = row["metrics"]
         stt = "never" if m["steps_to_target"] is None else f"{m['steps_to_target']:.1f} +- {m['steps_to_target_std']:.1f}"
+        delta = f"{m['delta_vs_uniform']:+.3f} +- {m['delta_vs_uniform_std']:.3f}"
         lines.append(f"{row['method']:<11} {m['accuracy']:>7.3f} +- {m['accuracy_std']:.3f} {m['start_accuracy']:>6.3f} "
-                     f"{m['accuracy_auc']:>6.3f} {stt:>17} {m['target_reached']:>8.2f} {m['trivial_fraction']:>12.3f}")
+                     f"{m['accuracy_auc']:>6.3f} {delta:>16} {stt:>17} {m['target_reached']:>8.2f} "
+                     f"{m['trivial_fraction']:>12.3f} {m['unstable_filtered_fraction']:>9.3f} "
+                     f"{m['trivial_filtered_fraction']:>9.3f}")
     return "\n".join(lines)
 
 
