@@ -27,15 +27,18 @@ ROWS = tuple(METHODS)  # uniform, curriculum, scoring, sage
 # Settings of the two replication sizes (overrides on SageConfig defaults); measured on a shared 2-core CPU.
 # A pool of 512 problems (~330 on the frontier at the 40% warm start) keeps pairs from repeating: with 128
 # problems every rule, even SFT on the correct samples alone, lost accuracy within 60 steps at lr 1e-5..2e-5.
+# The filters read margins in units of the candidates' RMS margin (scoring.thresholds=relative): at beta 0.1 the
+# margins of this policy stay near 0.02, where the absolute thresholds (sigmoid(-mu) < 0.2, spread > 0.5) never fire.
+SCORING = ["scoring.thresholds=relative", "scoring.candidates_per_step=64"]
 QUICK = [
     "data.n_train=256", "data.n_test=200",
     "train.steps=60", "eval.every=10",
-    "curriculum.refresh_every=20",
+    "curriculum.refresh_every=20", *SCORING,
 ]
 FULL = [
     "data.n_train=512", "data.n_test=400",
     "train.steps=150", "eval.every=15",
-    "curriculum.refresh_every=30",
+    "curriculum.refresh_every=30", *SCORING,
 ]
 
 
