@@ -74,3 +74,18 @@ def test_editor_rejects_bad_layers(retriever):
         KeyValueEditor(retriever, EditConfig(), [5])
     with pytest.raises(ValueError, match="edit.update"):
         KeyValueEditor(retriever, EditConfig(update="magic"), [0])
+
+
+@pytest.mark.parametrize("last", [0, 1])
+def test_upper_forward_matches_full_model(retriever, last):
+    """The edit-vector loop re-runs only the blocks above the edited layer; it must equal the full forward."""
+    gr = retriever
+    ex = _examples(gr, OLD)
+    editor = KeyValueEditor(gr, EditConfig(), [last])
+    enc = editor._encoded(ex)
+    dec, _, _ = gr.decoder_tensors([e.docid for e in ex])
+    h0, base, logits_of = editor._upper_forward(enc, dec, last)
+    assert torch.allclose(logits_of(h0), base, atol=1e-5)
+    nudged = h0.clone()
+    nudged[:, 0] += 1.0  # a change of h at the edited layer must reach the logits through the upper blocks
+    assert not torch.allclose(logits_of(nudged), base, atol=1e-3)

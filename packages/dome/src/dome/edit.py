@@ -107,17 +107,48 @@ class KeyValueEditor:
     def _block_out(self, layer: int):
         return self.gr.model.get_decoder().block[layer]
 
+    def _upper_forward(self, enc: dict, dec: torch.Tensor, last: int):
+        """Run the model once (no grad) and return (h0, logits, f): h0 = decoder block `last`'s output and f(z) the
+        logits computed from a replacement z of h0 through the blocks above `last` only.
+
+        The edit-vector loop then re-runs only those blocks and the LM head (their other inputs — masks, position
+        biases, encoder states — are captured from this run and do not depend on z), not the whole decoder.
+        """
+        decoder = self.gr.model.get_decoder()
+        upper = list(decoder.block)[last + 1 :]
+        captured: dict = {"inputs": []}
+        hooks = [self._block_out(last).register_forward_hook(lambda _m, _i, o: captured.__setitem__("h", o[0]))]
+        hooks += [
+            b.register_forward_pre_hook(lambda _m, a, kw: captured["inputs"].append((a[1:], kw)), with_kwargs=True)
+            for b in upper
+        ]
+        try:
+            with torch.no_grad():
+                base = self.gr.model(**enc, decoder_input_ids=dec, use_cache=False).logits
+        finally:
+            for h in hooks:
+                h.remove()
+        model = self.gr.model
+        scale = getattr(model.config, "scale_decoder_outputs", getattr(model.config, "tie_word_embeddings", False))
+
+        def logits_of(z: torch.Tensor) -> torch.Tensor:
+            h = z
+            for block, (args, kwargs) in zip(upper, captured["inputs"]):
+                h = block(h, *args, **kwargs)[0]
+            h = decoder.dropout(decoder.final_layer_norm(h))
+            if scale:
+                h = h * (model.config.d_model**-0.5)
+            return model.lm_head(h)
+
+        return captured["h"].detach(), base, logits_of
+
     def optimise_targets(self, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Edit vectors at the last chosen layer; returns (target hidden states z (n, T, d), mask (n, T), log)."""
         gr, cfg, last = self.gr, self.cfg, self.layers[-1]
         enc = self._encoded(examples)
         dec, labels, mask = gr.decoder_tensors([e.docid for e in examples])
-        captured: dict[str, torch.Tensor] = {}
-        grab = self._block_out(last).register_forward_hook(lambda _m, _i, o: captured.__setitem__("h", o[0]))
-        with torch.no_grad():
-            base = gr.model(**enc, decoder_input_ids=dec).logits
-        grab.remove()
-        h0 = captured["h"].detach()
+        gr.model.eval()
+        h0, base, logits_of = self._upper_forward(enc, dec, last)
         soft = None
         if cfg.loss == "hybrid":
             allowed = torch.zeros(base.shape[-1], dtype=torch.bool)
@@ -125,23 +156,18 @@ class KeyValueEditor:
             soft = soft_targets(base, labels, allowed, cfg.soft_temperature, cfg.soft_hard_weight)
         delta = torch.zeros_like(h0, requires_grad=True)
         max_norm = cfg.clamp_norm * h0.norm(dim=-1, keepdim=True)
-        add = self.ffns[last].register_forward_hook(lambda _m, _i, o: o + delta * mask.unsqueeze(-1))
         opt = torch.optim.Adam([delta], lr=cfg.lr)
         log: dict = {}
-        gr.model.eval()
-        try:
-            for _ in range(cfg.steps):
-                logits = gr.model(**enc, decoder_input_ids=dec).logits
-                parts = hybrid_label_loss(logits, labels, soft, delta, cfg.soft_lambda, cfg.mu, mask)
-                opt.zero_grad()
-                parts["loss"].backward()
-                opt.step()
-                with torch.no_grad():
-                    norm = delta.norm(dim=-1, keepdim=True)
-                    delta.mul_(torch.clamp(max_norm / norm.clamp_min(1e-12), max=1.0))
-                log = {k: v.item() for k, v in parts.items()}
-        finally:
-            add.remove()
+        for _ in range(cfg.steps):
+            logits = logits_of(h0 + delta * mask.unsqueeze(-1))
+            parts = hybrid_label_loss(logits, labels, soft, delta, cfg.soft_lambda, cfg.mu, mask)
+            opt.zero_grad()
+            parts["loss"].backward()
+            opt.step()
+            with torch.no_grad():
+                norm = delta.norm(dim=-1, keepdim=True)
+                delta.mul_(torch.clamp(max_norm / norm.clamp_min(1e-12), max=1.0))
+            log = {k: v.item() for k, v in parts.items()}
         return (h0 + delta.detach() * mask.unsqueeze(-1)), mask, log
 
     @torch.no_grad()
