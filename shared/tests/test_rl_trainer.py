@@ -135,3 +135,30 @@ def test_wandb_missing_is_a_warning_not_a_crash(tmp_path, monkeypatch):
     log.log(1, {"reward": 0.5})
     log.close()
     assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "reward": 0.5}
+
+
+def test_gpu_only_engines_fail_clearly_on_cpu(tiny_qwen2_dir, tmp_path, monkeypatch):
+    from shared.rl.cli import GRPOJob, run_grpo_job
+    from shared.rl.launch import LaunchError, check_launch
+
+    check_launch("hf", cuda=False)  # the plain CPU path passes
+    with pytest.raises(LaunchError, match="generator_backend=vllm needs a CUDA GPU"):
+        check_launch("vllm", cuda=False)
+    with pytest.raises(ValueError, match="'sglang' is unknown"):
+        check_launch("sglang", cuda=False)
+    job = GRPOJob()
+    job.rl.generator_backend, job.policy.path = "vllm", str(tiny_qwen2_dir)
+    if not torch.cuda.is_available():
+        with pytest.raises(LaunchError, match="vllm"):
+            run_grpo_job(job)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(LaunchError, match="DeepSpeed ZeRO .* needs CUDA GPUs"):
+        check_launch("hf", cuda=False)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(LaunchError, match="FSDP .* needs CUDA GPUs.*cpu_2proc.yaml"):
+        check_launch("hf", cuda=False)
+    check_launch("hf", cuda=True)  # on GPUs the FSDP launch goes ahead
+    if not torch.cuda.is_available():
+        with pytest.raises(LaunchError, match="FSDP"):  # the trainer checks before building its Accelerator
+            _trainer(tiny_qwen2_dir, tmp_path / "fsdp")

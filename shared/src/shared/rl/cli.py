@@ -66,11 +66,13 @@ def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = No
 
     from shared.config import save_config
     from shared.eval import write_results
+    from shared.rl.launch import check_launch
     from shared.rl.trainer import RLTrainer
     from shared.rl.warmstart import arithmetic_accuracy, arithmetic_records, arithmetic_reward
 
     if job.task.name not in TASKS:
         raise ValueError(f"task.name {job.task.name!r} is not supported; known: {TASKS}")
+    check_launch(job.rl.generator_backend)  # FSDP / DeepSpeed / vLLM asked for without a GPU: one clear error
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     accelerator = Accelerator(cpu=not _cuda())
     if accelerator.is_main_process:

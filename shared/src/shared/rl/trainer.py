@@ -42,6 +42,7 @@ from shared.rl.advantages import compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from shared.rl.critic import CriticConfig, ValueHead, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
+from shared.rl.launch import check_launch
 from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
 from shared.rollout.trajectory import Trajectory, group_index, pad_trajectories
 
@@ -140,6 +141,7 @@ class RLTrainer:
         from accelerate.utils import set_seed
 
         torch.set_num_threads(cfg.threads)
+        check_launch()  # FSDP / DeepSpeed launch configs without a GPU: a clear error instead of a silent fallback
         if cfg.mini_batches < 1 or cfg.grad_accum < 1 or cfg.ppo_epochs < 1:
             raise ValueError("ppo_epochs, mini_batches and grad_accum must be >= 1")
         if cfg.generations < 1 or cfg.prompts_per_step < 1:
