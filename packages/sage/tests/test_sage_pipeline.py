@@ -187,3 +187,22 @@ def test_cli_stops_cleanly_when_nothing_is_on_the_frontier(parity, tmp_path, cap
     assert main(["train", *args]) == 3
     assert "no frontier problem at step 0: 0 of 20 probed problems are always solved and 20 never solved" in (
         capsys.readouterr().err)
+
+
+def test_relative_filters_fire_on_a_real_run(parity):
+    """With the replication's relative thresholds both filters flag candidates on a real (tiny) run, and the
+    per-step log carries the filtered fractions, the tracked share and the margin scale."""
+    from shared.generation import HFGenerator
+
+    model, tok, data, _ = parity
+    cfg = _cfg(data, "scoring")
+    cfg.scoring.thresholds, cfg.scoring.candidates_per_step = "relative", 0  # every pair scored every step
+    problems = load_problem_set(cfg.data)
+    policy = copy.deepcopy(model)
+    result = train_dpo(cfg, policy, tok, HFGenerator(policy, tok), problems, progress=False)
+    logs = result.logs
+    assert all({"unstable_filtered", "trivial_filtered", "tracked_fraction", "margin_scale"} <= set(e) for e in logs)
+    assert logs[0]["margin_scale"] == 0.0  # policy == reference at step 1: every margin is 0
+    assert max(e["unstable_filtered"] for e in logs) > 0 and max(e["trivial_filtered"] for e in logs) > 0
+    assert result.unstable_filtered > 0 and result.trivial_filtered > 0
+    assert logs[-1]["tracked_fraction"] == 1.0  # from step 2 on every pair has >= min_obs evaluations
