@@ -158,9 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         print(path, json.loads((path / STAMP).read_text()))
         return
     from shared.config import load_config
+    from shared.rl.launch import LaunchError
 
     job = load_config(GRPOJob, args.config, args.overrides)
-    res = run_grpo_job(job, resume=args.resume)
+    try:
+        res = run_grpo_job(job, resume=args.resume)
+    except LaunchError as err:  # a GPU-only engine asked for on this machine: the message is the whole story
+        raise SystemExit(f"shared-rl: {err}") from None
     print(f"accuracy before {res['before']} after {res['after']}  seconds/step {res['seconds_per_step']:.3f}")
 
 
