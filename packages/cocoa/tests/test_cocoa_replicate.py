@@ -16,7 +16,7 @@ TINY = [
 
 def test_replicate_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["replicate", "--quick", "--out", str(out), "--seed", "3", *TINY]) == 0
+    assert main(["replicate", "--quick", "--out", str(out), "--seed", "3", *TINY, "contrastive.eval_every=1"]) == 0
     printed = capsys.readouterr().out
     assert "| contrastive |" in printed and "| cocoa |" in printed
     doc = read_results(out / "results.json")
@@ -28,10 +28,16 @@ def test_replicate_end_to_end_and_resume(tmp_path, capsys):
         assert all(0.0 <= row["metrics"][k] <= 1.0 for k in HEADLINE if k.startswith("p@1"))
     # stage 2 ran only in the cocoa row, so only there does the probe start below the generative base
     per = doc["per_seed"]["3"]
+    # the learning curve: P@1 after step 1 of 2 (the last step is p@1_overall itself)
+    assert 0.0 <= per["cocoa"]["p@1_overall@1"] <= 1.0 and "p@1_overall@2" not in per["cocoa"]
+    base = doc["base_models"]["3"]
+    for check in ("image_reliance", "image_reliance_heldout", "caption_p@1_heldout"):
+        assert f"{check}_random" in base and f"{check}_base" in base
+    assert base["generative_items"] == 8  # captions only: one per training scene
     assert per["cocoa"]["recon_loss_eos_start"] < per["contrastive"]["recon_loss_eos_start"]
     cached = json.loads((out / "seed3" / "cocoa" / "metrics.json").read_text())
     # a second call resumes from the checkpoints and reports the same figures
-    assert main(["replicate", "--quick", "--out", str(out), "--seed", "3", *TINY]) == 0
+    assert main(["replicate", "--quick", "--out", str(out), "--seed", "3", *TINY, "contrastive.eval_every=1"]) == 0
     again = read_results(out / "results.json")
     assert again["per_seed"]["3"]["cocoa"] == cached
 

@@ -91,7 +91,7 @@ def cmd_pretrain(args) -> int:
     seed = cfg.seeds[0]
     model, suite = _model_and_suite(cfg, seed)
     if args.stage == "generative":
-        logs = pipeline.generative_pretrain(model, suite.generative, cfg, seed)
+        logs = pipeline.generative_pretrain(model, pipeline.generative_items(suite, cfg), cfg, seed)
     elif args.stage == "1":
         logs = pipeline.stage1(model, pipeline.pair_items(suite.train), cfg, seed)
     else:

@@ -5,6 +5,8 @@ of queries whose gold is the unique top candidate (``shared.eval.hits_at_1``). A
 overall score the mean over all datasets. Identical candidates (same text, same image object) are embedded once.
 The probe lays each item out with its reconstruction copy and reports the copy's next-token loss from <EOS>
 (nats per text token): how much of the input can still be decoded from the <EOS> state alone.
+Two checks of the generative starting model: ``image_reliance`` (caption loss with swapped minus with the right
+images) and ``caption_ranking`` (each query image's candidate captions ranked by their likelihood given the image).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shared.eval import hits_at_1
 from tqdm import tqdm
 
 from cocoa.data import EvalDataset
+from cocoa.losses import IGNORE
 from cocoa.model import CocoaModel, Item
 from cocoa.train import copy_losses
 
@@ -90,6 +93,47 @@ def image_reliance(model: CocoaModel, items: list[Item], batch_size: int = 64, s
         true_loss += float(generative_loss(model, items[start : start + batch_size])[0])
         swapped_loss += float(generative_loss(model, swapped[start : start + batch_size])[0])
     return (swapped_loss - true_loss) / max(1, -(-len(items) // batch_size))
+
+
+@torch.no_grad()
+def caption_nll(model: CocoaModel, items: list[Item], batch_size: int = 64) -> torch.Tensor:
+    """(N,) summed next-token loss of each item's text and <EOS> given its image: -log p(caption | image)."""
+    model.eval()
+    out = []
+    for start in range(0, len(items), batch_size):
+        batch = model.encode_items(items[start : start + batch_size])
+        labels = batch.input_ids.clone()
+        eos_pos = (batch.n_in - 1).unsqueeze(1)
+        keep = batch.text_token | (torch.arange(labels.shape[1])[None] == eos_pos)
+        labels[~keep] = IGNORE
+        logits = model.logits(model.hidden_states(batch)).float()[:, :-1]
+        target = labels[:, 1:].to(logits.device)
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE, reduction="none"
+        )
+        out.append(nll.view(target.shape).sum(1).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def caption_ranking(model: CocoaModel, dataset: EvalDataset, batch_size: int = 64) -> float:
+    """Share of queries whose gold caption is the unique most likely candidate given the query image.
+
+    The generative model's own caption accuracy on an image -> text dataset (MMEB i2t layout: an image query and
+    text-only candidates); the query's text (an embedding instruction) is not used. Chance is 1 / candidates.
+    """
+    queries = [q for q in dataset.queries if q.query.image is not None]
+    if not queries or any(c.image is not None or not c.text for q in queries for c in q.candidates):
+        raise ValueError(f"caption_ranking needs image queries with text-only candidates; {dataset.name} has not")
+    items = [Item(c.text, q.query.image) for q in queries for c in q.candidates]
+    nll = caption_nll(model, items, batch_size)
+    hits, pos = 0, 0
+    for q in queries:
+        scores = nll[pos : pos + len(q.candidates)]
+        pos += len(q.candidates)
+        best = scores.min()
+        hits += int(scores[q.gold] == best and int((scores == best).sum()) == 1)
+    return hits / len(queries)
 
 
 @torch.no_grad()

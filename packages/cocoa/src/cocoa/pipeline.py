@@ -1,11 +1,11 @@
 """The stages as functions of (model, data, config): what ``cocoa pretrain/train/eval`` and ``replicate`` run.
 
-* ``generative_pretrain``: captioning / VQA language modelling that turns the random tiny MLLM into the shared
-  starting point of every row (the analogue of a pretrained Qwen2-VL);
+* ``generative_pretrain``: captioning (optionally plus VQA) language modelling that turns the random tiny MLLM into
+  the shared starting point of every row (the analogue of a pretrained Qwen2-VL);
 * ``stage1`` switches the model to bidirectional (collaborative) input attention and trains masked text + image
   reconstruction; the switch is saved with the model and every later stage keeps it;
 * ``stage2``: EOS-based reconstruction on the items the embedder will see (queries and targets);
-* ``contrastive``: stage 3, full fine-tuning or LoRA (merged back afterwards);
+* ``contrastive``: stage 3, full fine-tuning or LoRA (merged back afterwards), optionally measuring P@1 on the way;
 * ``measure``: MMEB P@1 per meta-task and overall plus the reconstruction-from-<EOS> probe.
 """
 
@@ -20,6 +20,7 @@ from cocoa.config import CocoaConfig
 from cocoa.data import EvalDataset, TrainPair
 from cocoa.evaluate import evaluate, reconstruction_probe
 from cocoa.model import CocoaModel, Item
+from cocoa.suite import Suite
 from cocoa.train import contrastive_step, generative_loss, optimise, stage1_loss, stage2_loss
 
 
@@ -52,6 +53,11 @@ def probe_items(evals: list[EvalDataset], n: int) -> list[Item]:
     rng = random.Random(0)
     rng.shuffle(out)
     return out[:n]
+
+
+def generative_items(suite: Suite, cfg: CocoaConfig) -> list[Item]:
+    """The items of generative pre-training: captions only, or captions plus questions with answers."""
+    return suite.captions if cfg.generative.texts == "captions" else suite.generative
 
 
 def generative_pretrain(model: CocoaModel, items: list[Item], cfg: CocoaConfig, seed: int) -> list[dict]:
@@ -87,7 +93,10 @@ def stage2(model: CocoaModel, items: list[Item], cfg: CocoaConfig, seed: int) ->
     )
 
 
-def contrastive(model: CocoaModel, pairs: list[TrainPair], cfg: CocoaConfig, seed: int) -> list[dict]:
+def contrastive(
+    model: CocoaModel, pairs: list[TrainPair], cfg: CocoaConfig, seed: int, evals: list[EvalDataset] | None = None
+) -> list[dict]:
+    """Stage 3; with ``contrastive.eval_every`` and ``evals`` the logs of every k-th step carry ``p@1_overall``."""
     c = cfg.contrastive
     if c.lora_r:
         from shared.modeling import LoraSettings, apply_lora
@@ -102,7 +111,12 @@ def contrastive(model: CocoaModel, pairs: list[TrainPair], cfg: CocoaConfig, see
     def step(batch):
         return contrastive_step(model, batch, c.temperature, c.hard_negatives, c.chunk_size)
 
-    logs = optimise(model, step, pairs, c.steps, c.batch_size, c.lr, c.warmup, seed, "contrastive")
+    def curve(n: int) -> dict[str, float]:
+        if evals and c.eval_every and n % c.eval_every == 0 and n < c.steps:
+            return {"p@1_overall": evaluate(model, evals, cfg.eval.batch_size)["p@1_overall"]}
+        return {}
+
+    logs = optimise(model, step, pairs, c.steps, c.batch_size, c.lr, c.warmup, seed, "contrastive", curve)
     if c.lora_r:
         model.backbone = model.backbone.merge_and_unload()
         for p in (*model.patch_head.parameters(), model.mask_embedding):

@@ -1,7 +1,8 @@
 """``cocoa replicate``: does EOS-based reconstruction (stage 2) before contrastive training raise MMEB P@1?
 
 For every seed: build a tiny random Qwen2-VL, pre-train it generatively on the procedural image-text suite
-(captions, questions with answers) — the shared starting MLLM — then train each row from that same checkpoint:
+(image -> caption language modelling by default) — the shared starting MLLM, checked to read its images (image
+reliance, caption ranking on held-out images) — then train each row from that same checkpoint:
 
 * ``contrastive``: stage 3 only (InfoNCE on <EOS>, in-batch + hard negatives);
 * ``cocoa``: stage 2 (EOS-based reconstruction) then the same stage 3;
@@ -9,7 +10,8 @@ For every seed: build a tiny random Qwen2-VL, pre-train it generatively on the p
 
 Every row gets the same contrastive steps. Metrics: MMEB P@1 per meta-task and overall on held-out attribute
 combinations, ``recon_loss_eos`` (the text copy decoded from <EOS> alone), and the same two figures measured
-*before* stage 3 (``*_start``) as the diagnostic of what reconstruction did to the <EOS> state. Each finished row
+*before* stage 3 (``*_start``) as the diagnostic of what reconstruction did to the <EOS> state, and with
+``contrastive.eval_every`` P@1 along the way (``p@1_overall@<step>``). Each finished row
 and base model is checkpointed, so an interrupted run resumes where it stopped.
 """
 
@@ -30,14 +32,25 @@ from shared.eval import write_results
 from cocoa import __version__
 from cocoa.backbone import build_tiny, load_cocoa
 from cocoa.config import CocoaConfig
-from cocoa.evaluate import image_reliance
-from cocoa.pipeline import contrastive, generative_pretrain, measure, pair_items, set_seed, stage1, stage2
+from cocoa.evaluate import caption_ranking, image_reliance
+from cocoa.model import Item
+from cocoa.pipeline import (
+    contrastive,
+    generative_items,
+    generative_pretrain,
+    measure,
+    pair_items,
+    set_seed,
+    stage1,
+    stage2,
+)
 from cocoa.suite import Suite, load_suite
 
 PRESETS = Path(__file__).parent / "presets"
 RECIPES = {"contrastive": (), "cocoa": ("stage2",), "cocoa_s1": ("stage1", "stage2")}
 HEADLINE = ("p@1_overall", "p@1_retrieval", "p@1_classification", "p@1_vqa", "recon_loss_eos")
 DIAGNOSTIC = ("p@1_overall_start", "recon_loss_eos_start")
+CAPTION_DATASET = "i2t"  # the suite's image -> caption retrieval dataset, reused for the caption checks
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -46,8 +59,23 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def caption_checks(model, suite: Suite, cfg: CocoaConfig) -> dict[str, float]:
+    """Does the model read its images? Image reliance on training captions and on held-out test images, and the
+    caption-ranking accuracy on the held-out image -> text dataset (chance 1 / candidates)."""
+    n, bs = cfg.eval.probe_items, cfg.eval.batch_size
+    out = {}
+    if len(suite.captions) >= 2:
+        out["image_reliance"] = image_reliance(model, suite.captions[:n], bs)
+    i2t = [d for d in suite.evals if d.name == CAPTION_DATASET]
+    if i2t:
+        gold = [Item(q.candidates[q.gold].text, q.query.image) for q in i2t[0].queries[:n]]
+        out["image_reliance_heldout"] = image_reliance(model, gold, bs)
+        out["caption_p@1_heldout"] = caption_ranking(model, i2t[0], bs)
+    return out
+
+
 def base_model(run_dir: Path, suite: Suite, cfg: CocoaConfig, seed: int) -> tuple[Path, dict]:
-    """The generatively pre-trained starting MLLM of this seed (built once, reused on resume)."""
+    """The generatively pre-trained starting MLLM of this seed (built once, shared by every row, reused on resume)."""
     final = run_dir / "base"
     done = final / "done.json"
     if done.is_file():
@@ -60,16 +88,18 @@ def base_model(run_dir: Path, suite: Suite, cfg: CocoaConfig, seed: int) -> tupl
     else:
         path = build_tiny(tmp / "random", suite.texts, cfg.model, cfg.data.image_size, seed=seed)
     model = load_cocoa(path, cfg.model)
-    probe = suite.generative[0 : 2 * cfg.eval.probe_items : 2]  # captions of distinct training images
-    reliance_before = image_reliance(model, probe, cfg.eval.batch_size)
-    logs = generative_pretrain(model, suite.generative, cfg, seed) if cfg.generative.steps else []
+    before = caption_checks(model, suite, cfg)
+    items = generative_items(suite, cfg)
+    logs = generative_pretrain(model, items, cfg, seed) if cfg.generative.steps else []
     model.save(tmp / "model")
+    after = caption_checks(model, suite, cfg)
     info = {
+        "generative_items": len(items),
         "generative_loss_first": logs[0]["lm"] if logs else None,
         "generative_loss_last": logs[-1]["lm"] if logs else None,
         # caption loss with swapped images minus with the right ones: > 0 once the model reads its images
-        "image_reliance_random": reliance_before,
-        "image_reliance_base": image_reliance(model, probe, cfg.eval.batch_size),
+        **{f"{k}_random": v for k, v in before.items()},
+        **{f"{k}_base": v for k, v in after.items()},
     }
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp / "model", final)
@@ -92,8 +122,12 @@ def run_row(row: str, base: Path, suite: Suite, cfg: CocoaConfig, seed: int, row
     if "stage2" in RECIPES[row]:
         logs["stage2"] = stage2(model, pair_items(suite.train), cfg, seed)
     start = measure(model, suite.evals, cfg)
-    logs["contrastive"] = contrastive(model, suite.train, cfg, seed)
+    logs["contrastive"] = contrastive(model, suite.train, cfg, seed, suite.evals)
     metrics = measure(model, suite.evals, cfg)
+    # learning curve: P@1 after n contrastive steps (the final step is p@1_overall itself)
+    for n, log in enumerate(logs["contrastive"], start=1):
+        if "p@1_overall" in log:
+            metrics[f"p@1_overall@{n}"] = log["p@1_overall"]
     metrics["p@1_overall_start"] = start["p@1_overall"]
     metrics["recon_loss_eos_start"] = start["recon_loss_eos"]
     summary = {k: [v[0], v[-1]] for k, v in logs.items() if v}
@@ -162,9 +196,14 @@ def replicate(
     table_rows = aggregate(per_seed, rows)
     print(format_table(table_rows))
     for s, info in bases.items():
+        checks = " ".join(
+            f"{k[: -len('_base')]} {info[k[: -len('_base')] + '_random']:.4f} -> {v:.4f};"
+            for k, v in info.items()
+            if k.endswith("_base")
+        )
         print(
-            f"seed {s} base: generative loss {info['generative_loss_first']} -> {info['generative_loss_last']}, "
-            f"image reliance {info['image_reliance_random']:.4f} (random) -> {info['image_reliance_base']:.4f} (base)"
+            f"seed {s} base (random -> pre-trained): generative loss {info['generative_loss_first']} -> "
+            f"{info['generative_loss_last']}; {checks}"
         )
     data = {
         "name": suite.name,

@@ -30,6 +30,7 @@ class Suite:
     train: list[TrainPair]
     evals: list[EvalDataset]
     generative: list[Item]  # image + caption, image + question and answer
+    captions: list[Item]  # image + caption only (a subset of ``generative``)
     texts: list[str]  # every text, to train the tiny tokenizer on
     sha256: str
 
@@ -52,11 +53,11 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
         EvalDataset(task, meta, parse_eval(test.mmeb[task], f"synthetic test/{task}", make_test))
         for task, meta in SYNTHETIC_TASKS.items()
     ]
-    generative = []
+    generative, captions = [], []
     for p in train.pairs:
         image = make_train.images(p["image"], "synthetic train pairs")
-        generative.append(Item(p["caption"], image))
-        generative.append(Item(f"{p['question']} {p['answer']}", image))
+        captions.append(Item(p["caption"], image))
+        generative += [captions[-1], Item(f"{p['question']} {p['answer']}", image)]
     texts = [it.text for it in generative]
     for ds in evals:
         texts += [q.query.text for q in ds.queries] + [c.text for q in ds.queries for c in q.candidates]
@@ -64,7 +65,7 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
     records = [it.to_dict() for task in SYNTHETIC_TASKS for it in train.mmeb[task] + test.mmeb[task]]
     digest = sha256_of(json.dumps(records, sort_keys=True).encode())
     name = f"synthetic-images-{cfg.image_size}px-heldout-s{seed}"
-    return Suite(name, pairs, evals, generative, sorted(set(texts)), digest)
+    return Suite(name, pairs, evals, generative, captions, sorted(set(texts)), digest)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -106,7 +107,7 @@ def mmeb_folder_suite(cfg: DataConfig) -> Suite:
             generative.append(make(row["caption"], row["image"], f"{root / 'pairs.jsonl'}, line {n}"))
     texts = sorted({it.text for it in generative} | {p.query.text for p in train} | {p.positive.text for p in train})
     digest = sha256_of(sorted(str(p) for p in root.rglob("*.jsonl")))
-    return Suite(root.name, train, evals, generative, texts, digest)
+    return Suite(root.name, train, evals, generative, list(generative), texts, digest)
 
 
 def load_suite(cfg: DataConfig, seed: int = 0) -> Suite:

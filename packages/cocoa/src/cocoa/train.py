@@ -3,7 +3,7 @@
 Each stage is a loss on a batch of items plus one shared optimisation loop (AdamW, linear warm-up then cosine
 decay, gradient clipping, a tqdm bar). The losses:
 
-* generative: next-token prediction of the text (captions, questions with answers) after the image, causal;
+* generative: next-token prediction of the text (captions, optionally questions with answers) after the image;
 * stage 1: with bidirectional input attention, masked text prediction (lm head, mask 0.4) plus 0.1 x masked
   image-token reconstruction (patch head on the learned mask embedding, mask 0.5);
 * stage 2: the reconstruction copy after <EOS> predicts the input text token by token (next-token loss starting at
@@ -62,9 +62,11 @@ def optimise(
     warmup: int,
     seed: int,
     desc: str,
+    after_step: Callable[[int], dict[str, float]] | None = None,
 ) -> list[dict[str, float]]:
     """Run ``steps`` optimisation steps; ``step_fn(batch)`` returns (loss to backprop or None if it already
-    backpropagated, logged values). Returns the per-step logs."""
+    backpropagated, logged values). ``after_step(n)``, called after step n (1-based) with the model in eval mode,
+    may add measurements to that step's log. Returns the per-step logs."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, steps, warmup))
@@ -81,6 +83,10 @@ def optimise(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        if after_step is not None:
+            model.eval()
+            log = {**log, **after_step(len(logs) + 1)}
+            model.train()
         logs.append(log)
         bar.set_postfix({k: f"{v:.3f}" for k, v in log.items()})
     model.eval()
