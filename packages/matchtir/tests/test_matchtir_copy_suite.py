@@ -33,6 +33,9 @@ def test_copy_samples_values_verbatim_answers_from_tools_and_disjoint_splits():
     requests = {s["messages"][0]["content"] for s in train}
     assert not requests & {s["messages"][0]["content"] for s in test}
     assert [len(s["gold_trace"]) for s in copy_samples(4, seed=1, calls=[2])] == [2, 2, 2, 2]
+    small = [v for s in copy_samples(40, seed=0, max_number=9) for c in s["gold_trace"]
+             for v in c["parameters"].values() if isinstance(v, int)]
+    assert small and all(2 <= v <= 9 for v in small)
 
 
 def test_copy_samples_hand_checked_example():
@@ -46,12 +49,14 @@ def test_copy_samples_hand_checked_example():
 def test_bad_copy_settings_fail_clearly():
     with pytest.raises(ValueError, match="calls must be a non-empty list of call counts in 1..3"):
         copy_samples(3, calls=[4])
+    with pytest.raises(ValueError, match="max_number must be >= 2"):
+        copy_samples(3, max_number=1)
     with pytest.raises(ValueError, match="split must be"):
         copy_samples(3, split="dev")
     with pytest.raises(ValueError, match="unknown data.suite 'maze'"):
         suite_samples(DataSettings(suite="maze"), "train")
     d = DataSettings(suite="copy", train_tasks=5, test_tasks=3, calls=[1, 3])
-    assert len(suite_samples(d, "test")) == 3 and "copy suite (5 train / 3 test tasks, calls 1,3)" in suite_name(d)
+    assert len(suite_samples(d, "test")) == 3 and "copy suite (5 train / 3 test tasks, calls 1,3, numbers 2..99)" in suite_name(d)
 
 
 def test_gold_steps_group_parallel_calls():

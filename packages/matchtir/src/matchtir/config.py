@@ -38,6 +38,7 @@ class DataSettings:
     test_tasks: int = 64
     kinds: list[str] = field(default_factory=lambda: ["single", "multi_call", "multi_turn"])  # tools suite
     calls: list[int] = field(default_factory=lambda: [1, 2, 3])  # copy suite: calls per task, cycled
+    max_number: int = 99  # copy suite: numbers of add/multiply drawn from 2..max_number
     prompt_style: str = "signatures"  # schemas | signatures
     seed: int = 0
 

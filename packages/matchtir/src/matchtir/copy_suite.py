@@ -26,25 +26,29 @@ COPY_TOOLS = ["lookup_population", "get_temperature", "add", "multiply"]
 ASKS = ("population", "temperature", "plus", "times")
 
 
-def _ask(kind: str, rng: random.Random) -> tuple[str, dict]:
-    """One request phrase and its gold call."""
+def _ask(kind: str, rng: random.Random, max_number: int) -> tuple[str, dict]:
+    """One request phrase and its gold call (numbers drawn from 2..max_number)."""
     if kind == "population":
         city = rng.choice(CITIES)
         return f"population of {city}", {"name": "lookup_population", "parameters": {"city": city}}
     if kind == "temperature":
         city = rng.choice(CITIES)
         return f"temperature in {city}", {"name": "get_temperature", "parameters": {"city": city}}
-    a, b = rng.randint(2, 99), rng.randint(2, 99)
+    a, b = rng.randint(2, max_number), rng.randint(2, max_number)
     name = "add" if kind == "plus" else "multiply"
     return f"{a} {kind} {b}", {"name": name, "parameters": {"a": a, "b": b}}
 
 
-def copy_samples(n: int, seed: int = 0, split: str = "train", calls: Sequence[int] = (1, 2, 3)) -> list[dict]:
-    """`n` distinct FTRL-style samples with 1-3 independent calls each (the counts in `calls` cycled in order)."""
+def copy_samples(n: int, seed: int = 0, split: str = "train", calls: Sequence[int] = (1, 2, 3),
+                 max_number: int = 99) -> list[dict]:
+    """`n` distinct FTRL-style samples with 1-3 independent calls each (the counts in `calls` cycled in order);
+    the numbers of `add` / `multiply` are drawn from 2..max_number (9: one token each under the digit-split BPE)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if not calls or any(not isinstance(k, int) or not 1 <= k <= 3 for k in calls):
         raise ValueError(f"calls must be a non-empty list of call counts in 1..3, got {list(calls)}")
+    if max_number < 2:
+        raise ValueError(f"max_number must be >= 2, got {max_number}")
     rng = random.Random(f"copy|{seed}|{split}")
     tools = tool_schemas(COPY_TOOLS)
     out: list[dict] = []
@@ -55,7 +59,7 @@ def copy_samples(n: int, seed: int = 0, split: str = "train", calls: Sequence[in
         if attempts > 200 * (n + 10):
             raise ValueError(f"could only draw {len(out)} of {n} distinct {split} copy tasks")
         k = calls[len(out) % len(calls)]
-        phrases, trace = zip(*(_ask(rng.choice(ASKS), rng) for _ in range(k)))
+        phrases, trace = zip(*(_ask(rng.choice(ASKS), rng, max_number) for _ in range(k)))
         request = "Find: " + "; ".join(phrases) + "."
         if request in seen or split_of(request) != split:
             continue

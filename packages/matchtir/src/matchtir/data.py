@@ -79,14 +79,14 @@ def suite_samples(data: Any, split: str) -> list[dict]:
     if data.suite == "copy":
         from matchtir.copy_suite import copy_samples
 
-        return copy_samples(n, seed=data.seed, split=split, calls=data.calls)
+        return copy_samples(n, seed=data.seed, split=split, calls=data.calls, max_number=data.max_number)
     raise ValueError(f"unknown data.suite {data.suite!r}; known: {SUITES}")
 
 
 def suite_name(data: Any) -> str:
     """A one-line description of the synthetic data of a `DataSettings` (for results.json)."""
     what = f"kinds {','.join(data.kinds)}" if data.suite == "tools" else \
-        f"calls {','.join(map(str, data.calls))}"
+        f"calls {','.join(map(str, data.calls))}, numbers 2..{data.max_number}"
     return f"synthetic {data.suite} suite ({data.train_tasks} train / {data.test_tasks} test tasks, {what})"
 
 
