@@ -102,3 +102,37 @@ def test_bad_config_key_and_bad_question_file(tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(RecordError, match=r"q.jsonl:1: invalid JSON"):
         read_questions(bad)
+
+
+
+TINY_RUN = [
+    "retriever.train_layers=1", "data.n_people=12", "data.n_companies=4", "data.n_cities=4", "data.n_countries=3",
+    "data.n_train=6", "data.n_test=3", "data.hops=[1]", "data.n_agent_train=6", "train.epochs=2", "rounds=2",
+    "agent.kind=tiny", "tiny_agent.hidden=32", "tiny_agent.layers=1", "tiny_agent.heads=2", "tiny_agent.ffn=64",
+    "tiny_agent.vocab_size=300", "tiny_agent.sft_steps=150", "tiny_agent.sft_lr=1e-2", "tiny_agent.sft_batch=4",
+    "tiny_agent.sft_warmup=5", "tiny_agent.rl_steps=2", "tiny_agent.prompts_per_step=2", "tiny_agent.generations=2",
+    "tiny_agent.max_new_tokens=20",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_loop_retrains_the_tiny_agent_each_round_with_that_rounds_retriever(tmp_path):
+    """Offline MiniLM retriever, a 1-hop KB of 23 passages and a tiny agent that memorises its 6 oracle traces."""
+    cfg = load_config(AgenticRConfig, None, TINY_RUN)
+    pipe = Pipeline(cfg, tmp_path, progress=False)
+    pipe.iterate()
+    stats = [json.loads((tmp_path / f"round{r}/stats.json").read_text()) for r in (0, 1)]
+    assert [s["agent_sft"]["retriever"] for s in stats] == ["base", "round0"]  # round 1 trains with retriever_0
+    assert [s["agent_rl"]["steps"] for s in stats] == [2, 2]
+    assert all(s["agent_sft"]["loss_last"] < 0.5 * s["agent_sft"]["loss_first"] for s in stats)
+    assert stats[1]["label"]["agent"].startswith("tiny-qwen2-agent round 1")
+    assert all(s["label"]["group_ok"] > 0 for s in stats)  # the trained agent's rollouts yield training groups
+    w0 = (tmp_path / "round0/agent/model/model.safetensors").read_bytes()
+    assert w0 != (tmp_path / "round1/agent/model/model.safetensors").read_bytes()
+    before = (tmp_path / "round1/agent/model/model.safetensors").stat().st_mtime_ns
+    again = Pipeline(load_config(AgenticRConfig, None, TINY_RUN), tmp_path, progress=False)
+    again.iterate()  # resumes: no stage (agent training included) is redone
+    assert (tmp_path / "round1/agent/model/model.safetensors").stat().st_mtime_ns == before
+    assert again.agent().name.startswith("tiny-qwen2-agent round 1")  # evaluation runs the last round's agent
+    metrics = again.evaluate(1)
+    assert 0.0 <= metrics["agent_em"] <= 1.0

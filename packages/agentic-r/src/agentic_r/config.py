@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agentic_r.data import KBSettings
+from agentic_r.tiny_agent import TinyAgentSettings
 from agentic_r.train import TrainSettings
 
 
@@ -12,7 +13,8 @@ from agentic_r.train import TrainSettings
 class ModelSettings:
     """A pluggable model role: the deterministic CPU stand-in, a local HF model, or an OpenAI-compatible endpoint.
 
-    kind: "reader" / "lexical" (deterministic, CPU), "hf" (path = model folder, through shared.generation),
+    kind: "reader" / "lexical" (deterministic, CPU), "tiny" (agent only: a tiny Qwen2 trained every round, settings
+    in `tiny_agent`), "hf" (path = model folder, through shared.generation),
     "endpoint" (base_url + model through shared.rewards.JudgeClient; the API key is read from env var api_key_env).
     """
 
@@ -52,6 +54,7 @@ class AgenticRConfig:
     rounds: int = 2
     data: KBSettings = field(default_factory=KBSettings)
     agent: ModelSettings = field(default_factory=lambda: ModelSettings(kind="reader"))
+    tiny_agent: TinyAgentSettings = field(default_factory=TinyAgentSettings)
     judge: ModelSettings = field(default_factory=lambda: ModelSettings(kind="lexical"))
     sub_answers: ModelSettings = field(default_factory=lambda: ModelSettings(kind="reader"))
     retriever: RetrieverSettings = field(default_factory=RetrieverSettings)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.synthetic.kb import make_kb, make_kb_questions
+from benchmarks.synthetic.kb import RELATIONS, TEMPLATES, make_kb, make_kb_questions, split_of
 
 SEP = " [SEP] "
 
@@ -33,6 +33,7 @@ class KBSettings:
     n_countries: int = 6
     n_train: int = 100
     n_test: int = 60
+    n_agent_train: int = 500  # oracle-trace questions for the tiny agent's SFT (train-split starts; capped by the KB)
     hops: list[int] | None = None  # default (1, 2, 3)
 
 
@@ -53,6 +54,28 @@ def build_kb_data(settings: KBSettings, seed: int) -> dict:
         "train": [q.to_dict() for q in train],
         "test": [q.to_dict() for q in test],
     }
+
+
+def agent_train_questions(settings: KBSettings, seed: int, train: Sequence[dict]) -> list[dict]:
+    """Questions for the trainable agent: the run's training questions, then more from training-split start
+    entities (never held-out ones) up to `n_agent_train` or as many as the knowledge base has."""
+    kb = make_kb(settings.n_people, settings.n_companies, settings.n_cities, settings.n_countries, seed=seed)
+    hops = tuple(settings.hops or (1, 2, 3))
+    available = sum(
+        split_of(entity) == "train"
+        for chain in TEMPLATES
+        if len(chain) in hops
+        for entity in kb.entities[RELATIONS[chain[0]][0]]
+    )  # the distinct (start, chain) pairs make_kb_questions draws from
+    out = list(train)[: settings.n_agent_train]
+    seen = {q["question"] for q in out}
+    for q in make_kb_questions(kb, available, seed=seed + 1, hops=hops, split="train"):
+        if len(out) >= settings.n_agent_train:
+            break
+        if q.question not in seen:
+            seen.add(q.question)
+            out.append({**q.to_dict(), "id": f"agent-{q.id}"})
+    return out
 
 
 def check_question(record: object, where: str) -> dict:

@@ -4,6 +4,8 @@ Layout of `out/`:
   data/{corpus,train,test}.jsonl            the run's corpus and questions
   cache/states_top{n}.pt                    frozen-layer states per text (see encoder.py)
   base/index/                               faiss index of the base encoder
+  data/agent_train.jsonl                    oracle-trace questions of the trainable agent (agent.kind = tiny)
+  round{r}/agent/{init,sft,rl,model}/        round r's tiny agent: fresh init, SFT, GRPO checkpoints, final model
   round{r}/rollouts.jsonl                   agent rollouts with the current retriever (every search turn)
   round{r}/candidates.jsonl                 top-k for `question [SEP] sub-query` per search turn
   round{r}/subanswers.jsonl, local.jsonl, labelled.jsonl, groups.jsonl
@@ -11,12 +13,18 @@ Layout of `out/`:
   round{r}/stats.json                       what each stage kept and dropped
   eval/{base,round0,...}.json               sub-query recall and agent EM/F1 on held-out questions
 Each stage is skipped when its output file exists, so a killed run resumes at the first missing file.
+
+With `agent.kind = tiny` every round starts by training its own agent against the round's retriever (retriever_{r-1},
+the base encoder for r = 0): a fresh tiny Qwen2, SFT on oracle traces observed through that retriever, then GRPO
+(EM reward) with rollouts through it (`tiny_agent.py`). That agent then mines the round's data and plays the
+continuations of global utility; evaluation runs the last round's agent with every retriever.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +35,14 @@ from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
 
 from agentic_r.agents import GeneratorAgent, KBReaderAgent, ServiceSearch, play
 from agentic_r.config import AgenticRConfig, ModelSettings
-from agentic_r.data import build_kb_data, read_jsonl, read_questions, subquery_eval_set, write_jsonl
+from agentic_r.data import (
+    agent_train_questions,
+    build_kb_data,
+    read_jsonl,
+    read_questions,
+    subquery_eval_set,
+    write_jsonl,
+)
 from agentic_r.encoder import LayerCachedEncoder, StateCache, load_encoder
 from agentic_r.judge import LexicalJudge, LLMListwiseJudge
 from agentic_r.labels import (
@@ -38,6 +53,14 @@ from agentic_r.labels import (
     make_groups,
     mine_candidates,
     write_sub_answers,
+)
+from agentic_r.tiny_agent import (
+    TINY_PROMPT,
+    TinyLLMAgent,
+    build_tiny_agent,
+    oracle_examples,
+    rl_train,
+    sft,
 )
 from agentic_r.train import build_index, train_retriever
 
@@ -78,6 +101,9 @@ def _hf_generator(settings: ModelSettings, role: str):
     return HFGenerator(model, tokenizer)
 
 
+TINY_AGENT_NAME = "tiny-qwen2-agent (SFT on oracle traces + GRPO, retrained each round with its retriever)"
+
+
 class Pipeline:
     """One Agentic-R run (see module docstring); stages are methods, each resumable from its files."""
 
@@ -90,6 +116,7 @@ class Pipeline:
         self.test_q = read_questions(self.out / "data/test.jsonl")
         self.cache: StateCache | None = None
         self._agent = None
+        self._agents: dict[int, TinyLLMAgent] = {}
         self._judge = None
         self._writer = None
 
@@ -148,7 +175,77 @@ class Pipeline:
         enc = self.encoder(folder / "encoder")
         return enc, self.index(enc, folder / "index"), f"round{round_index}"
 
+    def _save_model(self, model, tokenizer, folder: Path) -> None:
+        """save_pretrained into a temporary folder, then rename: a killed run never leaves half a model."""
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, folder)
+
+    def agent_train_q(self) -> list[dict]:
+        path = self.out / "data/agent_train.jsonl"
+        if not path.exists():
+            write_jsonl(path, agent_train_questions(self.cfg.data, self.cfg.seed, self.train_q))
+        return read_questions(path)
+
+    def train_agent(self, r: int) -> None:
+        """Round r's tiny agent (agent.kind = tiny): fresh init, SFT on oracle traces, GRPO, all with retriever_{r-1}.
+
+        Nothing to do for the deterministic reader (no weights) or an `hf` agent (trained elsewhere)."""
+        if self.cfg.agent.kind != "tiny":
+            return
+        folder = self.out / f"round{r}/agent"
+        if (folder / "model/config.json").exists():
+            return
+        from shared.modeling import load_model
+
+        settings, lab, seed = self.cfg.tiny_agent, self.cfg.label, self.cfg.seed + r
+        questions = self.agent_train_q()
+        encoder, index, name = self.retriever_of(r - 1)
+        with self.service(encoder, index) as client:
+            search = ServiceSearch(client, with_question=self._with_question(r))
+            if not (folder / "sft/config.json").exists():
+                texts = [d["contents"] for d in self.corpus_docs] + [TINY_PROMPT.format(question=q["question"])
+                                                                     for q in questions]
+                texts += [s["question"] for q in questions for s in q.get("sub_questions", [])]
+                model, tok = build_tiny_agent(texts, settings, folder / "init", self.cfg.seed)
+                stats: Counter = Counter()
+                examples = oracle_examples(tok, questions, search, lab.agent_topk, stats)
+                losses = sft(model, tok, examples, settings, seed, self.progress)
+                self._save_model(model, tok, folder / "sft")
+                k = max(1, len(losses) // 10)
+                self._stats(r, "agent_sft", {**stats, "retriever": name, "steps": len(losses),
+                                             "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k})
+            model, tok = load_model(str(folder / "sft"), kind="causal", dtype="float32", device="cpu")
+            history = rl_train(model, tok, questions, search, settings, lab.agent_topk, folder / "rl", seed,
+                               self.progress)
+            self._save_model(model, tok, folder / "model")
+        k = max(1, len(history) // 4)
+        rewards = [h["reward"] for h in history]
+        self._stats(r, "agent_rl", {"retriever": name, "steps": len(history),
+                                    "reward_first": sum(rewards[:k]) / k if rewards else 0.0,
+                                    "reward_last": sum(rewards[-k:]) / k if rewards else 0.0})
+        self.save_cache()
+
+    def agent_of(self, r: int):
+        """The agent that mines round r (for the tiny agent: round r's trained model)."""
+        if self.cfg.agent.kind != "tiny":
+            return self.agent()
+        if r not in self._agents:
+            from shared.modeling import load_model
+
+            self.train_agent(r)
+            model, tok = load_model(str(self.out / f"round{r}/agent/model"), kind="causal", dtype="float32",
+                                    device="cpu")
+            retriever = "base retriever" if r == 0 else f"retriever_{r - 1}"
+            self._agents[r] = TinyLLMAgent(model, tok, f"tiny-qwen2-agent round {r} (SFT + GRPO with {retriever})",
+                                           max_new_tokens=self.cfg.tiny_agent.max_new_tokens)
+        return self._agents[r]
+
     def agent(self):
+        if self.cfg.agent.kind == "tiny":
+            return self.agent_of(self.cfg.rounds - 1)  # evaluation: the last round's agent
         if self._agent is None:
             a = self.cfg.agent
             if a.kind == "reader":
@@ -157,7 +254,7 @@ class Pipeline:
                 self._agent = GeneratorAgent(_hf_generator(a, "agent"), name=f"hf-agent:{a.path}",
                                              max_new_tokens=a.max_new_tokens)  # fmt: skip
             else:
-                raise ValueError(f"agent: unknown kind {a.kind!r} (reader | hf)")
+                raise ValueError(f"agent: unknown kind {a.kind!r} (reader | tiny | hf)")
         return self._agent
 
     def judge(self):
@@ -174,7 +271,8 @@ class Pipeline:
 
     def names(self) -> dict:
         """The models that produced the labels and the agent metrics, for results and logs."""
-        return {"agent": self.agent().name, "judge": self.judge().name, "sub_answers": self.sub_answer_writer().name}
+        agent = TINY_AGENT_NAME if self.cfg.agent.kind == "tiny" else self.agent().name
+        return {"agent": agent, "judge": self.judge().name, "sub_answers": self.sub_answer_writer().name}
 
     # ---- stages -----------------------------------------------------------------------------------------------
     def _stats(self, r: int, stage: str, counts: Counter | dict) -> None:
@@ -192,12 +290,13 @@ class Pipeline:
         folder = self.out / f"round{r}"
         if (folder / "candidates.jsonl").exists():
             return
+        agent = self.agent_of(r) if not (folder / "rollouts.jsonl").exists() else None
         encoder, index, _ = self.retriever_of(r - 1)
         lab = self.cfg.label
         with self.service(encoder, index) as client:
-            if not (folder / "rollouts.jsonl").exists():
+            if agent is not None:
                 search = ServiceSearch(client, with_question=self._with_question(r))
-                rollouts = play(self.agent(), self.train_q, search, lab.agent_topk, lab.max_searches)
+                rollouts = play(agent, self.train_q, search, lab.agent_topk, lab.max_searches)
                 write_jsonl(folder / "rollouts.jsonl", rollouts)
                 self._stats(
                     r,
@@ -232,17 +331,18 @@ class Pipeline:
             write_jsonl(folder / "local.jsonl", label_local(candidates, subs, self.corpus, self.judge(), stats))
         local = read_jsonl(folder / "local.jsonl", required=("rollout_id", "turn", "doc_ids", "u_loc"))
         if not (folder / "labelled.jsonl").exists():
+            agent = self.agent_of(r)
             encoder, index, _ = self.retriever_of(r - 1)
             with self.service(encoder, index) as client:
                 search = ServiceSearch(client, with_question=self._with_question(r))
-                labelled = label_global(local, {x["id"]: x for x in rollouts}, self.corpus, self.agent(), search,
+                labelled = label_global(local, {x["id"]: x for x in rollouts}, self.corpus, agent, search,
                                         lab.min_local, lab.agent_topk, lab.max_searches, stats)  # fmt: skip
             write_jsonl(folder / "labelled.jsonl", labelled)
             self.save_cache()
         labelled = read_jsonl(folder / "labelled.jsonl", required=("doc_ids", "u_loc", "u_glob", "retriever_query"))
         groups = make_groups(labelled, self.cfg.seed + r, lab.min_local, lab.num_negatives, lab.max_positives, stats)
         write_jsonl(folder / "groups.jsonl", groups)
-        self._stats(r, "label", {**stats, **self.names()})
+        self._stats(r, "label", {**stats, **self.names(), "agent": self.agent_of(r).name})
 
     def train_retriever(self, r: int) -> None:
         """Train retriever_r from the base encoder on round r's groups; save it and its faiss index."""
