@@ -87,3 +87,16 @@ def test_critic_bad_inputs(tiny_qwen2_dir, tmp_path):
     gae = _trainer(tiny_qwen2_dir, tmp_path / "plain", _digit_reward, steps=2)
     with pytest.raises(ValueError, match="no value head state"):
         gae.resume()
+
+
+def test_global_whitening_equals_batch_whitening(tiny_qwen2_dir, tmp_path):
+    # the multi-process path of batch-whitened estimators (gae, reinforce_pp): unwhitened locally, then whitened
+    # with all-reduced sums; on one process it must give masked_whiten's numbers
+    from shared.rl.advantages import masked_whiten
+
+    tr = _trainer(tiny_qwen2_dir, tmp_path, _digit_reward)
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    torch.testing.assert_close(tr._global_whiten(x, mask), masked_whiten(x, mask))
+    # hand check: mean 19/5 = 3.8, unbiased var (7.84+3.24+0.64+0.04+27.04)/4 = 9.7
+    assert float(tr._global_whiten(x, mask)[1, 2]) == pytest.approx((9 - 3.8) / 9.7**0.5, rel=1e-5)

@@ -94,6 +94,9 @@ class RLConfig:
     progress: bool = True
 
 
+BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
+
+
 def _lr_lambda(cfg: RLConfig, total: int) -> Callable[[int], float]:
     def fn(i: int) -> float:
         if cfg.warmup_steps and i < cfg.warmup_steps:
@@ -327,7 +330,16 @@ class RLTrainer:
 
     def _advantages_and_targets(self, trajs: list[Trajectory]) -> tuple[list, list | None, list | None]:
         """Advantages, and with a critic the rollout values and GAE returns (value targets), per trajectory."""
+        name, options = self.cfg.advantage, dict(self.cfg.adv_options)
+        # Batch-whitened estimators whiten over the GLOBAL batch (all processes), as one process would: the local
+        # estimator runs unwhitened and the mean and variance are all-reduced.
+        global_whiten = (self.world > 1 and self.advantage_fn is None and name in BATCH_WHITENED
+                         and bool(options.get("whiten", True)))
+        if global_whiten and name == "gae":
+            options["whiten"] = False
         if not trajs:
+            if global_whiten:  # still join the collective sums of the processes that have data
+                self._global_whiten(torch.zeros(1, 1), torch.zeros(1, 1))
             return [], None, None
         b = pad_trajectories(trajs, self.pad_id)
         rewards, mask, groups = b["token_rewards"], b["response_mask"], group_index(trajs)
@@ -341,13 +353,21 @@ class RLTrainer:
         values = None
         if self.critic is not None:
             values = torch.nn.utils.rnn.pad_sequence(self._score_values(trajs), batch_first=True)
-        adv, ret = compute_advantages(self.cfg.advantage, rewards, mask, groups, values=values,
-                                      **self.cfg.adv_options)
+        adv, ret = compute_advantages(name, rewards, mask, groups, values=values, **options)
+        if global_whiten:
+            adv = self._global_whiten(adv if name == "gae" else ret, mask)  # reinforce_pp: ret = raw returns
         rows = [slice(0, len(t.response_ids)) for t in trajs]
         advs = [adv[i, s] for i, s in enumerate(rows)]
         if values is None:
             return advs, None, None
         return advs, [values[i, s] for i, s in enumerate(rows)], [ret[i, s] for i, s in enumerate(rows)]
+
+    def _global_whiten(self, x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+        """masked_whiten over the policy tokens of every process (unbiased variance), returned masked."""
+        n = self._global_sum(float(mask.sum()))
+        mean = self._global_sum(float((x * mask).sum())) / max(n, 1.0)
+        var = self._global_sum(float((((x - mean) ** 2) * mask).sum())) / max(n - 1.0, 1.0)
+        return (x - mean) * torch.rsqrt(torch.tensor(var + eps, dtype=x.dtype)) * mask
 
     def _micro_loss(self, trajs, advs, olds, refs, denom, vals=None, rets=None) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
