@@ -1,10 +1,15 @@
 """Slow end-to-end checks of the RL engine on the tiny arithmetic policy.
 
-- learning: the SFT'd tiny policy (SFT stopped at 35% validation accuracy; ~56% on the test problems) trained with
-  GRPO (8 prompts x 8 generations, 32 tokens, temperature 1, beta 0, lr 3e-5, dynamic sampling) gains >= 4 points
-  on 500 held-out problems within 300 steps;
-- multi-process: `accelerate launch` with configs/accelerate/cpu_2proc.yaml (2 CPU processes, gloo) follows the single-process curves on the same
-  global batch (per-prompt seeded sampling makes both draw the same samples).
+- learning: the SFT'd tiny policy (SFT stopped at 35% validation accuracy; 56.2% on the 500 test problems) trained
+  with GRPO as in shared/configs/grpo_arithmetic.yaml (16 prompts x 8 generations, 32 tokens, temperature 1,
+  beta 0, lr 3e-5 constant, dynamic sampling) is judged on its accuracy AT step 300 (the final policy, not the best
+  evaluation): at least 4 points above the start on 500 held-out problems. Measured (deterministic, 1 thread):
+  0.562 -> 0.670 (+10.8) at step 300, evaluations 0.564, 0.594, 0.584, 0.648, 0.656, 0.670 every 50 steps;
+  859 s under a load average of ~12 on the 2-core box. With 8 prompts per step the same start ended at 0.572
+  (+1.0; 0.552, 0.528, 0.568, 0.602, 0.61, 0.572): the doubled batch halves the gradient noise that made the
+  end point wander.
+- multi-process: `accelerate launch` with configs/accelerate/cpu_2proc.yaml (2 CPU processes, gloo) follows the
+  single-process curves on the same global batch (per-prompt seeded sampling makes both draw the same samples).
 The warm-start policy is cached in pytest's cache directory (`.pytest_cache/d/shared-rl`).
 """
 
@@ -37,12 +42,9 @@ def test_grpo_raises_heldout_accuracy_by_four_points(sft_policy, tmp_path):
     res = run_grpo_job(job)
     print("before", res["before"], "after", res["after"], "curve", res["curve"])
     assert 0.25 <= res["before"] <= 0.65  # a partly trained policy: room to improve, some reward signal
-    # "within 300 steps": the best of the evaluations at steps 50, 100, ..., 300. Greedy accuracy on 500 problems
-    # moves by 2-4 points between neighbouring evaluations (measured: 0.61 at step 250, 0.572 at 300 in one run,
-    # 0.586 -> 0.626 in another), so a single end point is a noisy judge; the end must not fall below the start.
-    best = max(acc for _, acc in res["curve"])
-    assert best - res["before"] >= 0.04
-    assert res["after"] >= res["before"]
+    assert [step for step, _ in res["curve"]] == [50, 100, 150, 200, 250, 300]
+    assert res["curve"][-1][1] == res["after"]  # the step-300 evaluation is the final policy's accuracy
+    assert res["after"] - res["before"] >= 0.04
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["rows"][0]["metrics"]["accuracy_after"] == res["after"]
 
@@ -55,19 +57,26 @@ def _run(cmd, out):
 
 
 @pytest.mark.slow
-def test_two_processes_follow_one_process(sft_policy, tmp_path):
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])
+def test_two_processes_follow_one_process(sft_policy, tmp_path, advantage):
+    # gae: the value head is a second DDP module, its loss joins the policy loss, and the advantages are whitened
+    # over the global batch (the trainer all-reduces the mean and variance), so both runs take the same steps
     args = ["grpo", "--config", str(CONFIG), f"policy.path={sft_policy}", "rl.steps=6", "rl.seeded_generation=true",
             "rl.dynamic_sampling=false", "rl.checkpoint_every=3", "task.eval_every=0", "task.test_n=20",
-            "rl.progress=false", "rl.lr=1e-4"]
+            "rl.progress=false", "rl.lr=1e-4", "rl.prompts_per_step=8", f"rl.advantage={advantage}"]
     one = _run([sys.executable, "-m", "shared.rl.cli", *args, f"rl.output_dir={tmp_path / 'one'}"], tmp_path / "one")
     # the shipped config: torchrun-style launcher, MULTI_CPU/gloo inside (accelerate's --cpu flag alone starts
     # one process unless mpirun is installed)
     two = _run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCEL), "-m",
                 "shared.rl.cli", *args, f"rl.output_dir={tmp_path / 'two'}"], tmp_path / "two")
     assert len(one) == len(two) == 6
+    # reward, loss (policy + value terms) and grad_norm are global figures; entropy, value_loss and value_mean are
+    # the main process's own share of the batch, so they are not compared
     for a, b in zip(one, two):
-        print(a["step"], a["reward"], b["reward"], a["loss"], b["loss"], a["grad_norm"], b["grad_norm"])
+        print(a["step"], *(f"{k} {a[k]:.5f}/{b[k]:.5f}" for k in ("reward", "loss", "grad_norm")))
         assert b["reward"] == pytest.approx(a["reward"], abs=0.05)
         assert b["loss"] == pytest.approx(a["loss"], abs=2e-3)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=0.05)
+    if advantage == "gae":
+        assert one[-1]["value_mean"] != one[0]["value_mean"]  # the value head did train
     assert (tmp_path / "two" / "checkpoints" / "step_000006" / "rng_rank1.pt").exists()
