@@ -86,7 +86,8 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
         texts = conversation_texts(train, d.prompt_style, env_factory_for(cfg))
         policy_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, seed=seed))
         model, tok = build_policy(policy_cfg, texts, out / "init_model")
-        model, _ = warm_start(cfg, model, tok, train[: d.sft_traces], out / "sft")
+        if cfg.sft.steps > 0:  # model.path with sft.steps=0: every seed starts from that saved warm start
+            model, _ = warm_start(cfg, model, tok, train[: d.sft_traces], out / "sft")
         _save_model(model, tok, sft_dir)
     log(f"[seed {seed}] warm start ready ({time.perf_counter() - t0:.0f}s)")
     done = out / "sft_metrics.json"
