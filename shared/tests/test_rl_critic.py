@@ -100,3 +100,19 @@ def test_global_whitening_equals_batch_whitening(tiny_qwen2_dir, tmp_path):
     torch.testing.assert_close(tr._global_whiten(x, mask), masked_whiten(x, mask))
     # hand check: mean 19/5 = 3.8, unbiased var (7.84+3.24+0.64+0.04+27.04)/4 = 9.7
     assert float(tr._global_whiten(x, mask)[1, 2]) == pytest.approx((9 - 3.8) / 9.7**0.5, rel=1e-5)
+
+
+@pytest.mark.parametrize("shared_trunk", [True, False])
+def test_value_loss_reaches_the_backbone_only_with_a_shared_trunk(tiny_qwen2_dir, tmp_path, shared_trunk):
+    tr = _trainer(tiny_qwen2_dir, tmp_path, _digit_reward, critic=CriticConfig(shared_trunk=shared_trunk))
+    t = Trajectory(prompt_ids=[5, 6], response_ids=[7, 8, 9], loss_mask=[1, 1, 1], reward=1.0, group_id=0)
+    with torch.no_grad():
+        tr.value_head.weight.fill_(0.1)  # a zero head (its start) passes no gradient back to the hidden states
+    zero = [torch.zeros(3)]  # zero advantages: the policy term has no gradient, only the value loss does
+    loss, _ = tr._micro_loss([t], zero, None, None, {"tokens": 3.0, "seqs": 1.0}, [torch.zeros(3)],
+                             [torch.ones(3)])
+    loss.backward()
+    head_grad = tr.value_head.weight.grad
+    backbone = [p.grad for p in tr.policy.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert head_grad is not None and head_grad.abs().sum() > 0
+    assert bool(backbone) == shared_trunk

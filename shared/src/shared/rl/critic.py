@@ -2,9 +2,10 @@
 
 The head shares the policy's backbone (one forward gives logits and values), so the critic costs one
 hidden_size x 1 layer instead of a second transformer; the value loss, scaled by `CriticConfig.coef`, flows into
-the shared backbone as in the original PPO-for-LM setups with a shared trunk. The head has its own optimizer (lr
-`CriticConfig.lr`) and starts at zero, so initial values are 0 and building it draws no random numbers (runs
-without a critic and runs with one see the same RNG stream).
+the shared backbone as in the original PPO-for-LM setups with a shared trunk (`shared_trunk: false` detaches the
+hidden states instead: the head learns on the policy's features and the value loss never moves the policy). The
+head has its own optimizer (lr `CriticConfig.lr`) and starts at zero, so initial values are 0 and building it
+draws no random numbers (runs without a critic and runs with one see the same RNG stream).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class CriticConfig:
     lr: float = 1e-3
     coef: float = 0.5  # weight of the value loss in the total loss
     value_clip: float | None = 0.2  # clip V around its rollout value (PPO2); None = plain squared error
+    shared_trunk: bool = True  # False: the head reads detached hidden states, so the value loss leaves the policy alone
 
 
 class ValueHead(torch.nn.Module):

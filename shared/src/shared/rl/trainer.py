@@ -300,7 +300,10 @@ class RLTrainer:
         lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
         if value_head is not None:
             # the value of the state each response token is sampled from: the same positions as its logits
-            return lp, logits, value_head(out.hidden_states[-1][:, -(r + 1) : -1])
+            hidden = out.hidden_states[-1][:, -(r + 1) : -1]
+            if not self.cfg.critic.shared_trunk:
+                hidden = hidden.detach()  # the value loss trains the head only, never the policy's backbone
+            return lp, logits, value_head(hidden)
         return (lp, logits) if need_logits else lp
 
     @torch.no_grad()
