@@ -2,7 +2,8 @@
 
     shared-rl grpo --config shared/configs/grpo_arithmetic.yaml [rl.steps=50 ...] [--resume]
     shared-rl warmstart --out runs/warmstart/arith_sft_s0 --target 0.35 --seed 0
-    accelerate launch --cpu --num_processes 2 -m shared.rl.cli grpo --config ...   (same global batch)
+    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m shared.rl.cli grpo --config ...  (2 CPU
+        processes over gloo, same global batch; fsdp.yaml / deepspeed_zero2.yaml need GPUs)
 
 The GRPO job loads the policy (a given HF directory, or the cached warm start), trains with `RLTrainer` on the
 task's train prompts, evaluates greedy exact match on held-out problems before, every `task.eval_every` steps and
