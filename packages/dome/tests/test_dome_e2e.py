@@ -22,6 +22,7 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
         "model.vocab_size=300", "train.steps=30", "train.batch_size=16", "edit.steps=10", "memit.steps=10",
         "edit.top_layers=1", "edit.trace_queries=8", "protocol.initial_share=0.75", "protocol.batches=1",
         "protocol.incremental_max_steps=10", "protocol.incremental_check_every=5", "eval.beams=3",
+        "protocol.new_queries=5",
     ])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
@@ -34,4 +35,8 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
     rows = {r["method"]: r["metrics"] for r in res["rows"]}
     assert rows["dome"]["update_seconds"] > 0 and rows["incremental"]["update_seconds"] > 0
     assert len(res["data"]["tracing_effects"]) == 2
+    # 3 new documents, each with 5 pseudo-queries (protocol.new_queries) and its indexing example, for every editor
+    for method in ("dome", "memit"):
+        assert [b["examples"] for b in res["data"]["updates"][method]["batches"]] == [3 * (5 + 1)]
+    assert res["data"]["updates"]["incremental"]["batches"][0]["steps"] in (5, 10)
     assert "| dome |" in capsys.readouterr().out

@@ -155,6 +155,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     data["dome_layers"] = res["tracing"]["layers"]
     data["before_update_old"] = res["before"]
     data["sha256"] = _corpus_hash(res["docs"])
+    data["updates"] = res["details"]  # per method and batch: incremental steps, edit losses, keys, dev recall
     path = _write(out, "replicate", cfg, res["rows"], data, started, args.quick)
     print(format_table(res["rows"], res["before"]))
     print(f"results: {path}")

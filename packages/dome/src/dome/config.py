@@ -80,6 +80,7 @@ class ProtocolConfig:
     incremental_check_every: int = 50
     replay_ratio: float = 0.5
     incremental_lr: float = 1e-3
+    new_queries: int = 0  # pseudo-queries per new document for every update method (0 = data.train_queries)
 
 
 def _memit_defaults() -> EditConfig:

@@ -211,4 +211,5 @@ class KeyValueEditor:
                 self.prev_keys[layer].append(k)
         log["seconds"] = time.perf_counter() - t0
         log["keys"] = int(sel.sum())
+        log["examples"] = len(examples)
         return log

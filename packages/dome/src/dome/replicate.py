@@ -12,6 +12,7 @@ all batches, and for the editors the one-off preparation time (tracing, key stat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -84,6 +85,14 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
     parts = split_protocol(docs, cfg.protocol.initial_share, cfg.protocol.batches, cfg.seed)
     d0, batches = parts[0], parts[1:]
     train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    if cfg.protocol.new_queries:
+        # every update method gets the same, larger set of pseudo-queries for the new documents; their held-out
+        # test spans are redrawn against all of them (the first data.train_queries spans are the same as before)
+        new_ids = {d.id for b in parts[1:] for d in b}
+        more = dataclasses.replace(cfg.data, train_queries=cfg.protocol.new_queries)
+        new_train, new_test_q = pseudo_queries([d for d in docs if d.id in new_ids], more, cfg.seed)
+        train_q = [q for q in train_q if q.doc_id not in new_ids] + new_train
+        test_q = [q for q in test_q if q.doc_id not in new_ids] + new_test_q
     pos = {d.id: i for i, d in enumerate(docs)}
     emb = embed_documents(docs, cfg.docids.encoder) if cfg.docids.scheme == "semantic" else None
 
