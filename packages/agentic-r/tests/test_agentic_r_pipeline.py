@@ -109,9 +109,9 @@ TINY_RUN = [
     "retriever.train_layers=1", "data.n_people=12", "data.n_companies=4", "data.n_cities=4", "data.n_countries=3",
     "data.n_train=6", "data.n_test=3", "data.hops=[1]", "data.n_agent_train=6", "train.epochs=2", "rounds=2",
     "agent.kind=tiny", "tiny_agent.hidden=32", "tiny_agent.layers=1", "tiny_agent.heads=2", "tiny_agent.ffn=64",
-    "tiny_agent.vocab_size=300", "tiny_agent.sft_steps=150", "tiny_agent.sft_lr=1e-2", "tiny_agent.sft_batch=4",
+    "tiny_agent.vocab_size=400", "tiny_agent.sft_steps=150", "tiny_agent.sft_lr=1e-2", "tiny_agent.sft_batch=4",
     "tiny_agent.sft_warmup=5", "tiny_agent.rl_steps=2", "tiny_agent.prompts_per_step=2", "tiny_agent.generations=2",
-    "tiny_agent.max_new_tokens=20",
+    "tiny_agent.max_new_tokens=48",
 ]  # fmt: skip
 
 

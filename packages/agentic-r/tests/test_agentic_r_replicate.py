@@ -10,7 +10,7 @@ from shared.eval import read_results
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["replicate.yaml", "gpu_llm.yaml"])
+@pytest.mark.parametrize("name", ["replicate.yaml", "replicate_tiny.yaml", "gpu_llm.yaml"])
 def test_configs_load_and_name_their_command(name):
     path = CONFIGS / name
     first = path.read_text().splitlines()[0]

