@@ -85,7 +85,7 @@ def test_em_reward_reads_the_final_answer():
 
 def test_sft_learns_the_oracle_traces_and_grpo_runs(search, agent_model, tmp_path):
     model, tok = agent_model
-    settings = TinyAgentSettings(hidden=32, layers=1, heads=2, ffn=64, sft_steps=120, sft_lr=1e-2, sft_batch=2,
+    settings = TinyAgentSettings(hidden=32, layers=1, heads=2, ffn=64, sft_steps=80, sft_lr=1e-2, sft_batch=2,
                                  sft_warmup=5, rl_steps=2, prompts_per_step=2, generations=2, max_positions=256)
     examples = oracle_examples(tok, QUESTIONS, search, 1, Counter())
     losses = sft(model, tok, examples, settings, seed=0, progress=False)
