@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from shared.generation import HFGenerator, SamplingParams
 from shared.rewards import exact_match
-from shared.rollout.envs import SearchEnv
+from shared.rollout.envs import Action, SearchEnv
 from tqdm.auto import tqdm
 
 TINY_PROMPT = "Question: {question}\n"
@@ -77,8 +77,6 @@ def oracle_turns(record: Mapping[str, Any], retriever: Any, topk: int) -> tuple[
     env = SearchEnv(retriever, topk=topk)
     env.reset(record)
     turns, readable = [], True
-    from shared.rollout.envs import Action
-
     for sub in record.get("sub_questions", []):
         text = f"<search>{sub['question']}</search>"
         result = env.step(Action("search", sub["question"], text))
@@ -127,9 +125,13 @@ def sft(model: torch.nn.Module, tokenizer: Any, examples: Sequence[tuple[list[in
     torch.set_num_threads(settings.threads)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.sft_lr)
     total, warm = settings.sft_steps, settings.sft_warmup
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))
-    )
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     pad = tokenizer.pad_token_id
     order: list[int] = []
     losses = []
