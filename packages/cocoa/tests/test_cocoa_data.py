@@ -88,3 +88,26 @@ def test_train_pairs_take_candidate_one_as_hard_negative():
     assert (pairs[0].positive.text, pairs[0].negative.text) == ("pos", "neg")
     single = parse_train([{"qry_text": "q", "tgt_text": ["pos"]}], "t", _factory())
     assert single[0].negative is None
+
+
+@pytest.mark.parametrize("combos", ["heldout", "seen"])
+def test_eval_combos_choose_heldout_or_training_combinations(combos):
+    from benchmarks.synthetic.images import heldout_combo, read_scene
+    from cocoa.config import DataConfig
+    from cocoa.suite import synthetic_suite
+
+    cfg = DataConfig(train_size=8, eval_queries=8, candidates=3, image_size=56, eval_combos=combos)
+    suite = synthetic_suite(cfg)
+    i2t = next(d for d in suite.evals if d.name == "i2t")
+    for q in i2t.queries:
+        objects = read_scene(q.query.image)  # pixel oracle: (shape, colour, digit) left to right
+        held = [heldout_combo(str(d) if s == "digit" else s, c) for s, c, d in objects]
+        assert any(held) if combos == "heldout" else not any(held)
+
+
+def test_unknown_eval_combos_is_an_error():
+    from cocoa.config import DataConfig
+    from cocoa.suite import synthetic_suite
+
+    with pytest.raises(DataError, match="eval_combos"):
+        synthetic_suite(DataConfig(train_size=4, eval_queries=4, image_size=56, eval_combos="mixed"))

@@ -40,6 +40,9 @@ class DataConfig:
     eval_queries: int = 100  # queries per evaluation dataset
     candidates: int = 50  # candidates per query (gold included)
     image_size: int = 112
+    # synthetic suite only: "heldout" evaluates on (shape or digit, colour) pairs never seen in training; "seen"
+    # on fresh scenes drawn from the training combinations (separates learning the content from generalising)
+    eval_combos: Literal["heldout", "seen"] = "heldout"
 
 
 @dataclass

@@ -43,7 +43,12 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
         size=cfg.image_size, kinds=KINDS, heldout_combos=True, grid_aligned=False, n_candidates=cfg.candidates
     )
     train = make_image_suite(cfg.train_size, seed=seed, split="train", **common)
-    test = make_image_suite(cfg.eval_queries, seed=seed, split="test", **common)
+    if cfg.eval_combos == "heldout":
+        test = make_image_suite(cfg.eval_queries, seed=seed, split="test", **common)
+    elif cfg.eval_combos == "seen":  # other scenes of the training combinations (another generator seed)
+        test = make_image_suite(cfg.eval_queries, seed=seed + 1, split="train", **common)
+    else:
+        raise DataError(f"data.eval_combos must be 'heldout' or 'seen', got {cfg.eval_combos!r}")
     make_train = ItemFactory(ImageSource(train.image))
     make_test = ItemFactory(ImageSource(test.image))
     pairs: list[TrainPair] = []
@@ -64,7 +69,7 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
     texts += [x.text for p in pairs for x in (p.query, p.positive, p.negative) if x is not None]
     records = [it.to_dict() for task in SYNTHETIC_TASKS for it in train.mmeb[task] + test.mmeb[task]]
     digest = sha256_of(json.dumps(records, sort_keys=True).encode())
-    name = f"synthetic-images-{cfg.image_size}px-heldout-s{seed}"
+    name = f"synthetic-images-{cfg.image_size}px-{cfg.eval_combos}-s{seed}"
     return Suite(name, pairs, evals, generative, captions, sorted(set(texts)), digest)
 
 
