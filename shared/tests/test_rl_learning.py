@@ -5,7 +5,8 @@
   beta 0, lr 3e-5 constant, dynamic sampling) is judged on its accuracy AT step 300 (the final policy, not the best
   evaluation): at least 4 points above the start on 500 held-out problems. Measured (deterministic, 1 thread):
   0.562 -> 0.670 (+10.8) at step 300, evaluations 0.564, 0.594, 0.584, 0.648, 0.656, 0.670 every 50 steps;
-  859 s under a load average of ~12 on the 2-core box. With 8 prompts per step the same start ended at 0.572
+  859 s under a load average of ~12 on the 2-core box; rl.seed=1 gave 0.562 -> 0.650 (+8.8; 0.578, 0.568, 0.614,
+  0.634, 0.648, 0.650). With 8 prompts per step the same start ended at 0.572
   (+1.0; 0.552, 0.528, 0.568, 0.602, 0.61, 0.572): the doubled batch halves the gradient noise that made the
   end point wander.
 - multi-process: `accelerate launch` with configs/accelerate/cpu_2proc.yaml (2 CPU processes, gloo) follows the
