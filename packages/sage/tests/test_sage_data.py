@@ -91,7 +91,7 @@ def test_eval_problems_cap_at_slice_size_and_bundled_answers_verify():
     assert gsm.test[0].prompt.startswith("Q: Janet")
 
 
-def test_word_and_placeholder_answers_are_not_verifiable():
+def test_word_and_non_answers_are_not_verifiable():
     """math-verify would parse 'unknown' as a product of symbols; such gold answers can never be matched."""
     from sage.data import is_verifiable
 

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d[\d,]*)(\.\d+)?(/\d+)?$")
 QUESTION_FIELDS = ("question", "problem", "prompt")
 # math-verify parses any letters as symbols ("unknown" -> u*n*k*...), so plain-word answers are screened first:
-# placeholders, and runs of 3+ letters outside LaTeX commands that are not a function name (2 letters can be a
-# product of variables, "ab")
+# non-answers (N/A, unknown), and runs of 3+ letters outside LaTeX commands that are not a function name
+# (2 letters can be a product of variables, "ab")
 _NON_ANSWERS = {"n/a", "na", "nan", "null", "none", "unknown", "tbd", "?", "-", "--"}
 _BARE_WORD = re.compile(r"[A-Za-z]{3,}")
 _MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt", "inf", "infty",
