@@ -209,3 +209,15 @@ def test_filters_fire_along_a_hand_made_margin_history():
         tallies.append((sel.n_unstable, sel.n_trivial, sel.pair_ids))
     assert [t[:2] for t in tallies] == [(0, 0), (0, 0), (1, 1), (1, 1)]
     assert tallies[3][2] == ["flat"]
+
+
+def test_random_rank_keeps_the_filters_but_not_the_order():
+    settings = ScoringSettings(eps=0.05, unstable_std=0.5, trivial_weight=0.2, min_obs=2, prior_std=0.25)
+    scores = score_pairs(_five_pair_tracker(), list("ABCDE"), settings)
+    picks = {tuple(select_top(scores, 3, random.Random(s), rank="random").pair_ids) for s in range(20)}
+    assert all(set(p) == {"A", "D", "E"} for p in picks)  # only the eligible pairs (B trivial, C unstable)
+    assert len(picks) > 1  # in varying order, unlike rank="score" which always gives A, E, D
+    full = select_top(scores, 5, random.Random(0), rank="random")
+    assert set(full.pair_ids[:3]) == {"A", "D", "E"} and full.pair_ids[3:] == ["C", "B"]  # fill: unstable first
+    with pytest.raises(ValueError, match="rank must be one of"):
+        select_top(scores, 2, random.Random(0), rank="best")

@@ -88,6 +88,7 @@ class ScoringConfig:
     score: Literal["margin", "weight"] = "margin"
     # "relative": filters and score on margins in units of the candidates' RMS margin (scale-free thresholds)
     thresholds: Literal["absolute", "relative"] = "absolute"
+    rank: Literal["score", "random"] = "score"  # "random": filters only, eligible pairs in random order (ablation)
     candidates_per_step: int = 32  # pairs re-evaluated (no grad) each step before selection; 0 = all
     fill: Literal["best_remaining", "none"] = "best_remaining"
 

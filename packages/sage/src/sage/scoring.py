@@ -205,10 +205,17 @@ class Selection:
 FILL_POLICIES = ("best_remaining", "none")
 
 
+RANKS = ("score", "random")
+
+
 def select_top(
-    scores: Sequence[PairScore], batch_size: int, rng: random.Random, fill: str = "best_remaining"
+    scores: Sequence[PairScore], batch_size: int, rng: random.Random, fill: str = "best_remaining",
+    rank: str = "score",
 ) -> Selection:
     """Top-`batch_size` eligible pairs by score; ties broken at random (all scores are 0 before any update).
+
+    `rank="random"` keeps the filters but takes the eligible pairs in random order (a diagnostic ablation that
+    separates what the filters do from what the ranking does).
 
     A pair that is both unstable and trivial counts in both filter tallies. When fewer than `batch_size` pairs
     pass the filters, `fill="best_remaining"` tops the batch up with the best-scoring filtered pairs, unstable
@@ -218,9 +225,12 @@ def select_top(
         raise ValueError(f"select_top: batch_size must be >= 1, got {batch_size}")
     if fill not in FILL_POLICIES:
         raise ValueError(f"select_top: fill must be one of {FILL_POLICIES}, got {fill!r}")
+    if rank not in RANKS:
+        raise ValueError(f"select_top: rank must be one of {RANKS}, got {rank!r}")
     order = list(scores)
     rng.shuffle(order)  # random tie-break; sort below is stable
-    order.sort(key=lambda p: p.score, reverse=True)
+    if rank == "score":
+        order.sort(key=lambda p: p.score, reverse=True)
     eligible = [p for p in order if not p.unstable and not p.trivial]
     chosen = eligible[:batch_size]
     n_filled = 0

@@ -243,7 +243,7 @@ def train_dpo(
             tracker.update_many([p.pair_id for p in candidates], margins)
             scale = margin_scale([tracker.stats(p.pair_id) for p in candidates])
             selection = select_top(score_pairs(tracker, [p.pair_id for p in candidates], settings),
-                                   tc.batch_size, rng, sc.fill)
+                                   tc.batch_size, rng, sc.fill, sc.rank)
             by_id = {p.pair_id: p for p in candidates}
             batch = [by_id[i] for i in selection.pair_ids]
             entry.update(unstable_filtered=selection.unstable_fraction, trivial_filtered=selection.trivial_fraction,
