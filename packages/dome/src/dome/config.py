@@ -38,9 +38,9 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-3  # 3e-3 left a 320-passage collection stuck at its docID-prefix marginals (R@10 0.06)
     warmup: int = 50
     index_weight: float = 0.25  # share of indexing (doc -> docID) examples in each batch
     checkpoint_every: int = 200  # steps between atomic training checkpoints (0 = none); `--resume` continues
@@ -65,10 +65,12 @@ class EditConfig:
     soft_lambda: float = 1.0
     soft_hard_weight: float = 0.5
     soft_temperature: float = 2.0
-    update: str = "null_space"  # null_space | plain
+    # plain + a strong C0 weight: on dev spans it kept old documents as well as the null-space variant and stored
+    # more new ones (README, "Diagnosis"); null_space remains available
+    update: str = "plain"  # plain | null_space
     null_energy: float = 1e-3  # share of the old keys' energy the null space may hold
     alpha: float = 1.0  # ridge of the closed-form solves
-    cov_weight: float = 1e3  # λ of the plain solve (times the mean key covariance)
+    cov_weight: float = 1e4  # λ of the plain solve (times the mean key covariance)
     update_cov: bool = True  # add each batch's keys to the preserved statistics before the next batch
 
 
@@ -84,7 +86,7 @@ class ProtocolConfig:
 
 
 def _memit_defaults() -> EditConfig:
-    return EditConfig(layers=[], loss="hard", update="plain", update_cov=False)
+    return EditConfig(layers=[], loss="hard", update="plain", cov_weight=1e3, update_cov=False)
 
 
 @dataclass

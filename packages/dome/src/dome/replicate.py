@@ -34,6 +34,8 @@ def quick_overrides() -> list[str]:
     return [
         "data.max_docs=150",
         "train.steps=500",
+        "train.lr=0.003",
+        "protocol.new_queries=20",
         "data.train_queries=6",
         "protocol.batches=1",
         "protocol.incremental_max_steps=300",
