@@ -1,14 +1,22 @@
-"""Our GRPO (shared.rl.trainer) vs TRL's GRPOTrainer on the same tiny policy, data and budget.
+"""Our GRPO (shared.rl.trainer) vs TRL's GRPOTrainer on the same tiny policy, data and budget, over seeds.
 
 Both start from the same tiny arithmetic policy (the cached SFT'd warm start when it exists, else a fresh random
-tiny Qwen2), train on the same prompts with the same budget (prompts x generations x steps, 32 new tokens,
-temperature 1, beta 0, lr 3e-5, token-mean loss, group-normalised advantages, one update per batch), and are then
-scored by greedy exact match on the same held-out problems. Prints seconds per step for each (the median over the
-steps after the first, a warm-up; the two trainers' steps alternate so both run under the same machine load),
-their ratio, and the final accuracy of each, from one run; writes them as JSON.
+tiny Qwen2), train on the same prompts with the same budget (prompts x generations x steps) and are then scored by
+greedy exact match on the same held-out problems. Settings are TRL GRPOTrainer's defaults (trl 1.16, read from
+its source) and ours are set to match: loss_type "dapo" = our token-mean (token sum over the global batch's
+completion tokens), scale_rewards "group" = GRPO with the unbiased group std and eps 1e-4 (our default eps is
+1e-6, set to 1e-4 here), beta 0 (no reference model), epsilon 0.2 both sides, temperature 1, top_p 1, top_k 0,
+mask_truncated_completions False (ours never masks), num_iterations 1 (one update per batch, ratio 1), the eos
+token inside the loss mask, AdamW (0.9, 0.999, eps 1e-8, no weight decay), constant lr, grad-norm clip 1.0, no
+dynamic sampling. What still differs is the prompt order (TRL's RepeatSampler vs our PromptStream, both seeded)
+and the random streams of sampling.
+
+Per seed it prints seconds per step for each (the median over the steps after the first, a warm-up; the two
+trainers' steps alternate so both run under the same machine load), their ratio and the final accuracy of each;
+with several `--seeds` also mean +- sd over seeds. Writes the figures as JSON with `--json`.
 
     uv run python tools/bench/rl_vs_trl.py --quick            # ~1-2 minutes: 8 steps each, 100 test problems
-    uv run python tools/bench/rl_vs_trl.py --steps 100 --policy runs/warmstart/arith_sft_s0
+    uv run python tools/bench/rl_vs_trl.py --steps 100 --seeds 0 1 2 --policy runs/warmstart/arith_sft_s0
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -38,20 +47,22 @@ def load_policy(path: Path | None, work: Path):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), path
 
 
-def make_ours(policy: Path, train: list[dict], args, work: Path):
+def make_ours(policy: Path, train: list[dict], args, work: Path, seed: int):
     from shared.rl.trainer import RLConfig, RLTrainer
     from shared.rl.warmstart import arithmetic_reward
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model, tok = AutoModelForCausalLM.from_pretrained(policy), AutoTokenizer.from_pretrained(policy)
-    cfg = RLConfig(output_dir=str(work / "ours"), seed=args.seed, steps=args.steps, prompts_per_step=args.prompts,
+    cfg = RLConfig(output_dir=str(work / f"ours_s{seed}"), seed=seed, steps=args.steps, prompts_per_step=args.prompts,
                    generations=args.generations, max_new_tokens=args.max_new_tokens, lr=args.lr, beta=0.0,
+                   advantage="grpo", adv_options={"eps": 1e-4}, loss_agg="token-mean", clip_low=0.2, clip_high=0.2,
+                   temperature=1.0, top_p=1.0, lr_schedule="constant", max_grad_norm=1.0, weight_decay=0.0,
                    checkpoint_every=0, threads=args.threads, tensorboard=False, dynamic_sampling=False,
                    progress=False)
     return RLTrainer(cfg, model, tok, train, arithmetic_reward)
 
 
-def run_trl(policy: Path, train: list[dict], args, work: Path, after_step=None):
+def run_trl(policy: Path, train: list[dict], args, work: Path, seed: int, after_step=None):
     """Train TRL's GRPOTrainer; `after_step()` runs after each TRL step, outside its timing (interleaving)."""
     from datasets import Dataset
     from shared.rewards import math_reward
@@ -78,7 +89,7 @@ def run_trl(policy: Path, train: list[dict], args, work: Path, after_step=None):
 
     timer = StepTimer()
     cfg = GRPOConfig(
-        output_dir=str(work / "trl"), seed=args.seed, max_steps=args.steps, learning_rate=args.lr,
+        output_dir=str(work / f"trl_s{seed}"), seed=seed, max_steps=args.steps, learning_rate=args.lr,
         lr_scheduler_type="constant", warmup_steps=0, per_device_train_batch_size=args.prompts * args.generations,
         num_generations=args.generations, max_completion_length=args.max_new_tokens, temperature=1.0, beta=0.0,
         use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none", save_strategy="no",
@@ -88,6 +99,18 @@ def run_trl(policy: Path, train: list[dict], args, work: Path, after_step=None):
                           callbacks=[timer])
     trainer.train()
     return timer.times, trainer.model, tok
+
+
+def per_step(times: list[float]) -> float:
+    """Median of the steps after the first (warm-up): robust to load spikes from other jobs on a shared box."""
+    body = sorted(times[1:] if len(times) > 1 else times)
+    mid = len(body) // 2
+    return body[mid] if len(body) % 2 else (body[mid - 1] + body[mid]) / 2
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -101,50 +124,60 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-n", type=int, default=500, help="held-out problems for the final accuracy")
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="start policy (HF dir)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both trainers")
-    parser.add_argument("--seed", type=int, default=0, help="seed of both trainers")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both trainers (one run)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="several seeds, one run of each per seed")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.test_n = 8, 100
+    seeds = args.seeds or [args.seed]
     torch.set_num_threads(args.threads)
 
     from shared.rl.warmstart import arithmetic_accuracy, arithmetic_records
 
     train = arithmetic_records(2000, "train", 0)
     test = arithmetic_records(args.test_n, "test", 1000)
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         _, _, policy = load_policy(args.policy, work)
         start_model, start_tok, _ = load_policy(policy, work)
         start_acc = arithmetic_accuracy(start_model, start_tok, test)
-        # Steps alternate (TRL step k, then our step k) so both trainers see the same load on a shared machine.
-        ours = make_ours(policy, train, args, work)
-        ours_t: list[float] = []
-        trl_t, trl_m, tok = run_trl(policy, train, args, work,
-                                    after_step=lambda: ours_t.append(ours.train_step()["step_seconds"]))
-        ours_acc = arithmetic_accuracy(ours.policy, tok, test)
-        trl_acc = arithmetic_accuracy(trl_m, tok, test)
+        print(f"policy {policy}  budget {args.prompts}x{args.generations}x{args.steps}  test problems {args.test_n}  "
+              f"threads {args.threads}  start accuracy {start_acc:.3f}", flush=True)
+        print(f"{'seed':>4} {'ours s/step':>11} {'trl s/step':>10} {'trl/ours':>8} {'ours acc':>8} {'trl acc':>7}",
+              flush=True)
+        for seed in seeds:
+            # Steps alternate (TRL step k, then our step k) so both trainers see the same load on a shared machine.
+            ours = make_ours(policy, train, args, work, seed)
+            ours_t: list[float] = []
+            trl_t, trl_m, tok = run_trl(policy, train, args, work, seed,
+                                        after_step=lambda o=ours, t=ours_t: t.append(o.train_step()["step_seconds"]))
+            run = {"seed": seed, "ours_s_per_step": per_step(ours_t), "trl_s_per_step": per_step(trl_t),
+                   "ours_accuracy": arithmetic_accuracy(ours.policy, tok, test),
+                   "trl_accuracy": arithmetic_accuracy(trl_m, tok, test),
+                   "ours_step_times": ours_t, "trl_step_times": trl_t}
+            run["ratio_trl_over_ours"] = run["trl_s_per_step"] / run["ours_s_per_step"]
+            runs.append(run)
+            print(f"{seed:>4} {run['ours_s_per_step']:>11.3f} {run['trl_s_per_step']:>10.3f} "
+                  f"{run['ratio_trl_over_ours']:>8.2f} {run['ours_accuracy']:>8.3f} {run['trl_accuracy']:>7.3f}",
+                  flush=True)
+            del ours, trl_m
 
-    def per_step(times: list[float]) -> float:
-        # median of the steps after the first (warm-up): robust to load spikes from other jobs on a shared box
-        body = sorted(times[1:] if len(times) > 1 else times)
-        mid = len(body) // 2
-        return body[mid] if len(body) % 2 else (body[mid - 1] + body[mid]) / 2
-
-    res = {
-        "policy": str(policy), "steps": args.steps, "budget": f"{args.prompts}x{args.generations}x{args.steps}",
-        "max_new_tokens": args.max_new_tokens, "threads": args.threads,
-        "ours_s_per_step": per_step(ours_t), "trl_s_per_step": per_step(trl_t),
-        "ours_step_times": ours_t, "trl_step_times": trl_t,
-        "start_accuracy": start_acc, "ours_accuracy": ours_acc, "trl_accuracy": trl_acc,
-    }
-    res["ratio_trl_over_ours"] = res["trl_s_per_step"] / res["ours_s_per_step"]
-    print(f"policy {policy}  budget {res['budget']}  test problems {args.test_n}  threads {args.threads}")
-    print(f"{'trainer':<8} {'s/step':>8} {'accuracy':>9}")
-    print(f"{'start':<8} {'':>8} {start_acc:>9.3f}")
-    print(f"{'ours':<8} {res['ours_s_per_step']:>8.3f} {ours_acc:>9.3f}")
-    print(f"{'trl':<8} {res['trl_s_per_step']:>8.3f} {trl_acc:>9.3f}")
-    print(f"TRL s/step / ours s/step = {res['ratio_trl_over_ours']:.2f} (> 1 means ours is faster)")
+    res = {"policy": str(policy), "steps": args.steps, "budget": f"{args.prompts}x{args.generations}x{args.steps}",
+           "max_new_tokens": args.max_new_tokens, "threads": args.threads, "test_n": args.test_n, "seeds": seeds,
+           "start_accuracy": start_acc, "runs": runs}
+    for key in ("ours_s_per_step", "trl_s_per_step", "ratio_trl_over_ours", "ours_accuracy", "trl_accuracy"):
+        res[key], res[key + "_sd"] = mean_sd([r[key] for r in runs])
+    n = len(runs)
+    print(f"over {n} seed(s), mean +- sd:")
+    print(f"{'trainer':<8} {'s/step':>15} {'accuracy':>15}")
+    print(f"{'start':<8} {'':>15} {start_acc:>15.3f}")
+    for name in ("ours", "trl"):
+        print(f"{name:<8} {res[name + '_s_per_step']:>7.3f} +- {res[name + '_s_per_step_sd']:<5.3f} "
+              f"{res[name + '_accuracy']:>7.3f} +- {res[name + '_accuracy_sd']:<5.3f}")
+    print(f"TRL s/step / ours s/step = {res['ratio_trl_over_ours']:.2f} +- {res['ratio_trl_over_ours_sd']:.2f} "
+          "(> 1 means ours is faster)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return res
