@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sub.add_parser("train", help="stage 3: contrastive InfoNCE training on <EOS> embeddings"))
     _common(sub.add_parser("eval", help="MMEB-format evaluation: P@1 per meta-task and overall, plus the <EOS> probe"))
     r = sub.add_parser("replicate", help="CPU-scale replication: contrastive-only vs stage 2 + contrastive")
-    r.add_argument("--quick", action="store_true", help="the ~3-minute version (one seed, fewer steps)")
+    r.add_argument("--quick", action="store_true", help="the short version (one seed, fewer steps)")
     _common(r, config_required=False)
     return parser
 
