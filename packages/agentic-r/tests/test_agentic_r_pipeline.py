@@ -84,12 +84,17 @@ def test_cli_help_and_stage_commands(tiny_bert, tmp_path, capsys):
         build_parser().parse_args(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for name in ("mine", "label", "train-retriever", "iterate", "eval", "replicate"):
+    for name in ("train-agent", "mine", "label", "train-retriever", "iterate", "eval", "replicate"):
         assert name in out
     args = [f"retriever.base_model={tiny_bert}", "retriever.train_layers=1", "data.n_train=6", "data.n_test=4"]
     assert main(["mine", "--out", str(tmp_path), "--round", "0", *args]) == 0
     assert (tmp_path / "round0/candidates.jsonl").exists() and (tmp_path / "config.yaml").exists()
     assert "search_turns" in capsys.readouterr().out
+    assert main(["train-agent", "--out", str(tmp_path), "--round", "0", *args]) == 0  # the reader has no weights
+    assert "nothing to do for agent.kind='reader'" not in capsys.readouterr().out  # round0/stats.json exists now
+    assert main(["train-agent", "--out", str(tmp_path / "fresh"), "--round", "0", *args]) == 0
+    assert "nothing to do for agent.kind='reader'" in capsys.readouterr().out
+    assert not (tmp_path / "fresh/round0/agent").exists()
 
 
 def test_bad_config_key_and_bad_question_file(tmp_path):
