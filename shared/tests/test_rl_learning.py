@@ -4,15 +4,14 @@
   with GRPO as in shared/configs/grpo_arithmetic.yaml (16 prompts x 8 generations, 32 tokens, temperature 1,
   beta 0, lr 3e-5 constant, dynamic sampling) is judged on its accuracy AT step 300 (the final policy, not the best
   evaluation): at least 4 points above the start on 500 held-out problems. Measured (deterministic, 1 thread):
-  0.562 -> 0.670 (+10.8) at step 300, evaluations 0.564, 0.594, 0.584, 0.648, 0.656, 0.670 every 50 steps;
-  859 s under a load average of ~12 on the 2-core box (this test: 1293 s at a load of ~15); rl.seed=1 gave 0.562 -> 0.650 (+8.8; 0.578, 0.568, 0.614,
-  0.634, 0.648, 0.650). With 8 prompts per step the same start ended at 0.572
-  (+1.0; 0.552, 0.528, 0.568, 0.602, 0.61, 0.572): the doubled batch halves the gradient noise that made the
-  end point wander.
+  0.562 -> 0.670 (+10.8) at step 300, evaluations 0.564, 0.594, 0.584, 0.648, 0.656, 0.670 every 50 steps
+  (this test: 1293 s at a load average of ~15 on the 2-core box); rl.seed=1 gave 0.562 -> 0.650 (+8.8; 0.578,
+  0.568, 0.614, 0.634, 0.648, 0.650). With 8 prompts per step the same start ended at 0.572 (+1.0; 0.552, 0.528,
+  0.568, 0.602, 0.61, 0.572): the doubled batch halves the gradient variance that made the end point wander.
 - PPO with GAE: the same regime with `rl.advantage=gae` (value head on the shared trunk, critic lr 1e-3, coef 0.5,
   value clip 0.2; gamma = lam = 1, advantages whitened over the batch) also gains >= 4 points at step 300.
   Measured: 0.562 -> 0.628 (+6.6; 0.518, 0.542, 0.580, 0.630, 0.632, 0.628): an early dip while the value head
-  (started at zero) catches up, then GRPO-like gains; 2737 s under a load average of ~18. With the head on
+  (started at zero) catches up, then GRPO-like gains (this test: 586 s at a lighter load). With the head on
   detached features (rl.critic.shared_trunk=false) the dip goes and the end is the same: 0.544, 0.578, 0.614,
   0.626, 0.626, 0.628.
 - multi-process: `accelerate launch` with configs/accelerate/cpu_2proc.yaml (2 CPU processes, gloo) follows the
