@@ -69,9 +69,9 @@ def _save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
 
 def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log: Any = print) -> dict[str, Any]:
     """Warm start and RL rows for one seed; returns {row: metrics} plus curves."""
-    from shared.modeling import load_model
+    from shared.modeling import clone_model, load_model
 
-    from matchtir.train import build_policy, clone_model, conversation_texts, env_factory_for, rl_train, warm_start
+    from matchtir.train import build_policy, conversation_texts, env_factory_for, rl_train, warm_start
 
     cfg = dataclasses.replace(cfg, seed=seed)
     torch.manual_seed(seed)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -157,12 +156,3 @@ def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, sample
     return trainer.policy, history
 
 
-def clone_model(model: torch.nn.Module) -> torch.nn.Module:
-    """An independent copy (each replication row starts from the same warm-started weights): a fresh instance
-    built from the config with the weights loaded. `copy.deepcopy` is not enough after TRL's SFT: the trainer
-    leaves an instance-bound `forward` wrapper on the model, so a deep copy ran the source model's forward and
-    its own parameters never received a gradient (every RL row stayed at the warm start)."""
-    fresh = type(model)(model.config)
-    fresh.load_state_dict(model.state_dict())
-    fresh.generation_config = copy.deepcopy(model.generation_config)
-    return fresh.to(next(model.parameters()).device).train(model.training)

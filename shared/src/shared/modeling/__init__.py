@@ -161,4 +161,26 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Modul
         raise ModelLoadError(f"LoRA could not be applied ({err}); set LoraSettings.target_modules explicitly") from err
 
 
-__all__ = ["LoraSettings", "ModelLoadError", "apply_lora", "load_model", "pick_device", "pick_dtype"]
+def clone_model(model: torch.nn.Module) -> torch.nn.Module:
+    """An independent copy of ``model`` (RL reference models, replication rows that start from one warm start).
+
+    A Hugging Face model is rebuilt from its config with the weights loaded, not deep-copied: TRL's trainers leave
+    an instance-bound ``forward`` wrapper on the model they trained, and a deep copy keeps calling the source
+    model's forward, so the copy's own weights would be neither used nor trained. Other modules are deep-copied.
+    """
+    import copy
+
+    from transformers import PreTrainedModel
+
+    if not isinstance(model, PreTrainedModel):
+        return copy.deepcopy(model)
+    fresh = type(model)(model.config)
+    fresh.load_state_dict(model.state_dict())
+    fresh.generation_config = copy.deepcopy(model.generation_config)
+    param = next(model.parameters(), None)
+    if param is not None:
+        fresh = fresh.to(device=param.device, dtype=param.dtype)
+    return fresh.train(model.training)
+
+
+__all__ = ["LoraSettings", "ModelLoadError", "apply_lora", "clone_model", "load_model", "pick_device", "pick_dtype"]

@@ -25,7 +25,6 @@ Hooks let method packages plug in their logic without touching the loop:
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import inspect
 import math
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from shared.modeling import clone_model
 from shared.rl.advantages import compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from shared.rl.critic import CriticConfig, ValueHead, hidden_size_of
@@ -164,7 +164,7 @@ class RLTrainer:
         self.eval_fn = eval_fn
         self.ref_model = None
         if cfg.beta > 0:
-            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False).to(self.accelerator.device)
+            self.ref_model = clone_model(model).eval().requires_grad_(False).to(self.accelerator.device)
         total_updates = cfg.steps * cfg.ppo_epochs * cfg.mini_batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # The scheduler is stepped by hand once per optimizer step, so it sees the same count on any world size.
