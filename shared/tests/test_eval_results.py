@@ -11,6 +11,8 @@ import pytest
 from shared.eval import ResultsError, read_results, sha256_of, write_results
 from shared.eval.results import git_state, package_versions
 
+import shared
+
 
 @dataclasses.dataclass
 class TinyConfig:
@@ -50,7 +52,7 @@ def test_write_then_read_round_trip(tmp_path):
     assert doc["config"] == {"lr": 1e-3, "steps": 5}
     assert doc["started"] == "2026-01-02T03:04:05+00:00"
     assert doc["rows"][1]["metrics"]["ndcg@10"] is None
-    assert doc["versions"]["shared"] == "0.1.0" and "torch" in doc["versions"]
+    assert doc["versions"]["shared"] == shared.__version__ and "torch" in doc["versions"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
     if head.returncode == 0:  # running from a checkout: the commit of the source tree is recorded
         assert doc["git"] == head.stdout.strip()

@@ -1,3 +1,3 @@
 """Common core of the workspace."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
