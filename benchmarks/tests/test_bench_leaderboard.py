@@ -201,3 +201,10 @@ def test_registry_lists_the_ten_packages():
 def test_real_leaderboard_check(tmp_path):
     """The CI regression run: every built package's quick replication against expected/*.json."""
     assert main(["--quick", "--out", str(tmp_path / "lb"), "--check"]) == 0
+
+
+def test_wall_clock_metrics_are_not_regressed_on():
+    from benchmarks.leaderboard.check import is_timing
+
+    assert is_timing("update_seconds") and is_timing("prep_seconds_std")
+    assert not is_timing("recall@10_new") and not is_timing("seconds_per_doc_ratio")
