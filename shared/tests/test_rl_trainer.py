@@ -162,3 +162,15 @@ def test_gpu_only_engines_fail_clearly_on_cpu(tiny_qwen2_dir, tmp_path, monkeypa
     if not torch.cuda.is_available():
         with pytest.raises(LaunchError, match="FSDP"):  # the trainer checks before building its Accelerator
             _trainer(tiny_qwen2_dir, tmp_path / "fsdp")
+
+
+def test_lr_factor_warmup_then_schedules():
+    from shared.rl.trainer import lr_factor
+
+    assert [lr_factor(s, 2, 6) for s in (0, 1)] == [0.5, 1.0]  # warm-up
+    # cosine over the 4 decay steps: 1 after warm-up, (1 + cos(pi/4))/2 a quarter in, 1/2 halfway, 0 at the end
+    assert lr_factor(2, 2, 6) == 1.0 and lr_factor(3, 2, 6) == pytest.approx(0.8535534)
+    assert lr_factor(4, 2, 6) == pytest.approx(0.5) and abs(lr_factor(6, 2, 6)) < 1e-12
+    assert lr_factor(3, 2, 6, "linear") == pytest.approx(0.75) and lr_factor(5, 0, 6, "constant") == 1.0
+    with pytest.raises(ValueError, match="unknown lr_schedule"):
+        lr_factor(0, 0, 6, "step")

@@ -19,7 +19,6 @@ tokenised separately, `encode_transcript`), so SFT, GRPO rollouts and the pipeli
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections import Counter
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 from shared.generation import HFGenerator, SamplingParams
 from shared.rewards import exact_match
+from shared.rl.trainer import lr_factor
 from shared.rollout.envs import Action, SearchEnv
 from tqdm.auto import tqdm
 
@@ -125,13 +125,7 @@ def sft(model: torch.nn.Module, tokenizer: Any, examples: Sequence[tuple[list[in
     torch.set_num_threads(settings.threads)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.sft_lr)
     total, warm = settings.sft_steps, settings.sft_warmup
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warm, total, "cosine"))
     pad = tokenizer.pad_token_id
     order: list[int] = []
     losses = []

@@ -97,20 +97,23 @@ class RLConfig:
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
 
 
-def _lr_lambda(cfg: RLConfig, total: int) -> Callable[[int], float]:
-    def fn(i: int) -> float:
-        if cfg.warmup_steps and i < cfg.warmup_steps:
-            return (i + 1) / cfg.warmup_steps
-        frac = (i - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        if cfg.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-        if cfg.lr_schedule == "linear":
-            return max(0.0, 1 - frac)
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; known: constant, cosine, linear")
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Learning-rate multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then `schedule`
+    (constant, cosine or linear decay to 0 at `total`). Shared by the RL trainer and the packages' SFT loops."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+    if schedule == "linear":
+        return max(0.0, 1 - frac)
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"unknown lr_schedule {schedule!r}; known: constant, cosine, linear")
 
-    return fn
+
+def _lr_lambda(cfg: RLConfig, total: int) -> Callable[[int], float]:
+    return lambda i: lr_factor(i, cfg.warmup_steps, total, cfg.lr_schedule)
 
 
 def _chunks(items: list, k: int) -> list[list]:
