@@ -28,15 +28,22 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert (out / "config.yaml").is_file()
     assert res["package"] == "dome" and res["experiment"] == "replicate" and res["seed"] == 1
-    assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit", "dome"]
+    assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit_asis", "memit", "dome"]
     for r in res["rows"]:
         assert {"recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old",
                 "update_seconds"} <= set(r["metrics"])
     rows = {r["method"]: r["metrics"] for r in res["rows"]}
     assert rows["dome"]["update_seconds"] > 0 and rows["incremental"]["update_seconds"] > 0
-    assert len(res["data"]["tracing_effects"]) == 2
+    seed = res["data"]["per_seed"]["1"]
+    assert len(seed["tracing_effects"]) == 2
     # 3 new documents, each with 5 pseudo-queries (protocol.new_queries) and its indexing example, for every editor
+    for method in ("dome", "memit", "memit_asis"):
+        assert [b["examples"] for b in seed["updates"][method]["batches"]] == [3 * (5 + 1)]
+    assert seed["updates"]["incremental"]["batches"][0]["steps"] in (5, 10)
+    # the editors' λ was chosen on dev spans from the default grid; MEMIT as-is keeps its own λ (1e3)
     for method in ("dome", "memit"):
-        assert [b["examples"] for b in res["data"]["updates"][method]["batches"]] == [3 * (5 + 1)]
-    assert res["data"]["updates"]["incremental"]["batches"][0]["steps"] in (5, 10)
+        curve = seed["updates"][method]["dev_curve"]
+        assert [p["weight"] for p in curve] == [1e3, 3e3, 1e4, 3e4]
+        assert rows[method]["c0_weight"] == seed["updates"][method]["chosen"]["weight"]
+    assert rows["memit_asis"]["c0_weight"] == 1e3 and rows["none"]["c0_weight"] is None
     assert "| dome |" in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """Editing a (random) tiny T5 retriever: the new docID is stored for its queries, old predictions are kept."""
 
+import dataclasses
+
 import pytest
 import torch
 from dome.config import EditConfig
@@ -89,3 +91,20 @@ def test_upper_forward_matches_full_model(retriever, last):
     nudged = h0.clone()
     nudged[:, 0] += 1.0  # a change of h at the edited layer must reach the logits through the upper blocks
     assert not torch.allclose(logits_of(nudged), base, atol=1e-3)
+
+
+def test_edit_vector_early_stop_on_hard_loss(retriever):
+    """edit.stop_loss ends the edit-vector steps once the hard-label loss of the current δ is that low."""
+    gr = retriever
+    editor = KeyValueEditor(gr, EditConfig(steps=20, loss="hard"), [1])
+    editor.add_preserved(_examples(gr, OLD))
+    gr.add_documents(list(NEW))
+    new = _examples(gr, NEW)
+    first = editor.optimise_targets(new)[2]
+    assert first["steps"] == 20
+    editor.cfg = dataclasses.replace(editor.cfg, stop_loss=1e6)  # above the starting loss: no step at all
+    z, mask, log = editor.optimise_targets(new)
+    assert log["steps"] == 0
+    editor.cfg = dataclasses.replace(editor.cfg, stop_loss=first["hard"] * 3)
+    early = editor.optimise_targets(new)[2]
+    assert 0 < early["steps"] < 20 and early["hard"] <= first["hard"] * 3

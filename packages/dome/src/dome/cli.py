@@ -143,21 +143,40 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
-    from dome.replicate import format_table, quick_overrides, run_protocol
+    from dome.replicate import format_table, quick_overrides, replicate
 
     cfg = _config(args, quick_overrides() if args.quick else [])
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise SystemExit(f"dome replicate: --seeds must be >= 1, got {args.seeds}")
+        cfg.seeds = [cfg.seed + k for k in range(args.seeds)]
     _threads(cfg)
     started = time.time()
     out = Path(args.out or ("runs/dome-replicate-quick" if args.quick else "runs/dome-replicate"))
-    res = run_protocol(cfg, out / "work", log=lambda m: print(m, file=sys.stderr, flush=True), resume=args.resume)
-    data = dict(res["data"])
-    data["tracing_effects"] = res["tracing"]["effects"]
-    data["dome_layers"] = res["tracing"]["layers"]
+    res = replicate(cfg, out, log=lambda m: print(m, file=sys.stderr, flush=True), resume=args.resume)
+    first = res["per_seed"][res["seeds"][0]]
+    data = dict(first["data"])
+    data["seeds"] = res["seeds"]
     data["before_update_old"] = res["before"]
-    data["sha256"] = _corpus_hash(res["docs"])
-    data["updates"] = res["details"]  # per method and batch: incremental steps, edit losses, keys, dev recall
+    data["sha256"] = _corpus_hash(first["docs"])
+    # per seed: tracing, dev curves and chosen λ, per-batch edit logs and incremental steps, per-seed rows
+    data["per_seed"] = {
+        str(s): {
+            "tracing_effects": r["tracing"]["effects"], "dome_layers": r["tracing"]["layers"],
+            "before_update_old": r["before"], "before_dev_old_recall@10": r["before_dev_old_recall@10"],
+            "base_train_seconds": r["base_train_seconds"], "updates": r["details"], "rows": r["rows"],
+            "split": r["data"],
+        }
+        for s, r in res["per_seed"].items()
+    }
     path = _write(out, "replicate", cfg, res["rows"], data, started, args.quick)
     print(format_table(res["rows"], res["before"]))
+    n = len(res["seeds"])
+    print(f"(mean ± sd over {n} seeds: {res['seeds']})" if n > 1 else f"(seed {res['seeds'][0]})")
+    for s, r in res["per_seed"].items():
+        chosen = {m: r["details"][m]["chosen"]["weight"] for m in ("dome", "memit") if "chosen" in r["details"][m]}
+        print(f"seed {s}: tracing effects {[round(e, 3) for e in r['tracing']['effects']]}, dome layers "
+              f"{r['tracing']['layers']}, λ chosen on dev {chosen}")
     print(f"results: {path}")
     return 0
 
@@ -196,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("replicate", help="none vs incremental vs MEMIT vs DOME on the corpus-update protocol")
     sp.add_argument("--quick", action="store_true", help="small collection and fewer steps (minutes on 2 cores)")
     sp.add_argument("--resume", action="store_true", help="continue base training from OUT/work/checkpoint/train.pt")
+    sp.add_argument("--seeds", type=int, default=None,
+                    help="number of seeds from --seed/seed up (rows = mean ± sd); default: config `seeds` or one")
     common(sp, False)
     sp.set_defaults(fn=cmd_replicate)
     return p

@@ -60,6 +60,7 @@ class EditConfig:
     loss: str = "hybrid"  # hybrid | hard
     steps: int = 40
     lr: float = 0.5
+    stop_loss: float = 0.0  # stop the edit-vector steps once the hard-label loss is at or below this (0 = off)
     clamp_norm: float = 2.0  # ‖δ‖ ≤ clamp_norm · ‖h‖ at each edited position
     mu: float = 1e-4  # norm penalty on δ
     soft_lambda: float = 1.0
@@ -83,6 +84,11 @@ class ProtocolConfig:
     replay_ratio: float = 0.5
     incremental_lr: float = 1e-3
     new_queries: int = 0  # pseudo-queries per new document for every update method (0 = data.train_queries)
+    # matched forgetting budget: each editor's C0 weight λ is chosen on dev spans as the one with the highest new
+    # R@10 whose old R@10 stays within max_old_drop of before the update; empty grid = the configured λ as it is
+    weight_grid: list[float] = field(default_factory=lambda: [1e3, 3e3, 1e4, 3e4])
+    max_old_drop: float = 0.03
+    old_dev_per_doc: int = 1  # dev spans per indexed document for the old-recall side of the selection
 
 
 def _memit_defaults() -> EditConfig:
@@ -92,6 +98,7 @@ def _memit_defaults() -> EditConfig:
 @dataclass
 class DomeConfig:
     seed: int = 0
+    seeds: list[int] = field(default_factory=list)  # replicate: one run per seed, rows = mean ± sd (empty = [seed])
     threads: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
     docids: DocIdConfig = field(default_factory=DocIdConfig)

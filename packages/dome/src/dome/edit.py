@@ -158,16 +158,20 @@ class KeyValueEditor:
         max_norm = cfg.clamp_norm * h0.norm(dim=-1, keepdim=True)
         opt = torch.optim.Adam([delta], lr=cfg.lr)
         log: dict = {}
-        for _ in range(cfg.steps):
+        for step in range(cfg.steps):
             logits = logits_of(h0 + delta * mask.unsqueeze(-1))
             parts = hybrid_label_loss(logits, labels, soft, delta, cfg.soft_lambda, cfg.mu, mask)
+            log = {k: v.item() for k, v in parts.items()} | {"steps": step}
+            # early stop on the loss of the current δ: the docIDs are already fitted, more steps only add time
+            if cfg.stop_loss > 0 and log["hard"] <= cfg.stop_loss:
+                break
             opt.zero_grad()
             parts["loss"].backward()
             opt.step()
             with torch.no_grad():
                 norm = delta.norm(dim=-1, keepdim=True)
                 delta.mul_(torch.clamp(max_norm / norm.clamp_min(1e-12), max=1.0))
-            log = {k: v.item() for k, v in parts.items()}
+            log["steps"] = step + 1
         return (h0 + delta.detach() * mask.unsqueeze(-1)), mask, log
 
     @torch.no_grad()
@@ -182,28 +186,37 @@ class KeyValueEditor:
             grab.remove()
         return captured["h"]
 
-    def edit(self, examples: list[Example]) -> dict:
-        """Write a batch of (query, new docID) pairs into the chosen layers; returns timings and losses."""
+    def reset_edits(self) -> None:
+        """Forget the keys of earlier edits (the preserved statistics of the indexed collection stay)."""
+        self.prev_keys = {layer: [] for layer in self.layers}
+
+    def edit(self, examples: list[Example], targets: tuple[torch.Tensor, torch.Tensor, dict] | None = None) -> dict:
+        """Write a batch of (query, new docID) pairs into the chosen layers; returns timings and losses.
+
+        `targets` = an earlier `optimise_targets(examples)` on the same weights: the edit vectors do not depend on the
+        C0 weight λ, so a λ grid optimises them once (the caller then adds that time to each λ's own).
+        """
         if not examples:
             raise ValueError("edit: empty batch")
         t0 = time.perf_counter()
-        z, mask, log = self.optimise_targets(examples)
+        z, mask, log = targets if targets is not None else self.optimise_targets(examples)
+        log = dict(log)
         sel = mask.bool()
         new_keys: dict[int, torch.Tensor] = {}
         for i, layer in enumerate(self.layers):
             keys = self.keys(examples, [layer])[layer]  # recomputed after the lower layers' updates
             resid = (z - self._current_last(examples))[sel].double() / (len(self.layers) - i)
             w = self.ffns[layer].wo.weight
-            targets = w.double() @ keys.T + resid.T
+            targets_v = w.double() @ keys.T + resid.T
             prev = torch.cat(self.prev_keys[layer]).T if self.prev_keys[layer] else None
             with torch.no_grad():
                 if self.cfg.update == "null_space":
-                    dw = null_space_update(w.detach(), keys.T, targets, self.basis(layer), prev, self.cfg.alpha)
+                    dw = null_space_update(w.detach(), keys.T, targets_v, self.basis(layer), prev, self.cfg.alpha)
                 else:
                     cov = self._mean_cov(layer)
                     if prev is not None:
                         cov = cov + prev @ prev.T / self.cfg.cov_weight
-                    dw = plain_update(w.detach(), keys.T, targets, cov, self.cfg.cov_weight, self.cfg.alpha)
+                    dw = plain_update(w.detach(), keys.T, targets_v, cov, self.cfg.cov_weight, self.cfg.alpha)
                 w.add_(dw.to(w.dtype))
             new_keys[layer] = keys
         if self.cfg.update_cov:

@@ -1,12 +1,15 @@
-"""`dome replicate`: the corpus-update protocol at CPU scale — none vs incremental vs MEMIT vs DOME, one run.
+"""`dome replicate`: the corpus-update protocol at CPU scale — none vs incremental vs MEMIT vs DOME, per seed.
 
 A tiny T5 is trained as a generative retriever on D0 (real HotpotQA passages, semantic docIDs, pseudo-queries);
 the new batches D1..Dn are then added by each method starting from the same trained weights, same docIDs and same
-seed. Incremental training runs until its new-document Recall@10 on held-out dev spans of the batch (disjoint from
-training and test queries) reaches the value DOME reached on them (or a step cap), so update times compare equal
-effectiveness.
+seed. The editors (DOME, MEMIT) are compared at a matched forgetting budget: each one's C0 weight λ is chosen on dev
+spans (a third stream of spans, disjoint from training and test queries) by `dome.selection`, then the test spans
+are scored once; MEMIT at its published λ is reported beside it as `memit_asis`. Incremental training runs until
+its new-document Recall@10 on the dev spans of the batch reaches the value DOME reached on them (or a step cap), so
+update times compare equal effectiveness.
 Reported per method: Recall@1/10 and MRR@10 on held-out queries of new and of old documents, the update time of
-all batches, and for the editors the one-off preparation time (tracing, key statistics).
+all batches, for the editors the one-off preparation time (tracing, key statistics) and the λ used; with several
+seeds, the mean and `<metric>_std` (sample sd) over seeds.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import random
+import statistics
 import time
 from pathlib import Path
 
@@ -24,9 +28,10 @@ from dome.data import Document, Query, dev_queries, load_documents, pseudo_queri
 from dome.edit import KeyValueEditor
 from dome.gr import Example, GenerativeRetriever, train
 from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
+from dome.selection import edit_batches, weight_grid_run
 from dome.tracing import critical_layers, trace_decoder_layers
 
-METHODS = ("none", "incremental", "memit", "dome")
+METHODS = ("none", "incremental", "memit_asis", "memit", "dome")
 
 
 def quick_overrides() -> list[str]:
@@ -39,7 +44,7 @@ def quick_overrides() -> list[str]:
         "data.train_queries=6",
         "protocol.batches=1",
         "protocol.incremental_max_steps=300",
-        "protocol.incremental_check_every=25",
+        "protocol.incremental_check_every=10",
         "edit.steps=30",
         "memit.steps=30",
     ]
@@ -81,17 +86,18 @@ def _incremental(
 
 
 def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool = False) -> dict:
-    """Train on D0, add D1..Dn with every method, evaluate; returns rows and run facts."""
+    """One seed: train on D0, add D1..Dn with every method, evaluate; returns rows and run facts."""
     torch.manual_seed(cfg.seed)
+    p = cfg.protocol
     docs, data_name = load_documents(cfg.data)
-    parts = split_protocol(docs, cfg.protocol.initial_share, cfg.protocol.batches, cfg.seed)
+    parts = split_protocol(docs, p.initial_share, p.batches, cfg.seed)
     d0, batches = parts[0], parts[1:]
     train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
-    if cfg.protocol.new_queries:
+    if p.new_queries:
         # every update method gets the same, larger set of pseudo-queries for the new documents; their held-out
         # test spans are redrawn against all of them (the first data.train_queries spans are the same as before)
         new_ids = {d.id for b in parts[1:] for d in b}
-        more = dataclasses.replace(cfg.data, train_queries=cfg.protocol.new_queries)
+        more = dataclasses.replace(cfg.data, train_queries=p.new_queries)
         new_train, new_test_q = pseudo_queries([d for d in docs if d.id in new_ids], more, cfg.seed)
         train_q = [q for q in train_q if q.doc_id not in new_ids] + new_train
         test_q = [q for q in test_q if q.doc_id not in new_ids] + new_test_q
@@ -116,67 +122,107 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
         resume=resume,
     )
     log(f"trained GR on D0 ({len(d0)} docs, {cfg.train.steps} steps) in {time.perf_counter() - t0:.0f}s")
+
+    def ev(qs: list[Query]) -> dict:
+        return evaluate(gr, qs, cfg.eval.beams, cfg.eval.batch_size)
+
     old_test = queries_of(test_q, d0)
-    new_docs = [d for b in batches for d in b]
-    new_test = queries_of(test_q, new_docs)
-    before = evaluate(gr, old_test, cfg.eval.beams, cfg.eval.batch_size)
+    new_test = queries_of(test_q, [d for b in batches for d in b])
+    before = ev(old_test)
     log(f"before update, old docs: {before}")
     t0 = time.perf_counter()
     tracing = trace_layers(gr, retr0, cfg)
     trace_seconds = time.perf_counter() - t0
     log(f"causal tracing effects per decoder layer: {[round(e, 4) for e in tracing['effects']]} -> {tracing['layers']}")
-    base_state = copy.deepcopy(gr.model.state_dict())
-    base_scheme = gr.scheme.to_dict()
+    base = (copy.deepcopy(gr.model.state_dict()), gr.scheme.to_dict())
     n_dec = len(gr.model.get_decoder().block)
-    edit_cfgs = {"dome": (cfg.edit, tracing["layers"]), "memit": (cfg.memit, list(cfg.memit.layers) or list(range(n_dec)))}
-    rows, details, dome_dev = [], {}, {}
-    for method in ("none", "dome", "memit", "incremental"):
-        gr.restore(base_state, base_scheme)
-        info: dict = {"batches": []}
-        prep = 0.0
-        editor = None
-        if method in edit_cfgs:
-            ecfg, layers = edit_cfgs[method]
-            t0 = time.perf_counter()
-            editor = KeyValueEditor(gr, ecfg, layers, cfg.eval.batch_size)
-            editor.add_preserved(retr0 + index0)
-            prep = time.perf_counter() - t0 + (trace_seconds if method == "dome" and not cfg.edit.layers else 0.0)
-            info["layers"] = layers
-        replay = list(pool0)
-        update_seconds = 0.0
-        for b, batch in enumerate(batches):
-            gr.add_documents([d.id for d in batch], rows_of(batch))
+
+    def examples_of(batch: list[Document]):
+        def make() -> list[Example]:
             index_b, retr_b = examples_for(gr, batch, queries_of(train_q, batch), cfg.data.index_words)
-            dev = dev_queries(batch, cfg.data, cfg.seed, per_doc=2)
-            if editor is not None:
-                step = editor.edit(retr_b + index_b)
-                update_seconds += step["seconds"]
-                dev_r10 = evaluate(gr, dev, cfg.eval.beams, cfg.eval.batch_size)["recall@10"]
-                if method == "dome":
-                    dome_dev[b] = dev_r10
-                info["batches"].append({**step, "dev_recall@10": dev_r10})
-            elif method == "incremental":
-                pool_b = mix(index_b, retr_b, cfg.train.index_weight)
-                step = _incremental(gr, cfg, pool_b, replay, dev, dome_dev.get(b, 1.0), cfg.seed + 1000 * b)
-                update_seconds += step["seconds"]
-                replay += pool_b
-                info["batches"].append(step)
-            log(f"{method}: batch {b + 1}/{len(batches)} ({len(batch)} docs) {info['batches'][-1] if info['batches'] else ''}")
-        new_m = evaluate(gr, new_test, cfg.eval.beams, cfg.eval.batch_size)
-        old_m = evaluate(gr, old_test, cfg.eval.beams, cfg.eval.batch_size)
-        metrics = {f"{k}_new": v for k, v in new_m.items()} | {f"{k}_old": v for k, v in old_m.items()}
-        metrics["update_seconds"] = update_seconds
-        metrics["prep_seconds"] = prep if editor is not None else None  # one-off tracing + key statistics
-        rows.append({"method": method, "metrics": metrics})
-        details[method] = info
+            return retr_b + index_b
+        return make
+
+    specs = [([d.id for d in b], rows_of(b), examples_of(b)) for b in batches]
+    new_devs = [dev_queries(b, cfg.data, cfg.seed, per_doc=2) for b in batches]
+    old_dev = dev_queries(d0, cfg.data, cfg.seed, per_doc=p.old_dev_per_doc)
+    select = bool(p.weight_grid)
+    before_dev = ev(old_dev)["recall@10"] if select else None
+
+    def score(method: str, seconds: float, prep: float | None, weight: float | None) -> dict:
+        metrics = {f"{k}_new": v for k, v in ev(new_test).items()} | {f"{k}_old": v for k, v in ev(old_test).items()}
+        metrics["update_seconds"] = seconds
+        metrics["prep_seconds"] = prep  # one-off tracing + key statistics (editors only)
+        metrics["c0_weight"] = weight
         log(f"{method}: {metrics}")
+        return {"method": method, "metrics": metrics}
+
+    rows, details = [], {}
+    edit_cfgs = {"dome": (cfg.edit, tracing["layers"]), "memit": (cfg.memit, list(cfg.memit.layers) or list(range(n_dec)))}
+    for method, (ecfg, layers) in edit_cfgs.items():
+        gr.restore(*base)
+        t0 = time.perf_counter()
+        editor = KeyValueEditor(gr, ecfg, layers, cfg.eval.batch_size)
+        editor.add_preserved(retr0 + index0)
+        prep = time.perf_counter() - t0 + (trace_seconds if method == "dome" and not cfg.edit.layers else 0.0)
+        if not select:
+            run = edit_batches(gr, editor, specs, new_devs, ev)
+            details[method] = {"layers": layers, "batches": run["batches"]}
+            rows.append(score(method, run["seconds"], prep, ecfg.cov_weight))
+            continue
+        log(f"{method}: choosing λ on dev spans (old R@10 ≥ {before_dev:.3f} − {p.max_old_drop})")
+        asis = float(ecfg.cov_weight)
+        keep = (asis,) if method == "memit" else ()
+        sel = weight_grid_run(gr, editor, base, specs, new_devs, old_dev, before_dev, list(p.weight_grid),
+                              p.max_old_drop, ev, log=log, keep=keep)
+        w = sel["chosen"]["weight"]
+        details[method] = {"layers": layers, "batches": sel["runs"][w]["batches"], "dev_curve": sel["curve"],
+                           "chosen": sel["chosen"], "selection_seconds": sel["selection_seconds"]}
+        gr.restore(*sel["states"][w])
+        rows.append(score(method, sel["runs"][w]["seconds"], prep, w))
+        if method == "memit":  # MEMIT as published (its own λ), beside MEMIT at the matched forgetting budget
+            if asis in sel["states"]:
+                run = sel["runs"][asis]
+                gr.restore(*sel["states"][asis])
+            else:
+                gr.restore(*base)
+                editor.cfg = dataclasses.replace(editor.cfg, cov_weight=asis)
+                editor.reset_edits()
+                run = edit_batches(gr, editor, specs, new_devs, ev)
+            details["memit_asis"] = {"layers": layers, "batches": run["batches"]}
+            rows.append(score("memit_asis", run["seconds"], prep, asis))
+    dome_dev = [b["dev_recall@10"] for b in details["dome"]["batches"]]
+
+    gr.restore(*base)
+    for ids, em, _ in specs:
+        gr.add_documents(ids, em)
+    details["none"] = {"batches": []}
+    rows.append(score("none", 0.0, None, None))
+
+    gr.restore(*base)
+    replay, inc = list(pool0), {"batches": []}
+    update_seconds = 0.0
+    for b, batch in enumerate(batches):
+        gr.add_documents([d.id for d in batch], rows_of(batch))
+        index_b, retr_b = examples_for(gr, batch, queries_of(train_q, batch), cfg.data.index_words)
+        pool_b = mix(index_b, retr_b, cfg.train.index_weight)
+        step = _incremental(gr, cfg, pool_b, replay, new_devs[b], dome_dev[b], cfg.seed + 1000 * b)
+        update_seconds += step["seconds"]
+        replay += pool_b
+        inc["batches"].append(step)
+        log(f"incremental: batch {b + 1}/{len(batches)} ({len(batch)} docs) {step}")
+    details["incremental"] = inc
+    rows.append(score("incremental", update_seconds, None, None))
+
     order = {m: i for i, m in enumerate(METHODS)}
     rows.sort(key=lambda r: order[r["method"]])
     return {
         "rows": rows,
         "data": {"name": data_name, "docs": len(docs), "d0": len(d0), "new": [len(b) for b in batches],
-                 "test_queries_old": len(old_test), "test_queries_new": len(new_test)},
+                 "test_queries_old": len(old_test), "test_queries_new": len(new_test),
+                 "dev_queries_old": len(old_dev), "dev_queries_new": sum(len(d) for d in new_devs)},
         "before": before,
+        "before_dev_old_recall@10": before_dev,
         "tracing": tracing,
         "details": details,
         "base_train_seconds": base_train["seconds"],
@@ -184,16 +230,63 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
     }
 
 
+def replicate(cfg: DomeConfig, out: str | Path, log=print, resume: bool = False) -> dict:
+    """run_protocol for every seed of `cfg.seeds` (or `cfg.seed`); rows = mean (and `<metric>_std`) over seeds."""
+    seeds = list(cfg.seeds) or [cfg.seed]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    per_seed = {}
+    for s in seeds:
+        work = Path(out) / "work" / (f"seed{s}" if len(seeds) > 1 else "")
+        log(f"=== seed {s} ===")
+        per_seed[s] = run_protocol(dataclasses.replace(cfg, seed=s, seeds=[]), work, log=log, resume=resume)
+    return {"seeds": seeds, "per_seed": per_seed, "rows": aggregate([per_seed[s]["rows"] for s in seeds]),
+            "before": aggregate_metrics([per_seed[s]["before"] for s in seeds])}
+
+
+def aggregate_metrics(runs: list[dict]) -> dict:
+    """Mean of each metric over runs, plus `<metric>_std` (sample sd) when there are several; None stays None."""
+    out: dict = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs]
+        if any(v is None for v in values):
+            out[key] = None
+            continue
+        out[key] = statistics.fmean(values)
+        if len(values) > 1:
+            out[f"{key}_std"] = statistics.stdev(values)
+    return out
+
+
+def aggregate(per_seed_rows: list[list[dict]]) -> list[dict]:
+    """Rows of several seeds (same methods, same order) -> one row per method with mean ± sd metrics."""
+    methods = [r["method"] for r in per_seed_rows[0]]
+    for rows in per_seed_rows[1:]:
+        if [r["method"] for r in rows] != methods:
+            raise ValueError(f"seed runs have different methods: {methods} vs {[r['method'] for r in rows]}")
+    return [
+        {"method": m, "metrics": aggregate_metrics([rows[i]["metrics"] for rows in per_seed_rows])}
+        for i, m in enumerate(methods)
+    ]
+
+
 def format_table(rows: list[dict], before: dict) -> str:
-    """Markdown table of the replicate rows (plus the pre-update old-document line)."""
+    """Markdown table of the replicate rows (plus the pre-update old-document line); mean ± sd over seeds."""
     keys = ["recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old", "update_seconds"]
-    lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+
+    def cell(m: dict, k: str) -> str:
+        if m.get(k) is None:
+            return "–"
+        fmt = ".1f" if k.endswith("seconds") else ".3f"
+        return f"{m[k]:{fmt}}" + (f" ± {m[k + '_std']:{fmt}}" if f"{k}_std" in m else "")
+
+    lines = ["| method | " + " | ".join(keys) + " | C0 weight λ |", "|---" * (len(keys) + 2) + "|"]
     lines.append(
-        "| before update (D0 only) | – | – | – | "
-        f"{before['recall@1']:.3f} | {before['recall@10']:.3f} | – |"
+        f"| before update (D0 only) | – | – | – | {cell(before, 'recall@1')} | {cell(before, 'recall@10')} | – | – |"
     )
     for r in rows:
         m = r["metrics"]
-        cells = [f"{m[k]:.1f}" if k == "update_seconds" else f"{m[k]:.3f}" for k in keys]
-        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+        lam = "–" if m.get("c0_weight") is None else f"{m['c0_weight']:.3g}" + (
+            f" ± {m['c0_weight_std']:.2g}" if m.get("c0_weight_std") else "")
+        lines.append(f"| {r['method']} | " + " | ".join(cell(m, k) for k in keys) + f" | {lam} |")
     return "\n".join(lines)
