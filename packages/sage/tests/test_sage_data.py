@@ -42,8 +42,39 @@ def test_jsonl_source_errors_and_skip(tmp_path):
     assert [p.answer for p in ps.train + ps.test] == ["1", "2", "3", "4"]
     assert ps.info["name"] == "jsonl:p.jsonl" and len(ps.info["sha256"]) == 64
     cfg.n_train = 4
-    with pytest.raises(DataError, match="4 usable problems, but data.n_train \\+ data.n_test = 6"):
+    with pytest.raises(DataError, match="4 usable problems, but data.n_train \\+ data.n_dev \\+ data.n_test = 6"):
         load_problem_set(cfg)
+
+
+def test_dev_split_of_a_file_follows_the_pool_and_is_evaluated_on_request(tmp_path):
+    path = _write(tmp_path / "d.jsonl", [json.dumps({"question": f"{i}+1?", "answer": str(i + 1)}) for i in range(6)])
+    cfg = DataConfig(source="jsonl", path=str(path), n_train=2, n_dev=2, n_test=2)
+    assert [p.answer for p in load_problem_set(cfg).test] == ["5", "6"]  # records 5-6: test after pool and dev
+    cfg.eval_split = "dev"
+    ps = load_problem_set(cfg)
+    assert [p.answer for p in ps.train] == ["1", "2"] and [p.answer for p in ps.test] == ["3", "4"]
+    assert ps.info["name"] == "jsonl:d.jsonl:dev"
+
+
+def test_arithmetic_dev_and_test_are_disjoint_draws_of_one_held_out_sample():
+    cfg = DataConfig(source="arithmetic", n_train=20, n_dev=30, n_test=50, data_seed=1)
+    test = load_problem_set(cfg)
+    dev = load_problem_set(DataConfig(source="arithmetic", n_train=20, n_dev=30, n_test=50, data_seed=1,
+                                      eval_split="dev"))
+    assert len(test.test) == 50 and len(dev.test) == 30 and [p.prompt for p in dev.train] == [p.prompt for p in test.train]
+    assert not {p.prompt for p in dev.test} & {p.prompt for p in test.test}
+    assert not {p.prompt for p in dev.test + test.test} & {p.prompt for p in test.train}
+    # the union is the generator's first 80 held-out problems, shuffled before the split
+    first80 = load_problem_set(DataConfig(source="arithmetic", n_train=20, n_test=80, data_seed=1)).test
+    assert {p.prompt for p in first80} == {p.prompt for p in dev.test + test.test}
+    assert [p.prompt for p in test.test] != [p.prompt for p in first80[30:]]
+
+
+def test_bad_split_settings_are_clear_errors():
+    with pytest.raises(DataError, match="data.eval_split=dev needs a dev split"):
+        load_problem_set(DataConfig(source="arithmetic", n_train=5, n_test=5, eval_split="dev"))
+    with pytest.raises(DataError, match="data.n_dev must be >= 0, got -1"):
+        load_problem_set(DataConfig(source="arithmetic", n_train=5, n_test=5, n_dev=-1))
 
 
 def test_malformed_json_and_missing_file(tmp_path):
@@ -102,3 +133,36 @@ def test_word_and_non_answers_are_not_verifiable():
         assert is_verifiable(good), good
     with pytest.raises(DataError, match=r"q\.jsonl:7: field 'answer' \('unknown'\) holds no verifiable"):
         record_to_problem({"question": "2+2?", "answer": "unknown"}, "q.jsonl:7", "{question}", "x")
+
+
+def test_a_parse_timeout_on_a_loaded_machine_is_retried(monkeypatch):
+    """math-verify's parse timeout is wall-clock: a valid answer whose first parse overruns (a loaded machine) is
+    retried with a long budget instead of being called unverifiable; one that overruns every budget is refused."""
+    import math_verify
+    from math_verify.errors import TimeoutException
+    from sage.data import PARSE_TIMEOUTS_S, is_verifiable
+
+    real = math_verify.parse
+    budgets = []
+
+    def timed_out(raise_on_error):  # what math-verify does when its alarm fires
+        if raise_on_error:
+            raise TimeoutException("Operation timed out!")
+        return []
+
+    def slow_first(text, parsing_timeout=5, raise_on_error=False):
+        budgets.append(parsing_timeout)
+        if parsing_timeout == PARSE_TIMEOUTS_S[0]:
+            return timed_out(raise_on_error)
+        return real(text, parsing_timeout=parsing_timeout, raise_on_error=raise_on_error)
+
+    monkeypatch.setattr(math_verify, "parse", slow_first)
+    assert is_verifiable("\\left( 3, \\frac{\\pi}{2} \\right)")
+    assert budgets == list(PARSE_TIMEOUTS_S)
+
+    def always_slow(text, parsing_timeout=5, raise_on_error=False):
+        return timed_out(raise_on_error)
+
+    monkeypatch.setattr(math_verify, "parse", always_slow)
+    assert not is_verifiable("p - q")
+    assert is_verifiable("42")  # plain numbers never reach math-verify

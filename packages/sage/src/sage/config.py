@@ -40,13 +40,19 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Problem pool (train) and held-out test problems. `path` names a JSONL file for source=jsonl (fields
-    `question`/`problem` and `answer`), or replaces the bundled slice for gsm8k/math500/aime24."""
+    """Problem pool (train) and held-out problems. `path` names a JSONL file for source=jsonl (fields
+    `question`/`problem` and `answer`), or replaces the bundled slice for gsm8k/math500/aime24.
+
+    `n_dev` > 0 sets aside a dev split for choosing settings: on the arithmetic suite dev and test are drawn from
+    one shuffled held-out sample (same distribution), on files dev follows the pool and test follows dev.
+    `eval_split` names the split the accuracy curve is measured on (dev while tuning, test once at the end)."""
 
     source: Source = "arithmetic"
     path: str = ""
     n_train: int = 256
     n_test: int = 200
+    n_dev: int = 0
+    eval_split: Literal["test", "dev"] = "test"
     data_seed: int = 0
     prompt_template: str = "Q: {question}\nA: "
     on_unverifiable: Literal["error", "skip"] = "error"
@@ -113,13 +119,15 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     """Greedy accuracy on the held-out problems every `every` steps; `target_accuracy` (or start + `target_gain`
-    when unset) defines steps_to_target."""
+    when unset) defines steps_to_target: the first evaluated step where the mean of the last `target_smooth`
+    evaluations (a moving average; 1 = the evaluation alone) reaches the target."""
 
     every: int = 10
     max_new_tokens: int = 32
     batch_size: int = 100
     target_accuracy: float | None = None
     target_gain: float = 0.03
+    target_smooth: int = 1
     tasks: list[str] = field(default_factory=lambda: ["gsm8k", "math500", "aime24"])
     n_per_task: int = 50
 

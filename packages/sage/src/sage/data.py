@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 from collections.abc import Iterable
@@ -72,25 +73,42 @@ def _strip_latex_words(text: str) -> str:
     return re.sub(r"\\[A-Za-z]+", " ", text)
 
 
-def is_verifiable(answer: str) -> bool:
-    """True when the answer is a plain number or something math-verify can parse.
+# math-verify's parse timeout (signal.alarm) is wall-clock time: on a loaded machine its first call, which builds the
+# parser, can overrun 5 s, and a timeout returns "unparsed" — a valid gold answer would then be rejected as
+# unverifiable. So a timeout is retried once with a long budget; only an answer that overruns both is refused.
+PARSE_TIMEOUTS_S = (5, 60)
 
-    math-verify returns [parsed, original] on success and only [original] when it cannot parse the text.
-    """
+
+def _math_verify_parses(answer: str) -> bool:
+    """True when math-verify parses `answer` (it returns [parsed, original] on success, [original] otherwise)."""
+    import math_verify
+    from math_verify.errors import TimeoutException
+
+    text = f"\\boxed{{{answer}}}"
+    if threading.current_thread() is not threading.main_thread():  # signal.alarm only works in the main thread
+        budgets: tuple[int | None, ...] = (None,)
+    else:
+        budgets = PARSE_TIMEOUTS_S
+    for budget in budgets:
+        try:
+            return len(math_verify.parse(text, parsing_timeout=budget, raise_on_error=True)) >= 2
+        except TimeoutException:
+            log.warning("math-verify timed out after %s s parsing answer %r%s", budget, answer,
+                        "; retrying with a longer budget" if budget != budgets[-1] else "")
+        except Exception:  # math-verify raises assorted parser errors on garbage; any of them means "not verifiable"
+            return False
+    return False
+
+
+def is_verifiable(answer: str) -> bool:
+    """True when the answer is a plain number or something math-verify can parse."""
     if _PLAIN_NUMBER.match(answer.replace(" ", "")):
         return True
     if answer.strip().lower() in _NON_ANSWERS:
         return False
     if any(w.lower() not in _MATH_WORDS for w in _BARE_WORD.findall(_strip_latex_words(answer))):
         return False
-    from math_verify import parse
-
-    # math-verify's timeout uses signal.alarm, which only works in the main thread
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    try:
-        return len(parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)) >= 2
-    except Exception:  # math-verify raises assorted parser errors on garbage; any of them means "not verifiable"
-        return False
+    return _math_verify_parses(answer)
 
 
 def record_to_problem(record: Any, where: str, template: str, default_id: str) -> Problem:
@@ -156,24 +174,57 @@ def arithmetic_problems(n: int, seed: int, split: str) -> list[Problem]:
     return [Problem(r.id, r.prompt, r.answer) for r in make_arithmetic(n, seed=seed, split=split)]
 
 
-def _split(problems: list[Problem], cfg: DataConfig, name: str) -> tuple[list[Problem], list[Problem]]:
-    need = cfg.n_train + cfg.n_test
+def _split(problems: list[Problem], cfg: DataConfig, name: str) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """(pool, dev, test) in file order: the first n_train records, the next n_dev, then n_test."""
+    need = cfg.n_train + cfg.n_dev + cfg.n_test
     if len(problems) < need:
         raise DataError(
-            f"{name}: {len(problems)} usable problems, but data.n_train + data.n_test = {need}; lower them"
+            f"{name}: {len(problems)} usable problems, but data.n_train + data.n_dev + data.n_test = {need}; lower them"
         )
-    return problems[: cfg.n_train], problems[cfg.n_train : need]
+    dev_end = cfg.n_train + cfg.n_dev
+    return problems[: cfg.n_train], problems[cfg.n_train : dev_end], problems[dev_end:need]
+
+
+def _held_out_arithmetic(cfg: DataConfig) -> tuple[list[Problem], list[Problem]]:
+    """(dev, test) of the arithmetic suite. Without a dev split the test set is the generator's first n_test
+    problems (as before); with one, n_dev + n_test problems are drawn and shuffled before splitting, because the
+    generator's draws are not exchangeable (2-operand test expressions run out after the first few hundred), so a
+    dev set taken after the test set would have another mix of problems."""
+    if cfg.n_dev <= 0:
+        return [], arithmetic_problems(cfg.n_test, cfg.data_seed, "test")
+    held = arithmetic_problems(cfg.n_dev + cfg.n_test, cfg.data_seed, "test")
+    random.Random(f"held-out|{cfg.data_seed}").shuffle(held)
+    return held[: cfg.n_dev], held[cfg.n_dev :]
+
+
+def _check_split_settings(cfg: DataConfig) -> None:
+    if cfg.n_dev < 0:
+        raise DataError(f"data.n_dev must be >= 0, got {cfg.n_dev}")
+    if cfg.eval_split not in ("test", "dev"):
+        raise DataError(f"data.eval_split must be 'test' or 'dev', got {cfg.eval_split!r}")
+    if cfg.eval_split == "dev" and cfg.n_dev <= 0:
+        raise DataError("data.eval_split=dev needs a dev split: set data.n_dev > 0")
+
+
+def _evaluated(train: list[Problem], dev: list[Problem], test: list[Problem], cfg: DataConfig,
+               info: dict[str, Any]) -> ProblemSet:
+    """The ProblemSet whose `test` is the split the run is evaluated on (dev while tuning settings)."""
+    if cfg.eval_split == "dev":
+        return ProblemSet(train, dev, info | {"name": info["name"] + ":dev"})
+    return ProblemSet(train, test, info)
 
 
 def load_problem_set(cfg: DataConfig) -> ProblemSet:
-    """Build the train pool and held-out problems named by the data config."""
+    """Build the train pool and the evaluated held-out problems (test, or dev with data.eval_split=dev)."""
+    _check_split_settings(cfg)
     if cfg.source == "arithmetic":
         train = arithmetic_problems(cfg.n_train, cfg.data_seed, "train")
-        test = arithmetic_problems(cfg.n_test, cfg.data_seed, "test")
-        text = "\n".join(f"{p.prompt}\t{p.answer}" for p in train + test).encode("utf-8")
-        info = {"name": f"synthetic-arithmetic(seed={cfg.data_seed},train={cfg.n_train},test={cfg.n_test})",
+        dev, test = _held_out_arithmetic(cfg)
+        text = "\n".join(f"{p.prompt}\t{p.answer}" for p in train + dev + test).encode("utf-8")
+        dev_part = f",dev={cfg.n_dev}" if cfg.n_dev else ""
+        info = {"name": f"synthetic-arithmetic(seed={cfg.data_seed},train={cfg.n_train}{dev_part},test={cfg.n_test})",
                 "sha256": sha256_of(text)}
-        return ProblemSet(train, test, info)
+        return _evaluated(train, dev, test, cfg, info)
     if cfg.source == "jsonl":
         if not cfg.path:
             raise DataError("data.source=jsonl needs data.path (a JSONL file with question and answer fields)")
@@ -183,8 +234,8 @@ def load_problem_set(cfg: DataConfig) -> ProblemSet:
         path = Path(cfg.path) if cfg.path else bundled_path(cfg.source)
         records = benchmark_records(cfg.source, path)
     problems = problems_from_records(records, cfg.prompt_template, cfg.on_unverifiable, cfg.source)
-    train, test = _split(problems, cfg, str(path))
-    return ProblemSet(train, test, {"name": f"{cfg.source}:{path.name}", "sha256": sha256_of([path])})
+    train, dev, test = _split(problems, cfg, str(path))
+    return _evaluated(train, dev, test, cfg, {"name": f"{cfg.source}:{path.name}", "sha256": sha256_of([path])})
 
 
 def load_eval_problems(cfg: DataConfig, n: int) -> ProblemSet:
