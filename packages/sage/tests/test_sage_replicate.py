@@ -1,7 +1,8 @@
 """Aggregation of replication rows over seeds: means, spreads, censored steps_to_target, the results.json schema."""
 
 import pytest
-from sage.replicate import ROWS, aggregate, format_table, replicate_config
+from sage.replicate import ROWS, aggregate, check_methods, format_table, replicate_config
+from sage.trainer import steps_to_target
 
 
 def _summary(curve, stt, trivial, seed):
@@ -44,3 +45,45 @@ def test_no_seed_reaching_target_gives_null():
     rows = aggregate([seed0], cfg)
     assert all(r["metrics"]["steps_to_target"] is None and r["metrics"]["target_reached"] == 0 for r in rows)
     assert "never" in format_table(rows, 1)
+
+
+def test_steps_to_target_on_a_two_evaluation_moving_average():
+    curve = [[0, 0.40], [10, 0.44], [20, 0.41], [30, 0.43], [40, 0.44]]
+    # target 0.43: the single evaluation at step 10 reaches it; the moving average first at step 30 ((0.41+0.43)/2
+    # = 0.42 < 0.43 -> no; step 40: (0.43+0.44)/2 = 0.435 -> yes)
+    assert steps_to_target(curve, 0.43) == 10
+    assert steps_to_target(curve, 0.43, smooth=2) == 40
+    assert steps_to_target(curve, 0.42, smooth=2) == 10  # (0.40+0.44)/2 = 0.42
+    assert steps_to_target(curve, 0.45, smooth=2) is None
+    assert steps_to_target([[0, 0.5]], 0.45, smooth=2) == 0  # the start alone where there is no earlier point
+    with pytest.raises(ValueError, match="target_smooth must be >= 1"):
+        steps_to_target(curve, 0.43, smooth=0)
+
+
+def test_paired_differences_of_steps_and_trivial_fraction():
+    cfg = replicate_config(True, ["train.steps=20", "eval.every=10"])
+    seed0 = {"uniform": _summary([[0, 0.4], [20, 0.5]], 20, 0.0, 0),
+             "sage": _summary([[0, 0.4], [20, 0.5]], 10, 0.1, 0)}
+    seed1 = {"uniform": _summary([[0, 0.3], [20, 0.3]], None, 0.0, 1),
+             "sage": _summary([[0, 0.3], [20, 0.35]], 20, 0.3, 1)}
+    rows = {r["method"]: r for r in aggregate([seed0, seed1], cfg)}
+    assert list(rows) == ["uniform", "sage"]  # only the rows that were run
+    s = rows["sage"]["metrics"]
+    # steps: seed 0: 10 - 20 = -10; seed 1: 20 - 30 (uniform censored at steps + every) = -10 -> mean -10, std 0
+    assert s["steps_to_target_delta_vs_uniform"] == pytest.approx(-10)
+    assert s["steps_to_target_delta_vs_uniform_std"] == pytest.approx(0)
+    # trivial fraction: 0.1 and 0.3 -> mean 0.2, std 0.1
+    assert s["trivial_fraction_delta_vs_uniform"] == pytest.approx(0.2)
+    assert s["trivial_fraction_delta_vs_uniform_std"] == pytest.approx(0.1)
+    per_seed = rows["sage"]["per_seed"]
+    assert per_seed["delta_vs_uniform"] == pytest.approx([0.0, 0.05])
+    assert per_seed["steps_to_target"] == [10, 20] and per_seed["steps_to_target_delta_vs_uniform"] == [-10, -10]
+    assert rows["uniform"]["per_seed"]["steps_to_target"] == [20, 30]
+
+
+def test_methods_must_be_known_and_include_uniform():
+    assert check_methods(["sage", "uniform"]) == ("uniform", "sage")
+    with pytest.raises(ValueError, match="must include 'uniform'"):
+        check_methods(["sage", "scoring"])
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['greedy'\]"):
+        check_methods(["uniform", "greedy"])

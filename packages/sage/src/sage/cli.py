@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("runs/sage-replicate"), help="output folder")
     rep.add_argument("--seed", type=int, default=0, help="first seed")
     rep.add_argument("--seeds", type=int, default=None, help="number of seeds (default 1 with --quick, else 3)")
-    rep.add_argument("overrides", nargs="*", help="dotted key=value overrides of the replication config")
+    rep.add_argument("--methods", default="uniform,curriculum,scoring,sage",
+                     help="comma-separated rows to run (uniform is required: the paired baseline)")
+    rep.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. data.eval_split=dev")
     for p in (train, ev, rep):
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replicate":
             from sage.replicate import replicate
 
-            replicate(args.quick, args.out, args.seed, args.seeds, args.overrides, progress=not args.no_progress)
+            replicate(args.quick, args.out, args.seed, args.seeds, args.overrides, progress=not args.no_progress,
+                      methods=[m.strip() for m in args.methods.split(",") if m.strip()])
             return 0
         cfg = load_config(SageConfig, args.config, args.overrides)
         from sage.config import method_flags

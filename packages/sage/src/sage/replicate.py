@@ -5,7 +5,9 @@ Per seed: a tiny Qwen2 policy SFT'd on the synthetic arithmetic suite (shared.rl
 the training pool (k = 8 samples per problem) shared by all rows, then DPO (RPO loss by default) from the same
 start for the same number of steps with four selection rules: uniform, curriculum, scoring, sage. Each row logs
 accuracy every `eval.every` steps on held-out problems; steps_to_target is the first step reaching the start
-accuracy + `eval.target_gain`. Rows are written per seed as they finish (atomically), so an interrupted run resumes.
+accuracy + `eval.target_gain`, read on a 2-evaluation moving average. Rows are written per seed as they finish
+(atomically), so an interrupted run resumes. Settings are chosen with `data.eval_split=dev` (a dev split drawn from
+the same held-out sample as the test set) and the test split is run once with the chosen settings.
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ ROWS = tuple(METHODS)  # uniform, curriculum, scoring, sage
 # The filters read margins in units of the candidates' RMS margin (scoring.thresholds=relative): at beta 0.1 the
 # margins of this policy stay near 0.02, where the absolute thresholds (sigmoid(-mu) < 0.2, spread > 0.5) never fire.
 SCORING = ["scoring.thresholds=relative", "scoring.candidates_per_step=64"]
+# steps_to_target reads a 2-evaluation moving average, so one lucky evaluation does not count as reaching the target
+TARGET = ["eval.target_gain=0.03", "eval.target_smooth=2"]
 QUICK = [
     "data.n_train=256", "data.n_test=200",
     "train.steps=60", "eval.every=10",
-    "curriculum.refresh_every=20", *SCORING,
+    "curriculum.refresh_every=20", *SCORING, *TARGET,
 ]
+# 1000 test problems (one standard error ~1.5 points) and a dev split of 500 from the same shuffled held-out sample
 FULL = [
-    "data.n_train=512", "data.n_test=400",
-    "train.steps=150", "eval.every=15",
-    "curriculum.refresh_every=30", *SCORING,
+    "data.n_train=512", "data.n_dev=500", "data.n_test=1000",
+    "train.steps=150", "eval.every=10",
+    "curriculum.refresh_every=30", *SCORING, *TARGET,
 ]
 
 
@@ -77,8 +82,22 @@ def _atomic_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """All four rows for one seed; returns {method: result summary}. Finished rows found in out_dir are reused."""
+def check_methods(methods: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The rows to run, in ROWS order; uniform is required (every other row is compared with it, seed-paired)."""
+    unknown = [m for m in methods if m not in ROWS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(ROWS)}")
+    if ROWS[0] not in methods:
+        raise ValueError(f"--methods must include {ROWS[0]!r}, the paired baseline of every other row")
+    return tuple(m for m in ROWS if m in methods)
+
+
+def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True,
+             methods: tuple[str, ...] = ROWS) -> dict[str, dict[str, Any]]:
+    """The rows `methods` for one seed; returns {method: result summary}. Finished rows found in out_dir are reused.
+
+    Every row starts from the same warm start (one copy each) and the same step-0 probe and evaluation: the
+    rows of a seed are paired and differ only in which pairs each step trains on."""
     import torch
     from shared.generation import HFGenerator
 
@@ -88,8 +107,8 @@ def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True) -
 
     torch.set_num_threads(cfg.train.threads)
     seed_dir = out_dir / f"seed{seed}"
-    done = {m: json.loads((seed_dir / f"{m}.json").read_text()) for m in ROWS if (seed_dir / f"{m}.json").is_file()}
-    if len(done) == len(ROWS):
+    done = {m: json.loads((seed_dir / f"{m}.json").read_text()) for m in methods if (seed_dir / f"{m}.json").is_file()}
+    if len(done) == len(methods):
         return done
     cfg = copy.deepcopy(cfg)
     cfg.train.seed = seed
@@ -99,7 +118,7 @@ def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True) -
     acc0, _ = greedy_accuracy(gen, problems.test, cfg.eval.max_new_tokens, cfg.eval.batch_size)
     target = cfg.eval.target_accuracy if cfg.eval.target_accuracy is not None else acc0 + cfg.eval.target_gain
     probe = probe_policy(cfg, gen, problems, 0, random.Random(f"probe|{seed}|0"), seed)
-    for method in ROWS:
+    for method in methods:
         if method in done:
             continue
         cfg.train.method = method
@@ -119,26 +138,41 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
 
 
+def _paired(values: list[float], base: list[float]) -> tuple[float, float, list[float]]:
+    """mean, std and the per-seed list of (row - uniform) for one metric."""
+    diffs = [v - b for v, b in zip(values, base)]
+    m, s = _mean_std(diffs)
+    return m, s, diffs
+
+
 def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> list[dict[str, Any]]:
-    """One results.json row per method: means and spreads over seeds; the mean accuracy curve beside metrics.
+    """One results.json row per method: means and spreads over seeds, seed-paired differences with uniform, the
+    mean accuracy curve and the per-seed values beside the metrics.
 
     steps_to_target is censored: a seed that never reaches its target counts as steps + eval.every; it is null
-    only when no seed reaches it. `target_reached` is the share of seeds that did.
+    only when no seed reaches it. `target_reached` is the share of seeds that did. The paired difference of
+    steps_to_target uses the censored values.
     """
     censor = cfg.train.steps + cfg.eval.every
+    methods = [m for m in ROWS if m in per_seed[0]]
     rows = []
 
     def curve_mean(run: dict[str, Any]) -> float:
         return sum(a for _, a in run["curve"]) / len(run["curve"])
 
+    def censored(run: dict[str, Any]) -> float:
+        return run["steps_to_target"] if run["steps_to_target"] is not None else censor
+
     base = [s[ROWS[0]] for s in per_seed]  # uniform: the paired baseline of every seed
-    for method in ROWS:
+    for method in methods:
         runs = [s[method] for s in per_seed]
-        acc_m, acc_s = _mean_std([r["curve"][-1][1] for r in runs])
+        final = [r["curve"][-1][1] for r in runs]
+        acc_m, acc_s = _mean_std(final)
         reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-        stt = [r["steps_to_target"] if r["steps_to_target"] is not None else censor for r in runs]
+        stt = [censored(r) for r in runs]
         stt_m, stt_s = _mean_std(stt)
-        triv_m, triv_s = _mean_std([r["trivial_fraction"] for r in runs])
+        trivial = [r["trivial_fraction"] for r in runs]
+        triv_m, triv_s = _mean_std(trivial)
         steps = [p[0] for p in runs[0]["curve"]]
         curve = []
         for i, step in enumerate(steps):
@@ -148,8 +182,10 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
         auc = sum(c[1] for c in curve) / len(curve)
         # seed-paired differences remove the warm start's share of the spread across seeds
         gain_m, gain_s = _mean_std([r["curve"][-1][1] - r["curve"][0][1] for r in runs])
-        delta_m, delta_s = _mean_std([r["curve"][-1][1] - b["curve"][-1][1] for r, b in zip(runs, base)])
-        dauc_m, dauc_s = _mean_std([curve_mean(r) - curve_mean(b) for r, b in zip(runs, base)])
+        delta_m, delta_s, deltas = _paired(final, [b["curve"][-1][1] for b in base])
+        dauc_m, dauc_s, _ = _paired([curve_mean(r) for r in runs], [curve_mean(b) for b in base])
+        dstt_m, dstt_s, dstts = _paired(stt, [censored(b) for b in base])
+        dtriv_m, dtriv_s, _ = _paired(trivial, [b["trivial_fraction"] for b in base])
         rows.append({
             "method": method,
             "metrics": {
@@ -165,9 +201,13 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
                 "auc_delta_vs_uniform_std": dauc_s,
                 "steps_to_target": stt_m if reached else None,
                 "steps_to_target_std": stt_s if reached else None,
+                "steps_to_target_delta_vs_uniform": dstt_m,
+                "steps_to_target_delta_vs_uniform_std": dstt_s,
                 "target_reached": len(reached) / len(runs),
                 "trivial_fraction": triv_m,
                 "trivial_fraction_std": triv_s,
+                "trivial_fraction_delta_vs_uniform": dtriv_m,
+                "trivial_fraction_delta_vs_uniform_std": dtriv_s,
                 "unstable_filtered_fraction": _mean_std([r["unstable_filtered"] for r in runs])[0],
                 "unstable_filtered_fraction_std": _mean_std([r["unstable_filtered"] for r in runs])[1],
                 "trivial_filtered_fraction": _mean_std([r["trivial_filtered"] for r in runs])[0],
@@ -176,12 +216,16 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
             },
             "accuracy_curve": curve,  # [step, mean, std]; lists are not allowed inside metrics
             "seeds": [r["seed"] for r in runs],
+            # per seed, in the order of "seeds"; steps_to_target censored at steps + eval.every
+            "per_seed": {"accuracy": final, "delta_vs_uniform": deltas, "steps_to_target": stt,
+                         "steps_to_target_delta_vs_uniform": dstts, "trivial_fraction": trivial},
         })
     return rows
 
 
 def format_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
     head = (f"{'method':<11} {'accuracy':>15} {'start':>6} {'auc':>6} {'d_vs_uniform':>16} {'steps_to_target':>17} "
+            f"{'d_steps':>15} "
             f"{'reached':>8} {'trivial_frac':>12} {'unst_filt':>9} {'triv_filt':>9}"
             f"  (mean +- std over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     lines = [head, "-" * len(head)]
@@ -189,8 +233,9 @@ def format_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
         m = row["metrics"]
         stt = "never" if m["steps_to_target"] is None else f"{m['steps_to_target']:.1f} +- {m['steps_to_target_std']:.1f}"
         delta = f"{m['delta_vs_uniform']:+.3f} +- {m['delta_vs_uniform_std']:.3f}"
+        dstt = f"{m['steps_to_target_delta_vs_uniform']:+.1f} +- {m['steps_to_target_delta_vs_uniform_std']:.1f}"
         lines.append(f"{row['method']:<11} {m['accuracy']:>7.3f} +- {m['accuracy_std']:.3f} {m['start_accuracy']:>6.3f} "
-                     f"{m['accuracy_auc']:>6.3f} {delta:>16} {stt:>17} {m['target_reached']:>8.2f} "
+                     f"{m['accuracy_auc']:>6.3f} {delta:>16} {stt:>17} {dstt:>15} {m['target_reached']:>8.2f} "
                      f"{m['trivial_fraction']:>12.3f} {m['unstable_filtered_fraction']:>9.3f} "
                      f"{m['trivial_filtered_fraction']:>9.3f}")
     return "\n".join(lines)
@@ -203,8 +248,11 @@ def replicate(
     n_seeds: int | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     progress: bool = True,
+    methods: list[str] | tuple[str, ...] = ROWS,
 ) -> Path:
-    """Run the replication, print the table, write out_dir/config.yaml and out_dir/results.json."""
+    """Run the replication, print the table, write out_dir/config.yaml and out_dir/results.json.
+
+    `methods` restricts the rows (uniform always included), e.g. uniform and sage for a dev comparison."""
     from shared.config import save_config
     from shared.eval import write_results
 
@@ -213,17 +261,19 @@ def replicate(
     started = dt.datetime.now(dt.UTC)
     t0 = time.time()
     cfg = replicate_config(quick, overrides)
+    methods = check_methods(methods)
     n_seeds = n_seeds if n_seeds is not None else (1 if quick else 3)
     if n_seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
     out = Path(out_dir)
     save_config(cfg, out)
-    per_seed = [run_seed(cfg, s, out, progress) for s in range(seed, seed + n_seeds)]
+    per_seed = [run_seed(cfg, s, out, progress, methods) for s in range(seed, seed + n_seeds)]
     rows = aggregate(per_seed, cfg)
     first = per_seed[0][ROWS[0]]
     print(format_table(rows, n_seeds))
     target = first["target"]
-    print(f"target = start accuracy + {cfg.eval.target_gain} (seed {seed}: {target:.3f}); "
+    print(f"target = start accuracy + {cfg.eval.target_gain} (seed {seed}: {target:.3f}) on a "
+          f"{cfg.eval.target_smooth}-evaluation moving average; evaluated on {cfg.data.eval_split}; "
           f"{cfg.train.steps} steps, batch {cfg.train.batch_size}, loss {cfg.train.loss}, beta {cfg.train.beta}")
     path = write_results(out, "sage", sage.__version__, "replicate", rows, cfg, seed, quick, first["data"],
                          started, time.time() - t0, extra={"seeds": list(range(seed, seed + n_seeds))})

@@ -97,10 +97,16 @@ def probe_policy(
     return Probe(pairs, summary)
 
 
-def steps_to_target(curve: list[list[float]], target: float) -> int | None:
-    """First evaluated step whose accuracy reaches `target` (None if never)."""
-    for step, acc in curve:
-        if acc >= target - 1e-12:
+def steps_to_target(curve: list[list[float]], target: float, smooth: int = 1) -> int | None:
+    """First evaluated step where the mean accuracy of the last `smooth` evaluations (this one included; fewer at
+    the start of the curve) reaches `target`; None if never. smooth=1 is the evaluation alone. Averaging two
+    evaluations keeps a single lucky evaluation (one standard error is ~1.5 points on 1000 problems) from
+    counting as reaching the target."""
+    if smooth < 1:
+        raise ValueError(f"eval.target_smooth must be >= 1, got {smooth}")
+    for i, (step, _) in enumerate(curve):
+        window = [acc for _, acc in curve[max(0, i - smooth + 1) : i + 1]]
+        if sum(window) / len(window) >= target - 1e-12:
             return int(step)
     return None
 
@@ -290,7 +296,7 @@ def train_dpo(
         method=tc.method,
         curve=curve,
         target=target,
-        steps_to_target=steps_to_target(curve, target),
+        steps_to_target=steps_to_target(curve, target, cfg.eval.target_smooth),
         trivial_fraction=_mean([e["trivial_fraction"] for e in logs]),
         unstable_filtered=_mean([e.get("unstable_filtered", 0.0) for e in logs]),
         trivial_filtered=_mean([e.get("trivial_filtered", 0.0) for e in logs]),
