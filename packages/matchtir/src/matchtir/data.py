@@ -69,11 +69,24 @@ def synthetic_samples(n: int, seed: int = 0, split: str = "train", kinds: Sequen
 
 def suite_samples(data: Any, split: str) -> list[dict]:
     """The samples of a split named by a `DataSettings`: its JSONL file when given, else the synthetic suite
-    (`tools`: chained calls of `benchmarks.synthetic.tools`; `copy`: `matchtir.copy_suite`)."""
+    (`tools`: chained calls of `benchmarks.synthetic.tools`; `copy`: `matchtir.copy_suite`). The synthetic "dev"
+    split is the `dev_tasks` train-split tasks drawn after the first `train_tasks`: never trained on, and apart
+    from the test tasks, so settings can be chosen without looking at the test split."""
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test', got {split!r}")
+    if split == "dev":
+        if data.train_file or data.test_file:
+            raise ValueError("data.dev_tasks needs the synthetic suite (no dev split is drawn from data files)")
+        if data.dev_tasks <= 0:
+            raise ValueError(f"data.dev_tasks must be > 0 for a dev split, got {data.dev_tasks}")
+        return _synthetic(data, data.train_tasks + data.dev_tasks, "train")[data.train_tasks:]
     path = data.train_file if split == "train" else data.test_file
     if path:
         return load_samples(path)
-    n = data.train_tasks if split == "train" else data.test_tasks
+    return _synthetic(data, data.train_tasks if split == "train" else data.test_tasks, split)
+
+
+def _synthetic(data: Any, n: int, split: str) -> list[dict]:
     if data.suite == "tools":
         return synthetic_samples(n, seed=data.seed, split=split, kinds=data.kinds)
     if data.suite == "copy":

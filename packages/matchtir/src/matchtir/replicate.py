@@ -71,29 +71,34 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
     """Warm start and RL rows for one seed; returns {row: metrics} plus curves."""
     from shared.modeling import clone_model, load_model
 
-    from matchtir.train import build_policy, conversation_texts, env_factory_for, rl_train, warm_start
+    from matchtir.train import rl_train
+    from matchtir.warmstart import cached_warm_start
 
     cfg = dataclasses.replace(cfg, seed=seed)
     torch.manual_seed(seed)
     d = cfg.data
     train, test = suite_samples(d, "train"), suite_samples(d, "test")
-    sft_dir = out / "sft_model"
-    results: dict[str, Any] = {"metrics": {}, "curves": {}}
+    # curves follow a dev split when there is one, so the test split is only read for the final figures
+    dev = suite_samples(d, "dev") if d.dev_tasks > 0 else test
+    results: dict[str, Any] = {"metrics": {}, "curves": {}, "dev": {}}
     t0 = time.perf_counter()
-    if (sft_dir / "config.json").exists():
-        model, tok = load_model(str(sft_dir), kind="causal", dtype="float32", device="auto")
+    if cfg.model.path and cfg.sft.steps <= 0:  # a saved warm start: every seed starts from it
+        warm_dir, hit = Path(cfg.model.path), True
     else:
-        texts = conversation_texts(train, d.prompt_style, env_factory_for(cfg))
-        policy_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, seed=seed))
-        model, tok = build_policy(policy_cfg, texts, out / "init_model")
-        if cfg.sft.steps > 0:  # model.path with sft.steps=0: every seed starts from that saved warm start
-            model, _ = warm_start(cfg, model, tok, train[: d.sft_traces], out / "sft")
-        _save_model(model, tok, sft_dir)
-    log(f"[seed {seed}] warm start ready ({time.perf_counter() - t0:.0f}s)")
+        warm_dir, hit = cached_warm_start(cfg, seed, out, log)
+    model, tok = load_model(str(warm_dir), kind="causal", dtype="float32", device="auto")
+    results["warm_start"] = str(warm_dir)
+    log(f"[seed {seed}] warm start {'found' if hit else 'built'} at {warm_dir} ({time.perf_counter() - t0:.0f}s)")
     done = out / "sft_metrics.json"
     if not done.exists():
-        _write_json(done, evaluate_policy(cfg, model, tok, test, seed=seed))
-    results["metrics"]["sft"] = json.loads(done.read_text())
+        sft_eval = evaluate_policy(cfg, model, tok, test, seed=seed)
+        if d.dev_tasks > 0:
+            sft_eval = {**sft_eval, "dev_solve_f1": evaluate_policy(cfg, model, tok, dev, seed=seed)["solve_f1"]}
+        _write_json(done, sft_eval)
+    sft_saved = json.loads(done.read_text())
+    results["dev"]["sft"] = sft_saved.pop("dev_solve_f1", None)
+    results["metrics"]["sft"] = sft_saved
+    log(f"[seed {seed}] sft: " + " ".join(f"{k}={v:.3f}" for k, v in sft_saved.items()))
     for row in rows:
         done = out / row / "metrics.json"
         if done.exists():
@@ -103,7 +108,7 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
             curve: list[list[float]] = []
 
             def eval_fn(trainer: Any, rcfg: MatchTIRConfig = rcfg, curve: list = curve) -> dict[str, float]:
-                m = evaluate_policy(rcfg, trainer.policy, tok, test, seed=seed)
+                m = evaluate_policy(rcfg, trainer.policy, tok, dev, seed=seed)
                 curve.append([trainer.step, m["solve_f1"]])
                 return m
 
@@ -111,7 +116,8 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
             policy, history = rl_train(rcfg, clone_model(model), tok, train, out / row / "rl", eval_fn=eval_fn)
             metrics = evaluate_policy(rcfg, policy, tok, test, seed=seed)
             if not curve or curve[-1][0] != len(history):
-                curve.append([len(history), metrics["solve_f1"]])
+                curve.append([len(history), evaluate_policy(rcfg, policy, tok, dev, seed=seed)["solve_f1"]
+                              if d.dev_tasks > 0 else metrics["solve_f1"]])
             saved = {"metrics": metrics, "curve": curve,
                      "train_reward": [h["reward"] for h in history], "seconds": time.perf_counter() - t1}
             _write_json(done, saved)
@@ -129,6 +135,22 @@ def aggregate(per_seed: Sequence[dict[str, Any]], rows: Sequence[str]) -> list[d
         metrics: dict[str, float | None] = {k: float(np.mean(v)) for k, v in vals.items()}
         metrics["solve_f1_std"] = float(np.std(vals["solve_f1"])) if len(per_seed) > 1 else None
         out.append({"method": row, "metrics": metrics, "seeds": len(per_seed)})
+    return out
+
+
+def paired_differences(per_seed: Sequence[dict[str, Any]], rows: Sequence[str], baseline: str = "trajectory"
+                       ) -> dict[str, dict[str, Any]]:
+    """Per-seed differences `row - baseline` of every metric (same seed, same warm start), with their mean, the
+    population sd and the number of seeds where the row is ahead."""
+    out: dict[str, dict[str, Any]] = {}
+    if baseline not in rows:
+        return out
+    for row in rows:
+        if row == baseline:
+            continue
+        diffs = {k: [s["metrics"][row][k] - s["metrics"][baseline][k] for s in per_seed] for k in METRICS}
+        out[f"{row}-{baseline}"] = {k: {"per_seed": v, "mean": float(np.mean(v)), "sd": float(np.std(v)),
+                                        "ahead": int(sum(x > 0 for x in v))} for k, v in diffs.items()}
     return out
 
 
@@ -155,7 +177,7 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
     n_seeds = seeds if seeds is not None else (1 if quick else 3)
-    rows = list(ROWS) if rows is None else list(rows)
+    rows = list(ROWS) if rows is None else [r for r in rows if r != "sft"]  # the sft row is always there
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ValueError(f"unknown rows {unknown}; known: {list(ROWS)}")
@@ -166,5 +188,12 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
     data = {"name": f"{suite_name(d)}, {d.sft_traces} SFT traces",
             "sha256": sha256_of(json.dumps(suite_samples(d, "test")).encode())}
     curves = {f"seed{seed + k}": s["curves"] for k, s in enumerate(per_seed)}
+    pairs = paired_differences(per_seed, rows)
+    for name, diff in pairs.items():
+        print(f"{name}: " + "; ".join(f"{k} {v['mean']:+.3f} ± {v['sd']:.3f} (ahead {v['ahead']}/{len(per_seed)})"
+                                      for k, v in diff.items()))
+    extra = {"main_method": "km", "headline": "solve_f1", "curves": curves, "curve_split": "dev" if d.dev_tasks
+             else "test", "dev_sft_solve_f1": {f"seed{seed + k}": s["dev"]["sft"] for k, s in enumerate(per_seed)},
+             "paired_differences": pairs, "warm_starts": [s["warm_start"] for s in per_seed], "seeds": n_seeds}
     return write_results(out, "matchtir", __version__, "replicate", table, config_to_dict(cfg), seed, quick, data,
-                         started, time.perf_counter() - t0, extra={"main_method": "km", "headline": "solve_f1", "curves": curves, "seeds": n_seeds})
+                         started, time.perf_counter() - t0, extra=extra)

@@ -8,12 +8,15 @@
   `shared.rl.sft.run_sft` on them.
 - `rl_train`: `shared.rl.trainer.RLTrainer` with `shared.rollout.AgentLoop` rollouts over the tool environment,
   the matching or outcome reward (`rewards.make_reward_fn`) and the dual-level advantage
-  (`advantage.dual_advantage_fn`; the trajectory-only row uses the shared GRPO estimator).
+  (`advantage.dual_advantage_fn`; the trajectory-only row uses the shared GRPO estimator). Each step appends
+  `group_stats` (share of groups whose rewards differ, i.e. that carry a trajectory-level signal; train-rollout
+  solve F1) to `groups.jsonl` beside the trainer's metrics.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,6 +129,32 @@ def agent_loop(cfg: MatchTIRConfig, generator: Any, temperature: float) -> Agent
                      temperature=temperature, parallel_tags=("tool_call",) if r.parallel_calls else ())
 
 
+def group_stats(trajs: Sequence[Any], finals: Sequence[float]) -> dict[str, float]:
+    """How much learning signal a step's rollouts carry: the number of groups, the share of groups whose total
+    rewards (final + turn rewards) are not all equal (a group of equal rewards gets zero trajectory-level
+    advantage), and the mean train-rollout solve F1."""
+    totals: dict[Any, list[float]] = {}
+    for t, f in zip(trajs, finals):
+        totals.setdefault(t.group_id, []).append(float(f) + float(sum(t.turn_rewards or [])))
+    informative = sum(1 for v in totals.values() if max(v) - min(v) > 1e-9)
+    solve = [t.metadata["scores"]["solve_f1"] for t in trajs if "scores" in t.metadata]
+    return {"groups": len(totals), "informative_share": informative / max(1, len(totals)),
+            "train_solve_f1": sum(solve) / max(1, len(solve))}
+
+
+def group_stats_logger(reward_fn: Callable, path: Path, step: Callable[[], int]) -> Callable:
+    """Wrap a reward_fn so that each call appends `group_stats` with the trainer step to a JSON-lines file."""
+
+    def fn(trajs: list, records: list) -> list[float]:
+        finals = list(reward_fn(trajs, records))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps({"step": step(), **group_stats(trajs, finals)}) + "\n")
+        return finals
+
+    return fn
+
+
 def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
              out_dir: str | Path, eval_fn: Callable | None = None, resume: bool = True) -> tuple[torch.nn.Module,
                                                                                                 list[dict]]:
@@ -149,7 +178,9 @@ def rl_train(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, sample
     if cfg.reward.scheme == "matching" or cfg.advantage.mode != "trajectory":
         a = cfg.advantage
         advantage_fn = dual_advantage_fn(a.mode, a.weight, a.gamma)
-    trainer = RLTrainer(rl_cfg, model, tokenizer, records, make_reward_fn(cfg.reward, tokenizer),
+    trainer = RLTrainer(rl_cfg, model, tokenizer, records,
+                        group_stats_logger(make_reward_fn(cfg.reward, tokenizer), Path(out_dir) / "groups.jsonl",
+                                           lambda: holder["trainer"].step + 1),
                         generator=generator, rollout_fn=rollout_fn, advantage_fn=advantage_fn, eval_fn=eval_fn)
     holder["trainer"] = trainer
     history = trainer.train(resume=resume)
