@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from shared.atomic import write_json
+
 from benchmarks.leaderboard.registry import PackageSpec, is_built, package_version, source_fingerprint
 from benchmarks.leaderboard.results import find_results
 
@@ -37,12 +39,6 @@ class RunRecord:
 def user_command(spec: PackageSpec, out: Path, quick: bool) -> str:
     """The command a person types to reproduce a row."""
     return f"uv run {spec.name} replicate{' --quick' if quick else ''} --out {shlex.quote(str(out))}"
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _run_group(argv: list[str], log, env: dict, timeout_s: float) -> str:
@@ -134,5 +130,5 @@ def run_package(
         results=str(results.relative_to(out_dir)) if results else "",
         log=str(log_path.relative_to(out_dir)),
     )
-    _write_json(pkg_out / "run.json", asdict(record))
+    write_json(pkg_out / "run.json", asdict(record))
     return record

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.atomic import save_pretrained, write_json
 from shared.eval import qa_metrics, retrieval_metrics
 from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
 
@@ -63,13 +63,6 @@ from agentic_r.tiny_agent import (
     sft,
 )
 from agentic_r.train import build_index, train_retriever
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def _completer(settings: ModelSettings, role: str):
@@ -177,11 +170,7 @@ class Pipeline:
 
     def _save_model(self, model, tokenizer, folder: Path) -> None:
         """save_pretrained into a temporary folder, then rename: a killed run never leaves half a model."""
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, folder)
+        save_pretrained(folder, model, tokenizer)
 
     def agent_train_q(self) -> list[dict]:
         path = self.out / "data/agent_train.jsonl"
@@ -279,7 +268,7 @@ class Pipeline:
         path = self.out / f"round{r}/stats.json"
         stats = json.loads(path.read_text()) if path.exists() else {}
         stats[stage] = dict(counts)
-        _write_json(path, stats)
+        write_json(path, stats)
 
     def _with_question(self, r: int) -> bool:
         flags = self.cfg.label.rollout_with_question
@@ -385,6 +374,6 @@ class Pipeline:
             "agent_f1": qa["f1"],
         }
         write_jsonl(self.out / f"eval/{name}_rollouts.jsonl", rollouts)
-        _write_json(path, metrics)
+        write_json(path, metrics)
         self.save_cache()
         return metrics

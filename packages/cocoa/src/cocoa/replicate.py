@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from shared.atomic import write_json
 from shared.config import load_config, save_config
 from shared.eval import write_results
 
@@ -51,12 +52,6 @@ RECIPES = {"contrastive": (), "cocoa": ("stage2",), "cocoa_s1": ("stage1", "stag
 HEADLINE = ("p@1_overall", "p@1_retrieval", "p@1_classification", "p@1_vqa", "recon_loss_eos")
 DIAGNOSTIC = ("p@1_overall_start", "recon_loss_eos_start")
 CAPTION_DATASET = "i2t"  # the suite's image -> caption retrieval dataset, reused for the caption checks
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def caption_checks(model, suite: Suite, cfg: CocoaConfig) -> dict[str, float]:
@@ -104,7 +99,7 @@ def base_model(run_dir: Path, suite: Suite, cfg: CocoaConfig, seed: int) -> tupl
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp / "model", final)
     shutil.rmtree(tmp, ignore_errors=True)
-    _write_json(done, info)
+    write_json(done, info)
     return final, info
 
 
@@ -131,8 +126,8 @@ def run_row(row: str, base: Path, suite: Suite, cfg: CocoaConfig, seed: int, row
     metrics["p@1_overall_start"] = start["p@1_overall"]
     metrics["recon_loss_eos_start"] = start["recon_loss_eos"]
     summary = {k: [v[0], v[-1]] for k, v in logs.items() if v}
-    _write_json(row_dir / "logs.json", {"first_last": summary, "logs": logs})
-    _write_json(cached, metrics)
+    write_json(row_dir / "logs.json", {"first_last": summary, "logs": logs})
+    write_json(cached, metrics)
     return metrics
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from shared.atomic import write_text
+
 STATE_FILE = "trainer_state.pt"
 
 
@@ -38,12 +40,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _barrier(accelerator: Any) -> None:
@@ -88,7 +84,7 @@ def save_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _atomic_write_text(root / "latest", final.name)
+        write_text(root / "latest", final.name)
         done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
         for old in done[: max(0, len(done) - keep)]:
             shutil.rmtree(old, ignore_errors=True)

@@ -15,7 +15,6 @@ recipe and cache, with the records' sha256 and count in the stamp so a cache bui
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 
 import torch
 from transformers import TrainerCallback
+
+from shared.atomic import cached_dir
 
 STAMP = "warmstart.json"
 
@@ -111,42 +112,28 @@ def sft_arithmetic_policy(
         check_records(records, ("prompt", "completion"), "sft_arithmetic_policy records")
         pairs = [{"prompt": str(r["prompt"]), "completion": str(r["completion"])} for r in records]
         settings.update(n_train=len(pairs), records_sha256=sha256_of(json.dumps(pairs).encode()))
-    stamp = out / STAMP
-    if stamp.exists():
-        saved = json.loads(stamp.read_text())
-        if saved.get("settings") == settings:
-            return out
-        raise FileExistsError(f"{out} holds a warm-start policy with other settings {saved.get('settings')}; "
-                              f"pick another out_dir")
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    base = tiny_causal_lm(tmp / "init", tokenizer=build_tokenizer(kind="char"), seed=seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    pool = arithmetic_records(n_train + 200, "train", seed)  # distinct expressions: the last 200 validate
-    train, val = pool[:n_train], pool[n_train:]
-    if records is None:
-        data = [{"prompt": r["prompt"], "completion": r["solution"], "id": r["id"]} for r in train]
-    else:
-        data = pairs
-    stopper = _StopAtAccuracy(tokenizer, val, target_accuracy, eval_every)
-    model, log = run_sft(model, tokenizer, data, SFTSettings(output_dir=str(tmp / "trl"), steps=steps, lr=lr,
-                                                             batch_size=batch_size, seed=seed, logging_steps=50,
-                                                             lr_schedule=lr_schedule), callbacks=[stopper])
-    model.eval()
-    acc = arithmetic_accuracy(model, tokenizer, arithmetic_records(eval_n, "test", seed=1000 + seed))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(tmp / "init", ignore_errors=True)
-    shutil.rmtree(tmp / "trl", ignore_errors=True)
-    (tmp / STAMP).write_text(json.dumps({"settings": settings, "test_accuracy": acc, "stopped_at": stopper.stopped_at,
-                                         "validation_curve": stopper.curve,
-                                         "final_loss": next((x["loss"] for x in reversed(log) if "loss" in x), None)},
-                                        indent=1))
-    if out.exists():  # another process finished first: keep theirs
-        shutil.rmtree(tmp)
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
-    return out
+
+    def build(tmp: Path) -> dict[str, Any]:
+        base = tiny_causal_lm(tmp / "init", tokenizer=build_tokenizer(kind="char"), seed=seed)
+        model = AutoModelForCausalLM.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        pool = arithmetic_records(n_train + 200, "train", seed)  # distinct expressions: the last 200 validate
+        train, val = pool[:n_train], pool[n_train:]
+        if records is None:
+            data = [{"prompt": r["prompt"], "completion": r["solution"], "id": r["id"]} for r in train]
+        else:
+            data = pairs
+        stopper = _StopAtAccuracy(tokenizer, val, target_accuracy, eval_every)
+        sft = SFTSettings(output_dir=str(tmp / "trl"), steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                          logging_steps=50, lr_schedule=lr_schedule)
+        model, log = run_sft(model, tokenizer, data, sft, callbacks=[stopper])
+        model.eval()
+        acc = arithmetic_accuracy(model, tokenizer, arithmetic_records(eval_n, "test", seed=1000 + seed))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(tmp / "init", ignore_errors=True)
+        shutil.rmtree(tmp / "trl", ignore_errors=True)
+        return {"test_accuracy": acc, "stopped_at": stopper.stopped_at, "validation_curve": stopper.curve,
+                "final_loss": next((x["loss"] for x in reversed(log) if "loss" in x), None)}
+
+    return cached_dir(out, settings, build, stamp=STAMP)[0]

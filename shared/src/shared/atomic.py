@@ -1,0 +1,105 @@
+"""Atomic writes of files and folders, and a build-once folder cache, for every long job in the workspace.
+
+Each writer builds its output under a temporary name in the same folder and renames it into place (`os.replace`),
+so a killed process never leaves half a file or half a model, and a reader sees either the old version or the new
+one. `cached_dir` is the pattern behind warm-start policies and other expensive artefacts: a folder holds a
+stamp file with the settings that produced it; a folder with the same settings is reused, one with other settings
+is refused (never silently reused), and a folder without a stamp is an unfinished leftover and is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _tmp_name(path: Path) -> Path:
+    # pid in the name: two processes writing the same target never share a temporary file
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` (utf-8) through a temporary file and a rename; parents are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write `obj` as JSON to `path` atomically. A value JSON cannot hold raises a TypeError naming the path
+    before anything is written."""
+    try:
+        text = json.dumps(obj, indent=indent)
+    except TypeError as err:
+        raise TypeError(f"{path}: not JSON-serialisable ({err})") from err
+    return write_text(path, text + "\n")
+
+
+def replace_dir(tmp: str | Path, target: str | Path) -> Path:
+    """Move the finished folder `tmp` to `target`, replacing an existing `target`.
+
+    A non-empty folder cannot be renamed over another, so the old one is first renamed aside and removed after
+    the swap: at every moment `target` is either the complete old folder, absent for one rename, or the new one."""
+    tmp, target = Path(tmp), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def save_pretrained(folder: str | Path, *objects: Any) -> Path:
+    """`obj.save_pretrained` for each object (model, tokenizer, processor) into one folder, written under a
+    temporary name and renamed into place, replacing an earlier version of the folder."""
+    folder = Path(folder)
+    tmp = _tmp_name(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    for obj in objects:
+        obj.save_pretrained(tmp)
+    return replace_dir(tmp, folder)
+
+
+def cached_dir(target: str | Path, settings: Mapping[str, Any], build: Callable[[Path], Mapping[str, Any] | None],
+               stamp: str = "stamp.json") -> tuple[Path, bool]:
+    """The folder `target` built by `build(tmp)` for `settings`, reused when it already holds them.
+
+    Returns `(target, hit)`. On a miss, `build` fills a temporary folder and may return extra fields for the stamp
+    (losses, seconds); the stamp `{"settings": ..., **extra}` is written last and the folder renamed into place.
+    If another process finished the same build first, its folder is kept. A stamp with other settings raises
+    FileExistsError naming the folder, since reusing it would silently change an experiment."""
+    target = Path(target)
+    settings = json.loads(json.dumps(dict(settings)))  # compare as the stamp will hold them (tuples -> lists)
+    stamp_path = target / stamp
+    if stamp_path.is_file():
+        saved = json.loads(stamp_path.read_text(encoding="utf-8")).get("settings")
+        if saved != settings:
+            raise FileExistsError(f"{target} was built with other settings ({stamp_path}); remove it or pick "
+                                  f"another folder")
+        return target, True
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        extra = build(tmp) or {}
+    except BaseException:  # a failed or interrupted build leaves nothing behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_json(tmp / stamp, {"settings": settings, **dict(extra)}, indent=1)
+    if stamp_path.is_file():  # another process finished the same build first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        return target, False
+    replace_dir(tmp, target)  # a target without a stamp is an unfinished leftover
+    return target, False

@@ -1,0 +1,101 @@
+"""Tests of shared.atomic: atomic file/folder writes and the build-once folder cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from shared.atomic import cached_dir, replace_dir, save_pretrained, write_json, write_text
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_write_json_creates_parents_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b.json"
+    write_json(target, {"x": 1, "y": [1, 2]})
+    assert json.loads(target.read_text()) == {"x": 1, "y": [1, 2]}
+    write_json(target, {"x": 2})  # overwrite
+    assert json.loads(target.read_text()) == {"x": 2}
+    assert _leftovers(target.parent) == []
+
+
+def test_write_json_refuses_unserialisable_values_before_touching_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "r.json"
+    write_text(target, "old")
+    with pytest.raises(TypeError, match="r.json"):
+        write_json(target, {"x": object()})
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_replace_dir_swaps_a_non_empty_folder(tmp_path: Path) -> None:
+    target, new = tmp_path / "model", tmp_path / "new"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    new.mkdir()
+    (new / "w.bin").write_text("new")
+    replace_dir(new, target)
+    assert sorted(p.name for p in target.iterdir()) == ["w.bin"]
+    assert not new.exists() and _leftovers(tmp_path) == []
+
+
+class _Saver:
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.text = name, text
+
+    def save_pretrained(self, folder: Path) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / self.name).write_text(self.text)
+
+
+def test_save_pretrained_writes_every_object_into_one_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    save_pretrained(folder, _Saver("model.bin", "1"), _Saver("tok.json", "2"))
+    save_pretrained(folder, _Saver("model.bin", "3"), _Saver("tok.json", "4"))
+    assert (folder / "model.bin").read_text() == "3" and (folder / "tok.json").read_text() == "4"
+    assert _leftovers(tmp_path) == []
+
+
+def test_cached_dir_builds_once_then_reuses(tmp_path: Path) -> None:
+    calls: list[Path] = []
+
+    def build(tmp: Path) -> dict:
+        calls.append(tmp)
+        (tmp / "w.bin").write_text("w")
+        return {"loss": 0.5}
+
+    target = tmp_path / "cache" / "k"
+    path, hit = cached_dir(target, {"steps": 3, "layers": (1, 2)}, build)
+    assert (path, hit) == (target, False) and len(calls) == 1
+    assert calls[0] != target  # built under a temporary name
+    stamp = json.loads((target / "stamp.json").read_text())
+    assert stamp == {"settings": {"steps": 3, "layers": [1, 2]}, "loss": 0.5}
+    path, hit = cached_dir(target, {"steps": 3, "layers": (1, 2)}, build)  # tuples compare as the stamp's lists
+    assert hit and len(calls) == 1
+    assert _leftovers(target.parent) == []
+
+
+def test_cached_dir_refuses_a_folder_built_with_other_settings(tmp_path: Path) -> None:
+    target = tmp_path / "k"
+    cached_dir(target, {"steps": 3}, lambda tmp: None)
+    with pytest.raises(FileExistsError, match="other settings"):
+        cached_dir(target, {"steps": 4}, lambda tmp: None)
+
+
+def test_cached_dir_rebuilds_an_unfinished_leftover_and_a_failed_build_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "k"
+    target.mkdir()
+    (target / "half.bin").write_text("half")  # no stamp: a killed build
+
+    def failing(tmp: Path) -> None:
+        (tmp / "w.bin").write_text("w")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        cached_dir(target, {"steps": 3}, failing)
+    assert not (target / "stamp.json").exists() and _leftovers(tmp_path) == []
+    path, hit = cached_dir(target, {"steps": 3}, lambda tmp: (tmp / "w.bin").write_text("w") and None)
+    assert not hit and sorted(p.name for p in path.iterdir()) == ["stamp.json", "w.bin"]
