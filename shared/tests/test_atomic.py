@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from shared.atomic import cached_dir, replace_dir, save_pretrained, write_json, write_text
+from shared.atomic import cached_dir, replace_dir, save_pretrained, write_json, write_jsonl, write_text
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -29,6 +29,15 @@ def test_write_json_refuses_unserialisable_values_before_touching_the_file(tmp_p
         write_json(target, {"x": object()})
     assert target.read_text() == "old"
     assert _leftovers(tmp_path) == []
+
+
+def test_write_jsonl_streams_rows_and_a_bad_row_leaves_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "rows.jsonl"
+    write_jsonl(target, ({"i": i, "t": "é"} for i in range(3)))
+    assert target.read_text(encoding="utf-8") == '{"i": 0, "t": "é"}\n{"i": 1, "t": "é"}\n{"i": 2, "t": "é"}\n'
+    with pytest.raises(TypeError, match="row 2"):
+        write_jsonl(target, [{"i": 0}, {"i": {1, 2}}])
+    assert target.read_text(encoding="utf-8").count("\n") == 3 and _leftovers(tmp_path) == []
 
 
 def test_replace_dir_swaps_a_non_empty_folder(tmp_path: Path) -> None:

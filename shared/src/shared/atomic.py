@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,26 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     except TypeError as err:
         raise TypeError(f"{path}: not JSON-serialisable ({err})") from err
     return write_text(path, text + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write one JSON object per line (utf-8, non-ASCII kept) atomically; rows are streamed, not held in memory.
+    A row JSON cannot hold raises a TypeError naming the path and the row, and the target is left untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for i, row in enumerate(rows, start=1):
+                try:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                except TypeError as err:
+                    raise TypeError(f"{path}: row {i} is not JSON-serialisable ({err})") from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path
 
 
 def replace_dir(tmp: str | Path, target: str | Path) -> Path:

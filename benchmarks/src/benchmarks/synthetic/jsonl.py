@@ -1,16 +1,19 @@
 """Atomic JSONL writing and reading for synthetic records (dataclasses or dicts).
 
-Written through a temporary file and `os.replace`, so an interrupted dump never leaves half a file behind.
+Written through `shared.atomic` (temporary file, then rename), so an interrupted dump never leaves half a file
+behind; read through the loaders' `iter_jsonl`, so a bad line is reported with its file and number.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from shared.atomic import write_jsonl as atomic_write_jsonl
+
+from benchmarks.data.io import iter_jsonl
 
 
 def _as_dict(record: Any) -> dict:
@@ -23,21 +26,9 @@ def _as_dict(record: Any) -> dict:
 
 def write_jsonl(records: Iterable[Any], path: str | Path) -> Path:
     """Write records one JSON object per line; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(_as_dict(record), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_jsonl(path, (_as_dict(r) for r in records))
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL file written by `write_jsonl` (blank lines ignored)."""
-    out = []
-    with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                out.append(json.loads(line))
-    return out
+    """Read a JSONL file written by `write_jsonl` (blank lines ignored); a bad line raises DataError naming it."""
+    return [record for _, record in iter_jsonl(path)]

@@ -8,13 +8,15 @@ is written atomically so an interrupted stage leaves either the old file or the 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.data.errors import DataError
+from benchmarks.data.io import iter_jsonl
 from benchmarks.synthetic.kb import RELATIONS, TEMPLATES, make_kb, make_kb_questions, split_of
+from shared.atomic import write_jsonl as atomic_write_jsonl
 
 SEP = " [SEP] "
 
@@ -97,36 +99,20 @@ def check_question(record: object, where: str) -> dict:
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows atomically (tmp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_jsonl(path, rows)
 
 
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
     """Rows of a jsonl file; invalid JSON or a missing required field is a RecordError naming file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise RecordError(f"{path}:{line_no}: invalid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise RecordError(f"{path}:{line_no}: expected a JSON object")
+    try:
+        for line_no, row in iter_jsonl(path):
             for name in required:
                 if name not in row:
                     raise RecordError(f"{path}:{line_no}: missing field {name!r}")
             rows.append(row)
+    except DataError as err:
+        raise RecordError(str(err)) from err
     return rows
 
 
