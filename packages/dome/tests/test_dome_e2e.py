@@ -1,7 +1,9 @@
-"""End to end on tiny data: `dome replicate` trains, edits and writes results.json with every method's metrics."""
+"""End to end on tiny data: `dome replicate` (two seeds) trains, edits and writes results.json with every method's
+metrics as mean ± sd."""
 
 import json
 
+import pytest
 from dome.cli import main
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
@@ -16,22 +18,23 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
     docs.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "run"
     code = main([
-        "replicate", "--out", str(out), "--seed", "1",
+        "replicate", "--out", str(out), "--seed", "1", "--seeds", "2",
         f"data.source={docs}", "data.max_docs=12", "data.train_queries=3", "data.test_queries=1",
         "docids.scheme=naive", "model.d_model=32", "model.d_ff=128", "model.layers=2", "model.heads=2",
         "model.vocab_size=300", "train.steps=30", "train.batch_size=16", "edit.steps=10", "memit.steps=10",
         "edit.top_layers=1", "edit.trace_queries=8", "protocol.initial_share=0.75", "protocol.batches=1",
         "protocol.incremental_max_steps=10", "protocol.incremental_check_every=5", "eval.beams=3",
-        "protocol.new_queries=5",
+        "protocol.new_queries=5", "protocol.weight_grid=[1000.0,10000.0]",
     ])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "config.yaml").is_file()
     assert res["package"] == "dome" and res["experiment"] == "replicate" and res["seed"] == 1
+    assert res["data"]["seeds"] == [1, 2] and set(res["data"]["per_seed"]) == {"1", "2"}
     assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit_asis", "memit", "dome"]
     for r in res["rows"]:
         assert {"recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old",
-                "update_seconds"} <= set(r["metrics"])
+                "update_seconds", "recall@10_new_std"} <= set(r["metrics"])
     rows = {r["method"]: r["metrics"] for r in res["rows"]}
     assert rows["dome"]["update_seconds"] > 0 and rows["incremental"]["update_seconds"] > 0
     seed = res["data"]["per_seed"]["1"]
@@ -40,10 +43,13 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
     for method in ("dome", "memit", "memit_asis"):
         assert [b["examples"] for b in seed["updates"][method]["batches"]] == [3 * (5 + 1)]
     assert seed["updates"]["incremental"]["batches"][0]["steps"] in (5, 10)
-    # the editors' λ was chosen on dev spans from the default grid; MEMIT as-is keeps its own λ (1e3)
+    # the editors' λ was chosen on dev spans from the grid; MEMIT as-is keeps its own λ (1e3)
     for method in ("dome", "memit"):
         curve = seed["updates"][method]["dev_curve"]
-        assert [p["weight"] for p in curve] == [1e3, 3e3, 1e4, 3e4]
-        assert rows[method]["c0_weight"] == seed["updates"][method]["chosen"]["weight"]
+        assert [p["weight"] for p in curve] == [1e3, 1e4]
+        chosen = [res["data"]["per_seed"][s]["updates"][method]["chosen"]["weight"] for s in ("1", "2")]
+        assert rows[method]["c0_weight"] == pytest.approx(sum(chosen) / 2)
+        seed_rows = {r["method"]: r["metrics"] for r in seed["rows"]}
+        assert seed_rows[method]["c0_weight"] == chosen[0]
     assert rows["memit_asis"]["c0_weight"] == 1e3 and rows["none"]["c0_weight"] is None
     assert "| dome |" in capsys.readouterr().out

@@ -59,7 +59,9 @@ def test_aggregate_mean_and_sample_sd_over_seeds():
     assert out["dome"]["recall@10_new"] == pytest.approx(0.3)
     assert out["dome"]["recall@10_new_std"] == pytest.approx(0.1414213562)  # sqrt(((0.1)^2 * 2) / 1)
     assert out["dome"]["c0_weight"] == pytest.approx(2e4)
-    assert out["none"]["prep_seconds"] is None and "prep_seconds_std" not in out["none"]
+    # n/a stays n/a, and every row has the same keys (results.json requires it)
+    assert out["none"]["prep_seconds"] is None and out["none"]["prep_seconds_std"] is None
+    assert set(out["none"]) == set(out["dome"])
     assert aggregate_metrics([{"a": 1.0}]) == {"a": 1.0}  # one seed: no _std
     with pytest.raises(ValueError, match="different methods"):
         aggregate([rows[0], rows[1][::-1]])

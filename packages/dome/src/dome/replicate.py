@@ -248,12 +248,14 @@ def replicate(cfg: DomeConfig, out: str | Path, log=print, resume: bool = False)
 
 
 def aggregate_metrics(runs: list[dict]) -> dict:
-    """Mean of each metric over runs, plus `<metric>_std` (sample sd) when there are several; None stays None."""
+    """Mean of each metric over runs, plus `<metric>_std` (sample sd) when there are several; None (n/a) stays None."""
     out: dict = {}
     for key in runs[0]:
         values = [r[key] for r in runs]
-        if any(v is None for v in values):
+        if any(v is None for v in values):  # not applicable (e.g. prep time of a non-editor); rows keep equal keys
             out[key] = None
+            if len(values) > 1:
+                out[f"{key}_std"] = None
             continue
         out[key] = statistics.fmean(values)
         if len(values) > 1:
