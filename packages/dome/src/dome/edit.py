@@ -6,8 +6,8 @@ teacher-forced (query, docID) pairs. For a batch of new documents:
    so the model emits the new docIDs — DOME with the hybrid-label loss, MEMIT with hard labels only; ‖δ‖ is clamped
    to `clamp_norm` times the hidden state's norm at that position;
 2. the target hidden states z = h + δ are written into the weights layer by layer (MEMIT's spread: each layer takes
-   an equal share of the remaining residual), by the closed form of `dome.closed_form` — null-space projected
-   (DOME default, AlphaEdit-like) or plain with the preserved keys' covariance C0 (MEMIT);
+   an equal share of the remaining residual), by the closed form of `dome.closed_form` — plain with the preserved
+   keys' covariance C0 weighted by λ (default, as MEMIT) or null-space projected (AlphaEdit-like);
 3. with `update_cov`, the batch's keys join the preserved statistics, so the next batch does not overwrite it.
 """
 
