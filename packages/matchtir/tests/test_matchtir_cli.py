@@ -60,3 +60,12 @@ def test_replicate_end_to_end_tiny(tmp_path, capsys):
     assert main(["replicate", "--quick", "--out", str(out), *TINY]) == 0
     assert json.loads((out / "seed0" / "ot" / "metrics.json").read_text()) == before
     assert read_results(out)["rows"] == doc["rows"]
+
+
+def test_replicate_warm_start_only(tmp_path):
+    out = tmp_path / "ws"
+    assert main(["replicate", "--quick", "--out", str(out), "--rows", "sft", *TINY, "data.dev_tasks=2"]) == 0
+    doc = read_results(out)
+    assert [r["method"] for r in doc["rows"]] == ["sft"] and doc["paired_differences"] == {}
+    assert doc["curve_split"] == "dev" and set(doc["dev_sft_solve_f1"]) == {"seed0"}
+    assert not (out / "seed0" / "km").exists() and (out / "warm_starts").is_dir()  # no cache_dir: beside the seeds

@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/matchtir_replicate", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
-    p.add_argument("--rows", help="comma-separated subset of the rows trajectory,km,ot (default: all)")
+    p.add_argument("--rows", help="comma-separated subset of the rows trajectory,km,ot (default: all); "
+                   "'sft' alone builds and scores the warm start only")
     p.add_argument("--config", help="config replacing the packaged replicate config")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.set_defaults(fn=cmd_replicate)
