@@ -7,7 +7,15 @@ from typing import Literal
 
 import pytest
 import yaml
-from shared.config import ConfigError, config_to_dict, load_config, parse_override, save_config
+from shared.config import (
+    ConfigError,
+    claim_run_dir,
+    config_differences,
+    config_to_dict,
+    load_config,
+    parse_override,
+    save_config,
+)
 
 
 @dataclass
@@ -112,3 +120,25 @@ def test_save_config_roundtrip(tmp_path):
     assert yaml.safe_load(path.read_text()) == config_to_dict(cfg)
     assert load_config(ExpCfg, path) == cfg
     assert config_to_dict(cfg)["train"] == {"lr": 0.5, "steps": 100, "bf16": False, "schedule": "cosine"}
+
+
+def test_config_differences_names_dotted_keys_and_skips_ignored_ones() -> None:
+    old, new = ExpCfg(), ExpCfg()
+    new.train.lr = old.train.lr * 2
+    new.name = "other"
+    assert config_differences(old, new) == [f"name: {old.name!r} -> 'other'",
+                                            f"train.lr: {old.train.lr!r} -> {new.train.lr!r}"]
+    assert config_differences(old, new, ignore=("name", "lr")) == []
+    assert config_differences(old, new, ignore=("train.lr",)) == [f"name: {old.name!r} -> 'other'"]
+
+
+def test_claim_run_dir_refuses_a_folder_of_a_run_with_another_config(tmp_path) -> None:
+    cfg = ExpCfg()
+    claim_run_dir(cfg, tmp_path / "run")
+    claim_run_dir(cfg, tmp_path / "run")  # the same run resumes
+    other = ExpCfg()
+    other.train.lr = cfg.train.lr * 2
+    with pytest.raises(ConfigError, match=r"run holds a run with another config \(train\.lr: "):
+        claim_run_dir(other, tmp_path / "run")
+    claim_run_dir(other, tmp_path / "run", ignore=("lr",))  # declared as not changing the results
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["lr"] == other.train.lr

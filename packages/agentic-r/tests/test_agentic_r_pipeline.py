@@ -95,6 +95,9 @@ def test_cli_help_and_stage_commands(tiny_bert, tmp_path, capsys):
     assert main(["train-agent", "--out", str(tmp_path / "fresh"), "--round", "0", *args]) == 0
     assert "nothing to do for agent.kind='reader'" in capsys.readouterr().out
     assert not (tmp_path / "fresh/round0/agent").exists()
+    # a stage with another config in the same folder would reuse files computed with the old one: refused
+    assert main(["mine", "--out", str(tmp_path), "--round", "0", *args, "data.n_test=5"]) == 2
+    assert "holds a run with another config (data.n_test: 4 -> 5)" in capsys.readouterr().err
 
 
 def test_bad_config_key_and_bad_question_file(tmp_path):

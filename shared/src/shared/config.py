@@ -3,7 +3,8 @@
 Every package describes its experiment as (nested) dataclasses. ``load_config`` fills them from a YAML file, applies
 command-line overrides such as ``train.lr=3e-5`` or ``stop=[a,b]`` (values parsed as YAML, then coerced to the
 annotated type), and rejects unknown keys by their dotted name and the file they came from, so a typo never passes
-silently. ``save_config`` writes the resolved config beside the outputs.
+silently. ``save_config`` writes the resolved config beside the outputs; ``claim_run_dir`` does the same for a run
+that resumes from its output folder and refuses a folder holding a run with another config.
 """
 
 from __future__ import annotations
@@ -209,10 +210,52 @@ def config_to_dict(cfg: Any) -> Any:
 
 def save_config(cfg: Any, out_dir: str | Path) -> Path:
     """Write the resolved config to ``out_dir/config.yaml`` (atomically) and return the path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "config.yaml"
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from shared.atomic import write_text
+
+    path = Path(out_dir) / "config.yaml"
+    return write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
+
+
+RUN_IGNORED = ("threads", "progress", "out_dir", "output_dir")  # keys that never change what a run computes
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_differences(old: Any, new: Any, ignore: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Dotted keys whose values differ between two configs (dataclasses or dicts), as `key: old -> new`; a key
+    is skipped when its dotted name or its last part is in `ignore`."""
+    a, b = _flat(config_to_dict(old)), _flat(config_to_dict(new))
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        if key in ignore or key.rsplit(".", 1)[-1] in ignore:
+            continue
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            diffs.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+    return diffs
+
+
+def claim_run_dir(cfg: Any, out_dir: str | Path, ignore: tuple[str, ...] | list[str] = ()) -> Path:
+    """Save the config of a run that resumes from the finished parts it finds in ``out_dir``.
+
+    A folder whose ``config.yaml`` differs from ``cfg`` (outside ``RUN_IGNORED`` and ``ignore``) is refused with a
+    ConfigError naming the folder and the differing keys: its finished parts were computed with the other config
+    and would be silently reused. Returns the path of the written ``config.yaml``."""
+    path = Path(out_dir) / "config.yaml"
+    if path.is_file():
+        try:
+            saved = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: unreadable config of an earlier run ({err}); remove the folder") from err
+        diffs = config_differences(saved, cfg, (*RUN_IGNORED, *ignore))
+        if diffs:
+            shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+            raise ConfigError(f"{out_dir} holds a run with another config ({shown}); its finished parts would be "
+                              f"reused: pick another output folder or remove this one")
+    return save_config(cfg, out_dir)

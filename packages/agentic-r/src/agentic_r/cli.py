@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:  # bad config, records or folders: one line, no traceback
+        print(f"agentic-r: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(2)
@@ -59,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
 
         replicate(args.out, quick=args.quick, seed=args.seed, config=args.config, overrides=args.overrides)
         return 0
-    from shared.config import load_config, save_config
+    from shared.config import claim_run_dir, load_config
 
     from agentic_r.config import AgenticRConfig
     from agentic_r.pipeline import Pipeline
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load_config(AgenticRConfig, args.config, overrides)
-    save_config(cfg, args.out)
+    claim_run_dir(cfg, args.out)  # stages resume from the files in --out: only for the same config
     pipe = Pipeline(cfg, args.out)
     if args.command == "train-agent":
         pipe.train_agent(args.round)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from shared.config import load_config, save_config
+from shared.config import claim_run_dir, load_config
 from shared.eval import sha256_of, write_results
 
 from agentic_r import __version__
@@ -58,7 +58,7 @@ def replicate(
     out = Path(out)
     extra = (quick_overrides() if quick else []) + [f"seed={seed}", *overrides]
     cfg = load_config(AgenticRConfig, config, extra)
-    save_config(cfg, out)
+    claim_run_dir(cfg, out)  # every stage resumes from its files in out: only for the same config
     pipe = Pipeline(cfg, out, progress=progress)
     pipe.iterate()
     rows = [{"method": "base", "metrics": pipe.evaluate(-1)}]

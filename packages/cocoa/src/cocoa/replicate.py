@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from shared.atomic import write_json
-from shared.config import load_config, save_config
+from shared.config import claim_run_dir, load_config
 from shared.eval import write_results
 
 from cocoa import __version__
@@ -174,7 +174,7 @@ def replicate(
     out_dir = Path(out or cfg.out_dir)
     cfg.out_dir = str(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir)
+    claim_run_dir(cfg, out_dir, ignore=("seeds",))  # finished rows are reused (per seed folder): same config only
     suite = load_suite(cfg.data, seed=0)
     rows = list(cfg.rows)
     unknown = [r for r in rows if r not in RECIPES]

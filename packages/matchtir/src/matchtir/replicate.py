@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from shared.config import config_to_dict, load_config, save_config
+from shared.config import claim_run_dir, config_to_dict, load_config
 from shared.eval import sha256_of, write_results
 
 from matchtir import __version__
@@ -175,7 +175,7 @@ def replicate(quick: bool = False, out: str | Path = "runs/matchtir_replicate", 
     cfg = load_config(MatchTIRConfig, config or default_config(quick), list(overrides))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
+    claim_run_dir(cfg, out)  # finished rows in out are reused: only for the same config
     n_seeds = seeds if seeds is not None else (1 if quick else 3)
     rows = list(ROWS) if rows is None else [r for r in rows if r != "sft"]  # the sft row is always there
     unknown = [r for r in rows if r not in ROWS]

@@ -253,7 +253,7 @@ def replicate(
     """Run the replication, print the table, write out_dir/config.yaml and out_dir/results.json.
 
     `methods` restricts the rows (uniform always included), e.g. uniform and sage for a dev comparison."""
-    from shared.config import save_config
+    from shared.config import claim_run_dir
     from shared.eval import write_results
 
     import sage
@@ -266,7 +266,7 @@ def replicate(
     if n_seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
     out = Path(out_dir)
-    save_config(cfg, out)
+    claim_run_dir(cfg, out)  # finished rows in out are reused: only for the same config
     per_seed = [run_seed(cfg, s, out, progress, methods) for s in range(seed, seed + n_seeds)]
     rows = aggregate(per_seed, cfg)
     first = per_seed[0][ROWS[0]]
