@@ -208,3 +208,21 @@ def test_wall_clock_metrics_are_not_regressed_on():
 
     assert is_timing("update_seconds") and is_timing("prep_seconds_std")
     assert not is_timing("recall@10_new") and not is_timing("seconds_per_doc_ratio")
+
+
+def test_rerun_resumes_only_parts_started_by_the_same_source(fake_env):
+    tmp, src = fake_env
+    out = tmp / "lb"
+    pkg_out = out / "fakepkg"
+    main(["--quick", "--out", str(out)])
+    (pkg_out / "run.json").unlink()  # as if the run had been killed before finishing
+    (pkg_out / "row_done.json").write_text("{}")  # a finished part the replication would resume from
+    main(["--quick", "--out", str(out)])
+    assert (pkg_out / "row_done.json").exists()  # same source and mode: kept for the resume
+    (src / "fakepkg" / "cli.py").write_text((src / "fakepkg" / "cli.py").read_text() + "# changed\n")
+    main(["--quick", "--out", str(out)])
+    assert not (pkg_out / "row_done.json").exists()  # computed by older code: removed before the rerun
+    (pkg_out / "row_done.json").write_text("{}")
+    main(["--quick", "--out", str(out), "--no-cache"])
+    assert not (pkg_out / "row_done.json").exists()
+    assert json.loads((pkg_out / "run.json").read_text())["status"] == "ok"

@@ -76,7 +76,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
             rec = None if args.no_cache else cached_record(spec, out_dir, args.quick)
             if rec is None:
                 print(f"{prefix} running ...", flush=True)
-                rec = run_package(spec, out_dir, quick=args.quick, timeout_s=args.timeout, use_cache=False)
+                rec = run_package(spec, out_dir, quick=args.quick, timeout_s=args.timeout, use_cache=False,
+                                  fresh=args.no_cache)
             records[spec.name] = rec
             tail = f" (log: {out_dir / rec.log})" if rec.status in ("failed", "timeout") else ""
             shown = f"from a {rec.seconds:.1f}s run" if rec.status == "cached" else f"{rec.seconds:.1f}s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,9 @@ class RunRecord:
     fingerprint: str = ""
     results: str = ""  # path of results.json, relative to the leaderboard folder
     log: str = ""
+
+
+STARTED = "started.json"  # which package source and mode started the folder
 
 
 def user_command(spec: PackageSpec, out: Path, quick: bool) -> str:
@@ -89,9 +93,14 @@ def cached_record(spec: PackageSpec, out_dir: Path, quick: bool) -> RunRecord | 
 
 
 def run_package(
-    spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True
+    spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True,
+    fresh: bool = False,
 ) -> RunRecord:
-    """Run (or reuse) one package's replication; never raises for a failing package, it reports it."""
+    """Run (or reuse) one package's replication; never raises for a failing package, it reports it.
+
+    Replications resume from the finished parts they find in their folder. Those parts are kept only when the
+    folder was started by the same package source and mode (`started.json`), i.e. to resume a killed run;
+    otherwise (or with `fresh`) the folder is emptied first, so no row computed by older code is reused."""
     if not is_built(spec):
         return RunRecord(spec.name, "not built yet")
     pkg_out = out_dir / spec.name
@@ -100,8 +109,13 @@ def run_package(
     hit = cached_record(spec, out_dir, quick) if use_cache else None
     if hit is not None:
         return hit
-    results = find_results(pkg_out)
+    marker, started_by = pkg_out / STARTED, {"fingerprint": fingerprint, "quick": quick}
+    previous = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+    if pkg_out.exists() and (fresh or previous != started_by):
+        shutil.rmtree(pkg_out)
     pkg_out.mkdir(parents=True, exist_ok=True)
+    write_json(marker, started_by)
+    results = find_results(pkg_out)
     if results:  # a stale results.json must not be mistaken for this run's output
         results.unlink()
     argv = [sys.executable, "-m", f"{spec.import_name}.cli", "replicate", "--out", str(pkg_out)]
