@@ -46,11 +46,11 @@ def _data_info(cfg) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
+    from shared.atomic import save_pretrained
     from shared.config import save_config
     from shared.eval import write_results
 
     from matchtir.evaluate import evaluate_policy
-    from matchtir.replicate import _save_model
     from matchtir.train import build_policy, conversation_texts, env_factory_for, rl_train, warm_start
 
     cfg = _load(args)
@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model, _ = warm_start(cfg, model, tok, train[: cfg.data.sft_traces], out / "sft")
     sft_metrics = evaluate_policy(cfg, model, tok, test, seed=cfg.seed)
     model, history = rl_train(cfg, model, tok, train, out / "rl")
-    _save_model(model, tok, out / "final_model")
+    save_pretrained(out / "final_model", model, tok)
     metrics = evaluate_policy(cfg, model, tok, test, seed=cfg.seed)
     rows = [{"method": "sft", "metrics": sft_metrics},
             {"method": f"{cfg.reward.scheme}-{cfg.reward.mode}-{cfg.advantage.mode}", "metrics": metrics}]

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from shared.atomic import write_json
 from shared.config import claim_run_dir, config_to_dict, load_config
 from shared.eval import sha256_of, write_results
 
@@ -49,22 +48,6 @@ def row_config(cfg: MatchTIRConfig, row: str) -> MatchTIRConfig:
     spec = ROWS[row]
     return dataclasses.replace(cfg, reward=dataclasses.replace(cfg.reward, **spec["reward"]),
                                advantage=dataclasses.replace(cfg.advantage, **spec["advantage"]))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
 
 
 def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log: Any = print) -> dict[str, Any]:
@@ -94,7 +77,7 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
         sft_eval = evaluate_policy(cfg, model, tok, test, seed=seed)
         if d.dev_tasks > 0:
             sft_eval = {**sft_eval, "dev_solve_f1": evaluate_policy(cfg, model, tok, dev, seed=seed)["solve_f1"]}
-        _write_json(done, sft_eval)
+        write_json(done, sft_eval)
     sft_saved = json.loads(done.read_text())
     results["dev"]["sft"] = sft_saved.pop("dev_solve_f1", None)
     results["metrics"]["sft"] = sft_saved
@@ -120,7 +103,7 @@ def run_seed(cfg: MatchTIRConfig, seed: int, out: Path, rows: Sequence[str], log
                               if d.dev_tasks > 0 else metrics["solve_f1"]])
             saved = {"metrics": metrics, "curve": curve,
                      "train_reward": [h["reward"] for h in history], "seconds": time.perf_counter() - t1}
-            _write_json(done, saved)
+            write_json(done, saved)
         results["metrics"][row] = saved["metrics"]
         results["curves"][row] = saved["curve"]
         log(f"[seed {seed}] {row}: " + " ".join(f"{k}={v:.3f}" for k, v in saved["metrics"].items()))

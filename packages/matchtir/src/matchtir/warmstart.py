@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from shared.atomic import cached_dir
 
 from matchtir.config import MatchTIRConfig
 
@@ -109,29 +110,18 @@ def _stage2_sft(cfg: MatchTIRConfig) -> Any:
 
 def _cached(target: Path, settings: dict[str, Any], build: Callable[[Path], tuple[Any, Any, list[dict]]]
             ) -> tuple[Path, bool]:
-    """`target` when it holds a finished model with `settings`, else build it in a temporary folder and rename
-    it into place; the flag says it was a cache hit. A folder with other settings is an error."""
-    stamp = target / STAMP
-    if stamp.exists():
-        if json.loads(stamp.read_text()).get("settings") != settings:
-            raise FileExistsError(f"{target} holds a warm start with other settings; remove it or set "
-                                  f"warm_start.cache_dir to another folder")
-        return target, True
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    t0 = time.perf_counter()
-    model, tok, stages = build(tmp)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / STAMP).write_text(json.dumps({"settings": settings, "stages": stages,
-                                         "seconds": time.perf_counter() - t0}, indent=1))
-    if stamp.exists():  # another process finished the same warm start first: keep theirs
-        shutil.rmtree(tmp)
-    else:
-        shutil.rmtree(target, ignore_errors=True)  # a folder without a stamp is an unfinished leftover
-        os.replace(tmp, target)
-    return target, False
+    """`target` when it holds a finished model with `settings`, else build it (shared.atomic.cached_dir: in a
+    temporary folder, renamed into place); the flag says it was a cache hit. A folder with other settings is an
+    error."""
+
+    def build_into(tmp: Path) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        model, tok, stages = build(tmp)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        return {"stages": stages, "seconds": time.perf_counter() - t0}
+
+    return cached_dir(target, settings, build_into, stamp=STAMP)
 
 
 def cached_warm_start(cfg: MatchTIRConfig, seed: int, run_dir: str | Path, log: Any = print) -> tuple[Path, bool]:

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.atomic import write_json
+
 from sage.config import METHODS, SageConfig
 
 ROWS = tuple(METHODS)  # uniform, curriculum, scoring, sage
@@ -75,13 +77,6 @@ def warm_start(cfg: SageConfig, seed: int):
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def check_methods(methods: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The rows to run, in ROWS order; uniform is required (every other row is compared with it, seed-paired)."""
     unknown = [m for m in methods if m not in ROWS]
@@ -128,7 +123,7 @@ def run_seed(cfg: SageConfig, seed: int, out_dir: Path, progress: bool = True,
                            initial_probe=probe, initial_accuracy=acc0, target=target, progress=progress)
         summary = result_summary(result) | {"seed": seed, "data": problems.info, "seconds": time.time() - t0}
         write_log(result, seed_dir / f"{method}.log.jsonl")
-        _atomic_json(seed_dir / f"{method}.json", summary)
+        write_json(seed_dir / f"{method}.json", summary)
         done[method] = summary
     return done
 

@@ -5,8 +5,6 @@ GSM8K / MATH-500 / AIME-format tasks. Each writes the resolved config and result
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,16 +18,10 @@ def _threads(n: int) -> None:
 
 
 def save_model(model, tokenizer, out: Path) -> Path:
-    """save_pretrained into a temporary folder, then rename it into place."""
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    """save_pretrained into a temporary folder, then rename it into place (shared.atomic)."""
+    from shared.atomic import save_pretrained
+
+    return save_pretrained(out, model, tokenizer)
 
 
 def train_command(cfg: SageConfig, out_dir: Path, progress: bool = True) -> Path:

@@ -13,7 +13,6 @@ of candidates filtered as unstable/trivial and the mean score of the chosen pair
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from shared.atomic import write_jsonl
 from tqdm.auto import tqdm
 
 from sage.config import SageConfig, method_flags
@@ -311,13 +311,7 @@ def train_dpo(
 
 def write_log(result: RunResult, path: Path) -> Path:
     """Per-step log as JSON lines (atomically), for plots and inspection."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for entry in result.logs:
-            fh.write(json.dumps(entry) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_jsonl(path, result.logs)
 
 
 def result_summary(result: RunResult) -> dict[str, Any]:
