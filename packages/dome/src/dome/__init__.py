@@ -1,3 +1,3 @@
 """Generative retrieval with docID-oriented model editing (DOME)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
