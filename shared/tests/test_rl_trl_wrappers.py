@@ -5,7 +5,7 @@ import pytest
 import torch
 from shared.rl.dpo import DPOSettings, run_dpo
 from shared.rl.sft import SFTSettings, run_sft
-from shared.rl.trl_common import trainer_flags
+from shared.rl.trl_common import schedule_args, trainer_flags
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
@@ -52,3 +52,16 @@ def test_cpu_flags_and_bad_records(tiny_qwen2_dir, tmp_path):
         run_sft(model, tok, [], SFTSettings())
     with pytest.raises(ValueError, match="sft_weight"):
         run_dpo(model, tok, [{"prompt": "a", "chosen": "b", "rejected": "c"}], DPOSettings(sft_weight=-1))
+
+
+def test_schedule_args_carry_each_settings_field_to_its_trainer_argument(tmp_path):
+    sft = SFTSettings(output_dir=str(tmp_path), steps=7, lr=1e-4, batch_size=3, grad_accum=2, lr_schedule="linear",
+                      warmup_steps=1, max_length=64, seed=5, logging_steps=2)
+    args = schedule_args(sft)
+    assert {k: args[k] for k in ("max_steps", "learning_rate", "per_device_train_batch_size",
+                                 "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "max_length",
+                                 "logging_steps", "seed", "output_dir")} == {
+        "max_steps": 7, "learning_rate": 1e-4, "per_device_train_batch_size": 3, "gradient_accumulation_steps": 2,
+        "lr_scheduler_type": "linear", "warmup_steps": 1, "max_length": 64, "logging_steps": 2, "seed": 5,
+        "output_dir": str(tmp_path)}
+    assert schedule_args(DPOSettings(steps=9))["max_steps"] == 9 and args["report_to"] == "none"

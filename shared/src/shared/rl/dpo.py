@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from shared.rl.trl_common import check_records, trainer_flags
+from shared.rl.trl_common import check_records, schedule_args
 
 
 @dataclass
@@ -58,15 +58,7 @@ def run_dpo(
         losses.append("sft")
         weights.append(settings.sft_weight)
     args = DPOConfig(
-        **trainer_flags(settings.output_dir, settings.seed),
-        max_steps=settings.steps,
-        learning_rate=settings.lr,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        lr_scheduler_type=settings.lr_schedule,
-        warmup_steps=settings.warmup_steps,
-        max_length=settings.max_length,
-        logging_steps=settings.logging_steps,
+        **schedule_args(settings),
         beta=settings.beta,
         loss_type=losses,
         loss_weights=weights,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from shared.rl.trl_common import check_records, trainer_flags
+from shared.rl.trl_common import check_records, schedule_args
 
 
 @dataclass
@@ -48,19 +48,7 @@ def run_sft(
     torch.set_num_threads(settings.threads)
     check_records(records, ("prompt", "completion"), source)
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in records])
-    args = SFTConfig(
-        **trainer_flags(settings.output_dir, settings.seed),
-        max_steps=settings.steps,
-        learning_rate=settings.lr,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        lr_scheduler_type=settings.lr_schedule,
-        warmup_steps=settings.warmup_steps,
-        weight_decay=settings.weight_decay,
-        max_length=settings.max_length,
-        logging_steps=settings.logging_steps,
-        completion_only_loss=True,
-    )
+    args = SFTConfig(**schedule_args(settings), weight_decay=settings.weight_decay, completion_only_loss=True)
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                          callbacks=list(callbacks))

@@ -1,4 +1,4 @@
-"""What the TRL wrappers share: CPU-safe training flags and record validation with clear errors.
+"""What the TRL wrappers share: CPU-safe training flags, the schedule fields, and record validation with clear errors.
 
 TRL on a CPU needs `use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none"` (measured in the
 CPU calibration); on a GPU the same wrappers leave precision to the caller.
@@ -27,6 +27,22 @@ def trainer_flags(output_dir: str, seed: int, bf16: bool | None = None) -> dict[
         "disable_tqdm": False,
         "dataloader_num_workers": 0,
         "push_to_hub": False,
+    }
+
+
+def schedule_args(settings: Any) -> dict[str, Any]:
+    """TrainingArguments fields of the optimisation schedule, from an SFTSettings/DPOSettings-like object (steps,
+    lr, batch_size, grad_accum, lr_schedule, warmup_steps, max_length, logging_steps), plus the CPU-safe flags."""
+    return {
+        **trainer_flags(settings.output_dir, settings.seed),
+        "max_steps": settings.steps,
+        "learning_rate": settings.lr,
+        "per_device_train_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "lr_scheduler_type": settings.lr_schedule,
+        "warmup_steps": settings.warmup_steps,
+        "max_length": settings.max_length,
+        "logging_steps": settings.logging_steps,
     }
 
 
