@@ -76,3 +76,29 @@ def test_costly_answers_are_refused_quickly_in_threads(bomb):
     worker.join(timeout=10)
     assert out == [False]
     assert math_equal(bomb, bomb)  # identical strings still match
+
+
+def test_a_symbolic_check_whose_first_parse_times_out_is_retried(monkeypatch):
+    """math-verify's parse timeout is wall-clock (its first call builds the grammar and can overrun on a loaded
+    machine): a timed-out parse is retried with the long budget, so an equal pair is not judged unequal."""
+    import math_verify
+    from math_verify.errors import TimeoutException
+    from shared.rewards.math import PARSE_TIMEOUTS_S, parse_math
+
+    real, budgets = math_verify.parse, []
+
+    def first_call_times_out(text, parsing_timeout=5, raise_on_error=False):
+        budgets.append(parsing_timeout)
+        if len(budgets) == 1:
+            raise TimeoutException("Operation timed out!")
+        return real(text, parsing_timeout=parsing_timeout, raise_on_error=raise_on_error)
+
+    monkeypatch.setattr(math_verify, "parse", first_call_times_out)
+    assert math_equal("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}")
+    assert budgets[:2] == list(PARSE_TIMEOUTS_S)
+
+    def always_times_out(text, parsing_timeout=5, raise_on_error=False):
+        raise TimeoutException("Operation timed out!")
+
+    monkeypatch.setattr(math_verify, "parse", always_times_out)
+    assert parse_math("\\boxed{x+1}") == []

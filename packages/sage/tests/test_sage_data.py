@@ -140,7 +140,8 @@ def test_a_parse_timeout_on_a_loaded_machine_is_retried(monkeypatch):
     retried with a long budget instead of being called unverifiable; one that overruns every budget is refused."""
     import math_verify
     from math_verify.errors import TimeoutException
-    from sage.data import PARSE_TIMEOUTS_S, is_verifiable
+    from sage.data import is_verifiable
+    from shared.rewards.math import PARSE_TIMEOUTS_S
 
     real = math_verify.parse
     budgets = []

@@ -12,13 +12,13 @@ import json
 import logging
 import random
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared.eval import sha256_of
+from shared.rewards.math import parse_math
 
 from sage.config import DataConfig
 from sage.pairs import Problem
@@ -73,33 +73,6 @@ def _strip_latex_words(text: str) -> str:
     return re.sub(r"\\[A-Za-z]+", " ", text)
 
 
-# math-verify's parse timeout (signal.alarm) is wall-clock time: on a loaded machine its first call, which builds the
-# parser, can overrun 5 s, and a timeout returns "unparsed" — a valid gold answer would then be rejected as
-# unverifiable. So a timeout is retried once with a long budget; only an answer that overruns both is refused.
-PARSE_TIMEOUTS_S = (5, 60)
-
-
-def _math_verify_parses(answer: str) -> bool:
-    """True when math-verify parses `answer` (it returns [parsed, original] on success, [original] otherwise)."""
-    import math_verify
-    from math_verify.errors import TimeoutException
-
-    text = f"\\boxed{{{answer}}}"
-    if threading.current_thread() is not threading.main_thread():  # signal.alarm only works in the main thread
-        budgets: tuple[int | None, ...] = (None,)
-    else:
-        budgets = PARSE_TIMEOUTS_S
-    for budget in budgets:
-        try:
-            return len(math_verify.parse(text, parsing_timeout=budget, raise_on_error=True)) >= 2
-        except TimeoutException:
-            log.warning("math-verify timed out after %s s parsing answer %r%s", budget, answer,
-                        "; retrying with a longer budget" if budget != budgets[-1] else "")
-        except Exception:  # math-verify raises assorted parser errors on garbage; any of them means "not verifiable"
-            return False
-    return False
-
-
 def is_verifiable(answer: str) -> bool:
     """True when the answer is a plain number or something math-verify can parse."""
     if _PLAIN_NUMBER.match(answer.replace(" ", "")):
@@ -108,7 +81,8 @@ def is_verifiable(answer: str) -> bool:
         return False
     if any(w.lower() not in _MATH_WORDS for w in _BARE_WORD.findall(_strip_latex_words(answer))):
         return False
-    return _math_verify_parses(answer)
+    # math-verify returns [parsed, original] when it parses the answer (timeouts retried by shared.rewards)
+    return len(parse_math(f"\\boxed{{{answer}}}")) >= 2
 
 
 def record_to_problem(record: Any, where: str, template: str, default_id: str) -> Problem:

@@ -6,11 +6,14 @@ fractions ``1/2`` and ``\\frac{1}{2}`` are compared exactly as rationals), then 
 for everything else (expressions, intervals, sets). math-verify guards itself with ``signal.alarm``, which only
 works in the main thread; in worker threads we call it without its timeout, so answers that could make sympy
 hang (power towers, huge exponents or factorials, over 200 characters) are judged unequal without a symbolic
-check unless they match as strings.
+check unless they match as strings. That timeout is wall-clock: the first parse builds math-verify's grammar and
+can overrun it on a loaded machine, so `parse_math` retries a timed-out parse once with a long budget instead of
+reading a valid answer as unparsable.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from fractions import Fraction
@@ -20,6 +23,8 @@ _GSM8K = re.compile(r"####\s*([^\n]*)")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _LATEX_FRAC = re.compile(r"^([+-]?)\\[dt]?frac\{([^{}]+)\}\{([^{}]+)\}$")
 _MATH_VERIFY_TIMEOUT_S = 5
+PARSE_TIMEOUTS_S = (_MATH_VERIFY_TIMEOUT_S, 60)  # a timed-out parse is retried once with the long budget
+log = logging.getLogger(__name__)
 _MAX_SYMBOLIC_CHARS = 200
 # answers sympy could spend minutes or gigabytes on: power towers, 4+ digit exponents, big factorials
 _COSTLY = re.compile(
@@ -104,16 +109,38 @@ def _as_number(text: str) -> Fraction | None:
     return value / 100 if percent else value
 
 
+def parse_math(text: str) -> list:
+    """math-verify's `parse` of `text`: [parsed, original] on success, [original] or [] otherwise.
+
+    In the main thread a timeout is retried with the next budget of PARSE_TIMEOUTS_S (only one that overruns every
+    budget gives []); off the main thread signal.alarm is unavailable and parse runs without a timeout. A parser
+    error on garbage gives []."""
+    import math_verify
+    from math_verify.errors import TimeoutException
+
+    in_main = threading.current_thread() is threading.main_thread()
+    budgets: tuple[int | None, ...] = PARSE_TIMEOUTS_S if in_main else (None,)
+    for budget in budgets:
+        try:
+            return math_verify.parse(text, parsing_timeout=budget, raise_on_error=True)
+        except TimeoutException:
+            log.warning("math-verify timed out after %s s parsing %r%s", budget, text,
+                        "; retrying with a longer budget" if budget != budgets[-1] else "")
+        except Exception:  # math-verify raises assorted parser errors on garbage: nothing parsed
+            return []
+    return []
+
+
 def _verify_symbolic(pred: str, gold: str) -> bool:
     """math-verify comparison of two answer strings (each wrapped in \\boxed{} so it is taken whole)."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
     if any(len(a) > _MAX_SYMBOLIC_CHARS or _COSTLY.search(a) for a in (pred, gold)):
         return False  # off the main thread there is no timeout, so refuse what could hang
     in_main = threading.current_thread() is threading.main_thread()
     timeout = _MATH_VERIFY_TIMEOUT_S if in_main else None
-    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
-    pred_parsed = parse(f"\\boxed{{{pred}}}", parsing_timeout=timeout)
+    gold_parsed = parse_math(f"\\boxed{{{gold}}}")
+    pred_parsed = parse_math(f"\\boxed{{{pred}}}")
     if not gold_parsed or not pred_parsed:
         return False
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
