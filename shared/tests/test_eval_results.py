@@ -109,3 +109,12 @@ def test_sha256_of_bytes_files_dirs_and_lists(tmp_path):
 def test_package_versions_skip_missing():
     versions = package_versions(extra=["surely-not-an-installed-dist"])
     assert "surely-not-an-installed-dist" not in versions and "numpy" in versions
+
+
+def test_seed_mean_golden_values_and_not_applicable_metrics():
+    from shared.eval import seed_mean
+
+    out = seed_mean([{"acc": 0.2, "prep": None, "n": 3.0}, {"acc": 0.4, "prep": 1.0, "n": 5.0}])
+    assert out["acc"] == pytest.approx(0.3) and out["acc_std"] == pytest.approx(0.1414213562)  # sample sd
+    assert out["prep"] is None and out["prep_std"] is None  # n/a in one seed: n/a, with the same keys
+    assert seed_mean([{"acc": 0.5, "n": 1.0}], keys=["acc"]) == {"acc": 0.5}  # one seed: no _std; keys chosen

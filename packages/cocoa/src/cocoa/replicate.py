@@ -21,14 +21,13 @@ import datetime as dt
 import json
 import os
 import shutil
-import statistics
 import time
 from pathlib import Path
 
 import torch
 from shared.atomic import write_json
 from shared.config import claim_run_dir, load_config
-from shared.eval import write_results
+from shared.eval import seed_mean, write_results
 
 from cocoa import __version__
 from cocoa.backbone import build_tiny, load_cocoa
@@ -133,16 +132,8 @@ def run_row(row: str, base: Path, suite: Suite, cfg: CocoaConfig, seed: int, row
 
 def aggregate(per_seed: dict[int, dict[str, dict]], rows: list[str]) -> list[dict]:
     """Mean over seeds of the headline and diagnostic metrics, with ``<metric>_std`` when several seeds ran."""
-    out = []
-    for row in rows:
-        metrics: dict[str, float] = {}
-        for key in HEADLINE + DIAGNOSTIC:
-            values = [per_seed[s][row][key] for s in per_seed]
-            metrics[key] = statistics.fmean(values)
-            if len(values) > 1:
-                metrics[f"{key}_std"] = statistics.stdev(values)
-        out.append({"method": row, "metrics": metrics})
-    return out
+    return [{"method": row, "metrics": seed_mean([per_seed[s][row] for s in per_seed], HEADLINE + DIAGNOSTIC)}
+            for row in rows]
 
 
 def format_table(rows: list[dict]) -> str:

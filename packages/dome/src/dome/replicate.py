@@ -17,11 +17,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import random
-import statistics
 import time
 from pathlib import Path
 
 import torch
+from shared.eval import seed_mean
 
 from dome.config import DomeConfig
 from dome.data import Document, Query, dev_queries, load_documents, pseudo_queries, split_protocol
@@ -244,23 +244,7 @@ def replicate(cfg: DomeConfig, out: str | Path, log=print, resume: bool = False)
         log(f"=== seed {s} ===")
         per_seed[s] = run_protocol(dataclasses.replace(cfg, seed=s, seeds=[]), work, log=log, resume=resume)
     return {"seeds": seeds, "per_seed": per_seed, "rows": aggregate([per_seed[s]["rows"] for s in seeds]),
-            "before": aggregate_metrics([per_seed[s]["before"] for s in seeds])}
-
-
-def aggregate_metrics(runs: list[dict]) -> dict:
-    """Mean of each metric over runs, plus `<metric>_std` (sample sd) when there are several; None (n/a) stays None."""
-    out: dict = {}
-    for key in runs[0]:
-        values = [r[key] for r in runs]
-        if any(v is None for v in values):  # not applicable (e.g. prep time of a non-editor); rows keep equal keys
-            out[key] = None
-            if len(values) > 1:
-                out[f"{key}_std"] = None
-            continue
-        out[key] = statistics.fmean(values)
-        if len(values) > 1:
-            out[f"{key}_std"] = statistics.stdev(values)
-    return out
+            "before": seed_mean([per_seed[s]["before"] for s in seeds])}
 
 
 def aggregate(per_seed_rows: list[list[dict]]) -> list[dict]:
@@ -270,7 +254,7 @@ def aggregate(per_seed_rows: list[list[dict]]) -> list[dict]:
         if [r["method"] for r in rows] != methods:
             raise ValueError(f"seed runs have different methods: {methods} vs {[r['method'] for r in rows]}")
     return [
-        {"method": m, "metrics": aggregate_metrics([rows[i]["metrics"] for rows in per_seed_rows])}
+        {"method": m, "metrics": seed_mean([rows[i]["metrics"] for rows in per_seed_rows])}
         for i, m in enumerate(methods)
     ]
 

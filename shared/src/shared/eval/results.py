@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -100,6 +101,25 @@ def package_versions(extra: Iterable[str] = ()) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def seed_mean(runs: Sequence[Mapping[str, float | None]], keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """One results row's metrics from the same metrics of several seeds: the mean of each key (default: the first
+    run's keys) and, with several seeds, `<key>_std` (sample sd). A key that is None (not applicable) in any run
+    stays None, its `_std` too, so rows of one results.json keep equal keys."""
+    out: dict[str, Any] = {}
+    for key in keys if keys is not None else list(runs[0]):
+        values = [run[key] for run in runs]
+        several = len(values) > 1
+        if any(v is None for v in values):
+            out[key] = None
+            if several:
+                out[f"{key}_std"] = None
+            continue
+        out[key] = statistics.fmean(values)
+        if several:
+            out[f"{key}_std"] = statistics.stdev(values)
+    return out
 
 
 def _fail(source: str, field: str, problem: str) -> ResultsError:
