@@ -9,7 +9,6 @@ killed at any moment leaves either the previous or the new checkpoint, never a h
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.atomic import write_text
+from shared.atomic import replace_dir, write_text
 
 STATE_FILE = "trainer_state.pt"
 
@@ -81,9 +80,7 @@ def save_checkpoint(
     torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
     _barrier(accelerator)
     if main:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
         write_text(root / "latest", final.name)
         done = sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
         for old in done[: max(0, len(done) - keep)]:
