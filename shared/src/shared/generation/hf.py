@@ -171,7 +171,7 @@ class HFGenerator:
                 chosen = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
             chosen_lp = logp.gather(-1, chosen[:, None]).squeeze(-1).tolist()
             # entropy of softmax(logits / T) over the whole vocabulary; exp(-inf) * -inf terms are masked to 0
-            ent = -(logp.exp() * logp).nan_to_num(0.0).sum(-1).tolist() if params.entropy else None
+            ent = (-(logp.exp() * logp).nan_to_num(0.0).sum(-1)).tolist() if params.entropy else None
             top = None
             if params.top_logprobs:
                 k = min(params.top_logprobs, logp.shape[-1])
