@@ -90,6 +90,21 @@ def test_finish_reasons_and_correction():
     assert "Use a real query." in fixed[0].transcript
 
 
+def test_environment_can_name_its_ending():
+    """A search budget as an environment wrapper: the loop reports the wrapper's finish reason."""
+
+    class Budget(SearchEnv):
+        def step(self, action):
+            if action.kind == "search" and len(self.queries) >= 1:
+                from shared.rollout.envs import StepResult
+
+                return StepResult("", True, 0.0, {"finish": "search_budget"})
+            return super().step(action)
+
+    eps = play(lambda eps: ["<search>born</search>"] * len(eps), lambda r: Budget(DictRetriever()), [{"id": 0}])
+    assert eps[0].finish == "search_budget" and eps[0].answer is None and len(eps[0].turns) == 2
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="max_turns >= 1"):
         play(lambda e: [], lambda r: SearchEnv(DictRetriever()), [{}], max_turns=0)

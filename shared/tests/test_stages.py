@@ -166,6 +166,12 @@ def test_chain_validation():
         StageRunner("/tmp/unused").run(Stage("a", build, parents=("up",)))
 
 
+def test_build_must_return_stamp_fields_or_none(tmp_path):
+    with pytest.raises(TypeError, match="build returned a PosixPath; return a mapping of stamp fields or None"):
+        StageRunner(tmp_path).run(Stage("a", lambda ctx: ctx.out / "x", parents=()))
+    assert not list((tmp_path / "a").glob("*"))
+
+
 def test_jsonl_progress_drops_a_torn_line(tmp_path):
     path = tmp_path / "p.jsonl"
     with JsonlProgress(path) as progress:

@@ -205,7 +205,11 @@ class StageRunner:
             self.log(f"stage {stage.name}: building ({ctx.key[:12]})")
         ctx.work.mkdir(parents=True, exist_ok=True)
         start = time.time()
-        extra = dict(stage.build(ctx) or {})
+        returned = stage.build(ctx)
+        if returned is not None and not isinstance(returned, Mapping):
+            raise TypeError(f"stage {stage.name!r}: build returned a {type(returned).__name__}; return a mapping of "
+                            f"stamp fields or None")
+        extra = dict(returned or {})
         extra["seconds"] = round(time.time() - start, 3)
         if ctx.stats:
             extra["stats"] = ctx.stats.to_dict()

@@ -135,7 +135,11 @@ class Pipeline:
                build: Callable[[StageContext], None]) -> StageResult:
         """Run (or reuse) one file stage of this run folder; parents must have run in this process first."""
         if name not in self.results:
-            stage = Stage(name, build, settings, tuple(parents), tuple(outputs), folder)
+
+            def run(ctx: StageContext) -> None:  # the pipeline's builds only write files: no stamp fields
+                build(ctx)
+
+            stage = Stage(name, run, settings, tuple(parents), tuple(outputs), folder)
             self.results[name] = self.runner.run(stage, {p: self.results[p] for p in parents})
         return self.results[name]
 

@@ -4,8 +4,8 @@ as agents, scripted oracles.
 `play(agent, env_factory, records, max_turns)` runs one episode per record in lock-step: each round the agent gets
 every active episode at once (so a batched or concurrent agent sees the whole round), each reply is cut after the
 closing tag of its action (`shared.rollout.envs.parse_action` over the environment's tags), the environment steps,
-and its observation is appended to the transcript. Episodes end on a final action (`done`), a reply without an
-action (`no_action`), an action the environment rejects (`invalid_action`, or, with `correction=`, the correction
+and its observation is appended to the transcript. Episodes end on a final action (`done`, or the name the environment gives in
+`info["finish"]`, e.g. a search budget), a reply without an action (`no_action`), an action the environment rejects (`invalid_action`, or, with `correction=`, the correction
 text as the observation and the episode goes on), or `max_turns`. Rewards are the sum of the environment's step
 rewards. Nothing here tokenises: for token-level RL rollouts use `AgentLoop`.
 
@@ -98,11 +98,12 @@ def _advance(ep: TextEpisode, text: str, action: Action | None, max_turns: int, 
         ep.transcript += correction
     else:
         turn["observation"], turn["reward"] = result.observation, float(result.reward)
-        turn["info"] = {k: v for k, v in result.info.items() if k != "answer"}
+        turn["info"] = {k: v for k, v in result.info.items() if k not in ("answer", "finish")}
         ep.reward += float(result.reward)
         ep.transcript += result.observation
-        if result.done:
-            ep.answer, ep.finish = result.info.get("answer", action.content), "done"
+        if result.done:  # an environment may name its own ending (e.g. "search_budget") in info["finish"]
+            ep.finish = str(result.info.get("finish", "done"))
+            ep.answer = result.info.get("answer", action.content if ep.finish == "done" else None)
             return
     if len(ep.turns) >= max_turns:
         ep.finish = "max_turns"
