@@ -12,7 +12,7 @@
   `shared.generation` model (HF on CPU), so CPU runs of judges and teachers go through the real HTTP client.
 - `ChatClient`: the client for any such endpoint (vLLM, SGLang, OpenAI, the server above), stdlib urllib only.
   Connection errors, timeouts, HTTP 5xx and 429 are retried with exponential back-off (`backoff_s * 2**attempt`,
-  capped at `max_backoff_s`; a numeric Retry-After on 429 is honoured within that cap); any other 4xx is not
+  capped at `max_backoff_s`; a numeric Retry-After on 429/503 is honoured within that cap); any other 4xx is not
   retried; every final failure raises `ChatError` naming the endpoint, the status and an excerpt of the body.
   Per call: `n`, `temperature`, `max_tokens`, `stop`, `seed`, `top_p`. With `cache_dir`, replies are stored on
   disk keyed by (endpoint, model, messages, sampling fields): a rerun asks only what it has not asked yet, and a
@@ -340,7 +340,48 @@ def generator_reply(generator: Any, default_max_tokens: int = 256, chat_template
     return reply
 
 
-# ---- the client ------------------------------------------------------------------------------------------------
+# ---- the client ----------------------------------------------------------------------------------------------
+class HttpFailure(Exception):
+    """`fetch_with_retries` gave up: the server refused the request (a 4xx other than 429), or every attempt
+    failed; `detail` names the last problem."""
+
+    def __init__(self, refused: bool, detail: str, attempts: int) -> None:
+        super().__init__(detail)
+        self.refused, self.detail, self.attempts = refused, detail, attempts
+
+
+def fetch_with_retries(make_request: Callable[[], urllib.request.Request], timeout_s: float, max_retries: int,
+                       backoff_s: float, max_backoff_s: float, sleep: Callable[[float], None] = time.sleep,
+                       count: Callable[[str], None] | None = None, redact: Callable[[str], str] = str) -> str:
+    """The body of the first successful response. HTTP 429 and 5xx, timeouts and connection errors are retried
+    after `backoff_s * 2**attempt` seconds (capped at `max_backoff_s`; a numeric Retry-After on 429/503 is honoured
+    within the cap); any other 4xx raises `HttpFailure(refused=True)` at once. `count("http_requests")` and
+    `count("retries")` are called per attempt and per retry; `redact` cleans error excerpts (API keys)."""
+    last_problem = ""
+    for attempt in range(max_retries + 1):
+        delay = min(backoff_s * 2**attempt, max_backoff_s)
+        if count is not None:
+            count("http_requests")
+        try:
+            with urllib.request.urlopen(make_request(), timeout=timeout_s) as response:
+                return response.read().decode("utf-8", errors="replace")
+        except urllib.error.HTTPError as err:
+            last_problem = f"HTTP {err.code}: {redact(err.read().decode('utf-8', errors='replace')[:300])}"
+            if err.code != 429 and err.code < 500:
+                raise HttpFailure(True, last_problem, attempt + 1) from None
+            retry_after = err.headers.get("Retry-After") if err.headers else None
+            if err.code in (429, 503) and retry_after and retry_after.replace(".", "", 1).isdigit():
+                delay = min(float(retry_after), max_backoff_s)
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            last_problem = f"{type(reason).__name__}: {reason}"
+        if attempt < max_retries:
+            if count is not None:
+                count("retries")
+            sleep(delay)
+    raise HttpFailure(False, last_problem, max_retries + 1)
+
+
 class ChatError(RuntimeError):
     """The chat endpoint could not produce a usable reply (network, HTTP status, malformed response)."""
 
@@ -397,37 +438,21 @@ class ChatClient:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last_problem = ""
-        for attempt in range(self.max_retries + 1):
-            delay = min(self.backoff_s * (2**attempt), self.max_backoff_s)
-            request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-            self.count("http_requests")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    text = response.read().decode("utf-8", errors="replace")
-            except urllib.error.HTTPError as err:
-                excerpt = err.read().decode("utf-8", errors="replace")[:300]
-                last_problem = f"HTTP {err.code}: {excerpt}"
-                if err.code != 429 and err.code < 500:
-                    self.count("failures")
-                    raise ChatError(f"chat endpoint {self.endpoint} refused the request ({last_problem})") from err
-                retry_after = err.headers.get("Retry-After") if err.headers else None
-                if err.code == 429 and retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = min(float(retry_after), self.max_backoff_s)
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                reason = getattr(err, "reason", err)
-                last_problem = f"{type(reason).__name__}: {reason}"
-            else:
-                try:
-                    return json.loads(text)
-                except json.JSONDecodeError as err:
-                    self.count("failures")
-                    raise ChatError(f"chat endpoint {self.endpoint} returned non-JSON body: {text[:300]!r}") from err
-            if attempt < self.max_retries:
-                self.count("retries")
-                self.sleep(delay)
-        self.count("failures")
-        raise ChatError(f"chat endpoint {self.endpoint} failed after {self.max_retries + 1} attempt(s): {last_problem}")
+        try:
+            text = fetch_with_retries(
+                lambda: urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST"),
+                self.timeout_s, self.max_retries, self.backoff_s, self.max_backoff_s, self.sleep, self.count)
+        except HttpFailure as err:
+            self.count("failures")
+            if err.refused:
+                raise ChatError(f"chat endpoint {self.endpoint} refused the request ({err.detail})") from None
+            raise ChatError(f"chat endpoint {self.endpoint} failed after {err.attempts} attempt(s): "
+                            f"{err.detail}") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            self.count("failures")
+            raise ChatError(f"chat endpoint {self.endpoint} returned non-JSON body: {text[:300]!r}") from None
 
     def _choices(self, data: Any) -> list[ChatChoice]:
         try:

@@ -10,8 +10,8 @@ one link dropped. A document is `{"id": link, "contents": "title\\nsnippet"}` (t
 
 The API key is read only from an environment variable (`api_key_env`; defaults SERPER_API_KEY / SERPAPI_API_KEY):
 a missing one raises `MissingAPIKey` naming the variable before any request. HTTP 429 and 5xx, timeouts and
-connection errors are retried with exponential back-off through an injectable `sleep` (a numeric Retry-After is
-honoured within `max_backoff_s`); other 4xx, a body that is not JSON, or an API error object raise
+connection errors are retried with exponential back-off through an injectable `sleep`
+(`shared.serving.fetch_with_retries`; a numeric Retry-After is honoured within `max_backoff_s`); other 4xx, a body that is not JSON, or an API error object raise
 `WebSearchError` naming the URL. The key never appears in an error: URLs are shown without their query string.
 
 `RateLimited(inner, rate, burst, clock, sleep)` spaces calls with a token bucket; with a fake clock and sleep, tests
@@ -24,13 +24,13 @@ import json
 import os
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shared.retrieval.service import SearchServiceError
+from shared.serving import HttpFailure, fetch_with_retries
 
 PROVIDERS = {
     "serper": {"url": "https://google.serper.dev/search", "key_env": "SERPER_API_KEY"},
@@ -115,29 +115,19 @@ class WebSearchClient:
         """The documents of one query (retries as in the module docstring)."""
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"web search query must be a non-empty string, got {query!r}")
-        last_problem = ""
-        for attempt in range(self.max_retries + 1):
-            delay = min(self.backoff_s * 2**attempt, self.max_backoff_s)
+        try:
+            text = fetch_with_retries(lambda: self._request(query, topk), self.timeout_s, self.max_retries,
+                                      self.backoff_s, self.max_backoff_s, self.sleep, self._count,
+                                      redact=lambda t: t.replace(self._key, "***"))
+        except HttpFailure as err:
+            if err.refused:
+                raise WebSearchError(f"web search {self.url} refused the request ({err.detail})") from None
+            raise WebSearchError(f"web search {self.url} failed after {err.attempts} attempt(s): {err.detail}") from None
+        return self._parse(text, query, topk)
+
+    def _count(self, what: str) -> None:
+        if what == "http_requests":
             self.requests += 1
-            try:
-                with urllib.request.urlopen(self._request(query, topk), timeout=self.timeout_s) as response:
-                    text = response.read().decode("utf-8", errors="replace")
-            except urllib.error.HTTPError as err:
-                detail = err.read().decode("utf-8", errors="replace")[:200].replace(self._key, "***")
-                last_problem = f"HTTP {err.code}: {detail}"
-                if err.code != 429 and err.code < 500:
-                    raise WebSearchError(f"web search {self.url} refused the request ({last_problem})") from None
-                retry_after = err.headers.get("Retry-After") if err.headers else None
-                if retry_after and retry_after.replace(".", "", 1).isdigit():
-                    delay = min(float(retry_after), self.max_backoff_s)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
-                reason = getattr(err, "reason", err)
-                last_problem = f"{type(reason).__name__}: {reason}"
-            else:
-                return self._parse(text, query, topk)
-            if attempt < self.max_retries:
-                self.sleep(delay)
-        raise WebSearchError(f"web search {self.url} failed after {self.max_retries + 1} attempt(s): {last_problem}")
 
     def _parse(self, text: str, query: str, topk: int) -> list[dict[str, str]]:
         try:
