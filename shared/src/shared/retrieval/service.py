@@ -109,6 +109,8 @@ class _HTTPServer(ThreadingHTTPServer):
 def _make_handler(server: SearchServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: one connection per client thread, not one per request
+        # headers and body leave in two writes; with Nagle on, the second waits for the client's delayed ACK
+        disable_nagle_algorithm = True
         timeout = server.socket_timeout
 
         def _reply(self, status: int, body: dict, close: bool = False) -> None:
