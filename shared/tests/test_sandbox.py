@@ -229,6 +229,9 @@ def test_scratch_files_and_sys_exit_codes():
     assert run_python("import sys\nsys.exit(0)").status == "ok"
     message = run_python("import sys\nsys.exit('bad input')")
     assert message.returncode == 1 and message.error == "bad input"
+    # the sandbox's own exit codes, used by the code, are the code's: no refusal is raised
+    mimic = run_python("import sys\nsys.exit(88)")
+    assert mimic.status == "error" and mimic.returncode == 88
 
 
 def test_cpu_limit_signal_is_relayed_through_the_reaper():

@@ -27,7 +27,7 @@ from typing import Any
 
 MEMORY_EXIT_CODE = 86  # the worker exits with this after a MemoryError escaped the user's code
 USERNS_RETRY_EXIT_CODE = 87  # entered a user namespace but could not map our ids: the parent retries without
-REFUSED_EXIT_CODE = 88  # a required mechanism is off; the reason is in mechanisms.json and on stderr
+REFUSED_EXIT_CODE = 88  # a required mechanism is off (stderr says which); only before the code starts
 REQUIRED = ("landlock", "seccomp", "scratch_quota")
 _FSIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _NPROC_LIMIT = 64  # tasks (threads included) per sandbox; counted per user namespace, so only set inside one
@@ -267,7 +267,8 @@ def _run_code(cfg: dict[str, Any], source: str, result_handle: Any) -> int:
     return 0
 
 
-def _worker(kernel: Any, cfg: dict[str, Any], report: dict[str, str], source: str, result_handle: Any) -> int:
+def _worker(kernel: Any, cfg: dict[str, Any], report: dict[str, str], source: str, result_handle: Any,
+            started_handle: Any) -> int:
     try:
         sys.dont_write_bytecode = True
         os.chdir(cfg["scratch"])
@@ -277,6 +278,9 @@ def _worker(kernel: Any, cfg: dict[str, Any], report: dict[str, str], source: st
     except BaseException as err:  # our own set-up failed: say so, never run the code half-guarded
         sys.stderr.write(f"sandbox: set-up failed: {type(err).__name__}: {err}\n")
         os._exit(REFUSED_EXIT_CODE)
+    # from here on an exit code is the untrusted code's own (a sys.exit(88) must not read as a refusal)
+    started_handle.write("1")
+    started_handle.close()
     return _run_code(cfg, source, result_handle)
 
 
@@ -338,7 +342,8 @@ def main(config_path: str) -> tuple[Any, ...]:
             sys.stderr.write(f"sandbox: input files do not fit in the scratch directory: {err}\n")
             os._exit(1)
     result_handle = open(os.path.join(os.path.dirname(config_path), "result.json"), "w", encoding="utf-8")
-    worker_args = (kernel, cfg, report, source, result_handle)
+    started_handle = open(os.path.join(os.path.dirname(config_path), "started"), "w", encoding="utf-8")
+    worker_args = (kernel, cfg, report, source, result_handle, started_handle)
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:

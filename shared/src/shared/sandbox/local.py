@@ -245,7 +245,11 @@ def _run(
         )
         if pipe_held:
             result.extra["pipe_held"] = True
-        if proc.returncode == REFUSED_EXIT_CODE and not killed:
+        try:
+            code_started = (control / "started").read_text(encoding="utf-8") == "1"
+        except OSError:
+            code_started = False
+        if proc.returncode == REFUSED_EXIT_CODE and not killed and not code_started:
             reason = next((ln for ln in reversed(stderr.splitlines()) if ln.startswith("sandbox: ")), stderr.strip())
             raise SandboxUnavailable(
                 f"{reason}. Run on a machine that has it, or accept weaker isolation explicitly with "
