@@ -16,8 +16,10 @@ set; `probe()` shows what this machine gives, each `SandboxResult.mechanisms` wh
   (also in scratch: `shutil.copy`, which copies the mode, fails there; `shutil.copyfile` works).
 - **Memory, CPU, disk, files:** RLIMIT_AS (memory_mb), RLIMIT_CPU, RLIMIT_FSIZE (64 MiB a file), no core
   dumps, RLIMIT_NPROC inside a user namespace; scratch is a tmpfs of scratch_mb in a private mount namespace
-  (so the disk cannot be filled, and it vanishes with the run); memfd_create is refused (memory-backed files
-  would escape RLIMIT_AS) and /dev/shm is not writable.
+  (so the disk cannot be filled, and it vanishes with the run; tmpfs pages are memory, so a run holds at most
+  memory_mb + scratch_mb); memfd_create is refused (memory-backed files would escape RLIMIT_AS) and /dev/shm
+  is not writable. RLIMIT_NPROC does not bind a sandbox started by root (the kernel exempts uid 0); seccomp's
+  ban on process creation is what holds there, and threads are bounded by RLIMIT_AS (each reserves a stack).
 - **No network.** seccomp refuses socket() for every family (socketpair stays: it reaches nothing outside);
   Landlock (ABI >= 4) also refuses TCP bind/connect and (ABI >= 6) abstract UNIX sockets and signals out of
   the sandbox; a network namespace (no interface up) is added where the kernel allows.
