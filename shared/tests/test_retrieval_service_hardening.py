@@ -73,6 +73,12 @@ def test_caps_and_parse_errors_are_answered(server, payload, status, message):
     assert got == status and re.search(message, body["error"]), body
 
 
+def test_client_splits_batches_above_the_cap(server):
+    queries = ["France", "Germany", "sugar"] * 4  # 12 queries, server cap 4
+    result = SearchClient(server.url, max_queries=4).retrieve(queries, topk=1)
+    assert [hits[0]["document"]["id"] for hits in result] == ["paris", "berlin", "leaf"] * 4
+
+
 def test_missing_and_negative_content_length(server):
     for header in ("", "Content-Length: -5\r\n"):
         with socket.create_connection((server.host, server.port), timeout=5) as sock:

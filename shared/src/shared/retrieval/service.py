@@ -9,7 +9,7 @@ Hardening: a listen backlog of 128; caps on topk, queries per request and body s
 the cap; every malformed body (bad JSON, deep nesting, huge integers, wrong types) answered 400 instead of a
 dropped connection; a socket timeout so stalled or slow clients free their thread; HTTP/1.1 keep-alive; the
 search lock taken per chunk of queries, so one huge batch cannot starve small requests. A BM25 server never
-imports torch. The client keeps one connection per thread and retries refused/reset connections, truncated
+imports torch. The client splits batches above the cap, keeps one connection per thread and retries refused/reset connections, truncated
 bodies, bad status lines and 5xx answers until a time budget (default 60 s, longer than a server restart)
 runs out; every error names the URL.
 """
@@ -274,7 +274,7 @@ class SearchClient:
     """
 
     def __init__(self, url: str, timeout: float = 30.0, retries: int | None = None, backoff: float = 0.1,
-                 retry_budget_s: float = 60.0, max_backoff: float = 2.0) -> None:
+                 retry_budget_s: float = 60.0, max_backoff: float = 2.0, max_queries: int = MAX_QUERIES) -> None:
         url = url.rstrip("/")
         self.url = url if url.endswith("/retrieve") else url + "/retrieve"
         parts = urllib.parse.urlsplit(self.url)
@@ -283,6 +283,9 @@ class SearchClient:
         self._scheme, self._host, self._port, self._path = parts.scheme, parts.hostname, parts.port, parts.path
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.retry_budget_s, self.max_backoff = retry_budget_s, max_backoff
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        self.max_queries = max_queries
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -317,10 +320,18 @@ class SearchClient:
         return response.status, data
 
     def retrieve(self, queries: list[str], topk: int = 3, return_scores: bool = True) -> list[list[dict]]:
-        """The service's "result": per query a list of {"document", "score"} (or documents without scores)."""
+        """The service's "result": per query a list of {"document", "score"} (or documents without scores).
+
+        Batches above `max_queries` (the server's default cap) go out as several requests, answers in order."""
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings, got a single str")
         queries = list(queries)
+        result: list[list[dict]] = []
+        for start in range(0, len(queries), self.max_queries):
+            result.extend(self._retrieve_batch(queries[start : start + self.max_queries], topk, return_scores))
+        return result
+
+    def _retrieve_batch(self, queries: list[str], topk: int, return_scores: bool) -> list[list[dict]]:
         body = json.dumps({"queries": queries, "topk": topk, "return_scores": return_scores}).encode()
         start = time.monotonic()
         attempts = 0
