@@ -106,6 +106,8 @@ class SearchSettings:
     api_key_env: str = ""  # web: "" = SERPER_API_KEY / SERPAPI_API_KEY
     url: str = ""  # web: "" = the provider's endpoint
     rate: float = 5.0  # web: requests per second
+    max_retries: int = 3  # web: retries of 429 / 5xx / timeouts, with exponential back-off from backoff_s
+    backoff_s: float = 1.0
     cache_dir: str = ""  # web: on-disk (query, topk) cache
 
 
@@ -163,6 +165,19 @@ class EvalSettings:
 
 
 @dataclass
+class LaunchSettings:
+    """The GPU layout `--dry-run` estimates memory for (`shared.dryrun`): per training process."""
+
+    dtype: str = "bfloat16"
+    world_size: int = 1
+    sharding: str = "none"  # none | ddp | zero1 | zero2 | zero3 | fsdp
+    micro_batch: int = 16
+    seq_len: int = 2048
+    gradient_checkpointing: bool = True
+    rollout_tokens: int = 0  # tokens whose KV cache a colocated vLLM engine keeps
+
+
+@dataclass
 class Dr9kConfig:
     output_dir: str = "runs/dr9k"
     seed: int = 0
@@ -187,6 +202,7 @@ class Dr9kConfig:
                                                           checkpoint_every=10, tensorboard=False, threads=1,
                                                           critic=CriticConfig(shared_trunk=False, lr=1e-3)))
     eval: EvalSettings = field(default_factory=EvalSettings)
+    launch: LaunchSettings = field(default_factory=LaunchSettings)
 
     def validate(self) -> None:
         unknown = [lv for lv in self.levels.levels if lv not in LEVELS]

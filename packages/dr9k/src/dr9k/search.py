@@ -22,7 +22,8 @@ def make_retriever(settings: Any, corpus: Sequence[Mapping[str, Any]] | None = N
     if settings.backend == "web":
         from shared.retrieval.web import RateLimited, WebSearchClient
 
-        client = WebSearchClient(settings.provider, api_key_env=settings.api_key_env or None, url=settings.url or None)
+        client = WebSearchClient(settings.provider, api_key_env=settings.api_key_env or None, url=settings.url or None,
+                                 max_retries=settings.max_retries, backoff_s=settings.backoff_s)
         backend: Any = RateLimited(client, rate=settings.rate)
         if settings.cache_dir:
             from shared.retrieval.cache import CachedRetriever
@@ -41,6 +42,14 @@ def make_retriever(settings: Any, corpus: Sequence[Mapping[str, Any]] | None = N
         encoder = TextEncoder(settings.encoder) if settings.encoder else TextEncoder()
         return Retriever(encoder, list(corpus))
     raise ValueError(f"search.backend must be bm25, dense or web, got {settings.backend!r}")
+
+
+def check_search(settings: Any) -> None:
+    """Cheap checks before any work: a web backend needs its API key variable (no request is sent)."""
+    if settings.backend == "web":
+        from shared.retrieval.web import WebSearchClient
+
+        WebSearchClient(settings.provider, api_key_env=settings.api_key_env or None, url=settings.url or None)
 
 
 def make_env_factory(retriever: Any, topk: int) -> Callable[[Mapping[str, Any]], Any]:

@@ -235,6 +235,20 @@ class Pipeline:
     def status(self) -> list[dict[str, Any]]:
         return self.runner.status(self.stages())
 
+    def finished(self) -> dict[str, StageResult]:
+        """The stages of the chain that are built for this config (nothing is built)."""
+        from shared.stages import resolve_parents, stage_key
+
+        keys: dict[str, str] = {}
+        out: dict[str, StageResult] = {}
+        for stage in resolve_parents(self.stages()):
+            keys[stage.name] = stage_key(stage.name, stage.settings, {n: keys[n] for n in stage.parents or ()})
+            stamp = self.runner.stamp_of(stage, keys[stage.name])
+            if stamp is not None:
+                out[stage.name] = StageResult(stage.name, keys[stage.name],
+                                              self.runner.folder_of(stage, keys[stage.name]), False, stamp)
+        return out
+
 
 def _search_identity(settings: Any) -> dict[str, Any]:
     return {k: v for k, v in config_to_dict(settings).items() if k not in ("cache_dir", "rate", "api_key_env")}

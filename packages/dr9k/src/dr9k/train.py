@@ -111,24 +111,26 @@ def agent_loop(cfg: Any, generator: Any, env_factory: Callable, temperature: flo
                      max_response_tokens=r.max_response_tokens, temperature=temperature, correction=CORRECTION)
 
 
-def make_reward_fn(cfg: Any, judge: Any = None) -> Callable[[list, list], list[float]]:
-    """RLTrainer reward_fn: the configured outcome reward of each trajectory's response (its text: turns and
-    observations); with `reward.kind=judge` the correctness comes from the judge (exact match first)."""
-    from dr9k.rewards import last_answer, reward
+def make_reward_fn(cfg: Any, tokenizer: Any, judge: Any = None) -> Callable[[list, list], list[float]]:
+    """RLTrainer reward_fn: the configured outcome reward of each trajectory's response (`rewards.Response` from
+    its policy and observation runs); with `reward.kind=judge` correctness comes from the judge (exact match
+    first)."""
+    from dr9k.rewards import Response, last_answer, reward
 
     s = cfg.reward
     if s.kind == "judge" and judge is None:
         raise ValueError("reward.kind=judge needs the judge endpoint")
 
     def reward_fn(trajs: list, records: list) -> list[float]:
+        responses = [Response.of_trajectory(t, tokenizer) for t in trajs]
         correct: list[bool | None] = [None] * len(trajs)
         if s.kind == "judge":
             from dr9k.judge import grade
 
             items = [{"id": f"{r['id']}#{i}", "question": r["question"], "golds": r["golden_answers"],
-                      "prediction": last_answer(t.text) or ""} for i, (t, r) in enumerate(zip(trajs, records))]
+                      "prediction": last_answer(x.generated) or ""} for i, (x, r) in enumerate(zip(responses, records))]
             correct = [v.correct for v in grade(judge, items, cfg.judge.workers)]
-        return [reward(t.text, r["golden_answers"], r["prompt"], s, c) for t, r, c in zip(trajs, records, correct)]
+        return [reward(x, r["golden_answers"], r["prompt"], s, c) for x, r, c in zip(responses, records, correct)]
 
     return reward_fn
 
@@ -164,7 +166,7 @@ def rl_train(cfg: Any, model: torch.nn.Module, tokenizer: Any, rows: Sequence[Ma
         step = holder["trainer"].step if "trainer" in holder else 0
         return loop.run(recs, n=n, group_ids=group_ids, seed=seed * 100_003 + step * 997 + int(group_ids[0]))
 
-    trainer = RLTrainer(rl_cfg, model, tokenizer, rl_records(rows, cfg.rollout.prompt), make_reward_fn(cfg, judge),
+    trainer = RLTrainer(rl_cfg, model, tokenizer, rl_records(rows, cfg.rollout.prompt), make_reward_fn(cfg, tokenizer, judge),
                         generator=generator, rollout_fn=rollout_fn, eval_fn=eval_fn)
     holder["trainer"] = trainer
     history = trainer.train(resume=True)
