@@ -45,6 +45,11 @@ def _row(seed: Mapping[str, Any], level: str, question: str, depth: int, plan: M
                   plan=dict(plan))
 
 
+def seed_id(row: Mapping[str, Any]) -> str:
+    """The seed question a level row was built from (level row ids are `<seed id>#<level>`)."""
+    return str(row["id"]).rsplit("#", 1)[0]
+
+
 # ---- synthetic KB -------------------------------------------------------------------------------------------
 def described_facts(kb: Any, entity: str, description: str) -> list[list[str]]:
     """The (relation, object) facts a KB description states about `entity`, read back from its clauses."""
@@ -86,12 +91,13 @@ def _mentioned(question: str, support: Sequence[Mapping[str, Any]]) -> list[Mapp
 
 def off_path_description(paragraph: Mapping[str, Any], answers: Iterable[str], others: Sequence[str],
                          min_words: int) -> tuple[str | None, str]:
-    """(description, reason): an off-path sentence of the paragraph naming its title, the title masked."""
+    """(description, reason): an off-path sentence of the paragraph (one naming its title preferred), the title
+    masked."""
     title = paragraph["title"]
     on_path = set(paragraph.get("on_path") or [])
-    candidates = [s for i, s in enumerate(paragraph["sentences"]) if i not in on_path and title in s]
-    candidates = [s for s in candidates if not any(contains_answer_anywhere(s, a) for a in answers)
-                  and not any(o and o in s for o in others)]
+    candidates = [s for i, s in enumerate(paragraph["sentences"]) if i not in on_path
+                  and not any(contains_answer_anywhere(s, a) for a in answers) and not any(o and o in s for o in others)]
+    candidates.sort(key=lambda s: title not in s)  # sentences naming the title first (the others say "he", "it")
     if not candidates:
         return None, "no_off_path_fact"
     masked = candidates[0].replace(title, "___").strip()

@@ -36,6 +36,7 @@ from shared.eval.stats import paired_bootstrap_ci, paired_differences
 from dr9k import __version__
 from dr9k.config import LEVELS, Dr9kConfig
 from dr9k.evaluate import METRICS, evaluate, extra_metrics, summarize
+from dr9k.levels import seed_id
 from dr9k.synth import Pipeline, read_jsonl
 
 RL_ROWS = ("sft", "grpo", "ppo")
@@ -51,12 +52,17 @@ def _rank(key: str) -> str:
 
 
 def pick_test(rows: Sequence[Mapping[str, Any]], per_level: int) -> list[dict]:
-    """The first `per_level` rows of each level in the hash order of their seed question, so L1 and L2 items of
-    one seed tend to be picked together (the L1 - L2 interval pairs them)."""
-    out = []
+    """`per_level` test rows per level in the hash order of their seed question; L2 takes the L2 rows of the seeds
+    whose L1 was picked first, so the L1 - L2 interval pairs most items by seed."""
+    out: list[dict] = []
+    picked_seeds: set[str] = set()
     for level in LEVELS:
-        of_level = sorted((r for r in rows if r["level"] == level), key=lambda r: _rank(r["parent_ids"][0]))
-        out += [dict(r) for r in of_level[:per_level]]
+        of_level = [r for r in rows if r["level"] == level]
+        chosen = sorted(of_level, key=lambda r, lv=level, seen=picked_seeds: (
+            lv == "L2" and seed_id(r) not in seen, _rank(seed_id(r))))[:per_level]
+        if level == "L1":
+            picked_seeds = {seed_id(r) for r in chosen}
+        out += [dict(r) for r in chosen]
     return out
 
 
@@ -157,10 +163,6 @@ def run_row(s: Setup, warm: Path, row: str, seed: int, log: Callable[[str], None
     return _saved(folder / "metrics.json", compute)
 
 
-def row_metrics(items: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    return summarize(items)
-
-
 def aggregate(per_seed: Sequence[Mapping[str, dict]], rows: Sequence[str]) -> list[dict[str, Any]]:
     """Mean over seeds of each metric, with the sd over seeds of accuracy and reward (None with one seed)."""
     out = []
@@ -179,8 +181,8 @@ def level_intervals(items: Sequence[Mapping[str, Any]], seed: int = 0) -> dict[s
     means)."""
     by = {lv: [i for i in items if i["level"] == lv] for lv in LEVELS}
     out: dict[str, Any] = {}
-    l2_by_seed = {i["id"].rsplit("#", 1)[0]: i for i in by["L2"]}
-    pairs = [(i, l2_by_seed[i["id"].rsplit("#", 1)[0]]) for i in by["L1"] if i["id"].rsplit("#", 1)[0] in l2_by_seed]
+    l2_by_seed = {seed_id(i): i for i in by["L2"]}
+    pairs = [(i, l2_by_seed[seed_id(i)]) for i in by["L1"] if seed_id(i) in l2_by_seed]
     if pairs:
         out["L1-L2"] = paired_bootstrap_ci([float(a["correct"]) for a, _ in pairs],
                                            [float(b["correct"]) for _, b in pairs], seed=seed)

@@ -34,6 +34,8 @@ from shared.stages import Stage, StageContext, StageResult, StageRunner, derive
 
 STAGES = ("seed", "levels", "filter", "trajectories", "verdicts", "calibrate")
 STUB_VERSION = 1  # bump when the stand-in teacher or judge answers differently: their stages are rebuilt
+# bump a stage's number when its code builds other rows from the same settings (the stage key holds it)
+CODE_VERSIONS = {"seed": 1, "levels": 2, "filter": 1, "trajectories": 1, "verdicts": 1, "calibrate": 1}
 _ENDPOINT_RUNTIME = ("timeout_s", "max_retries", "backoff_s", "workers", "cache_dir", "api_key_env")
 
 
@@ -210,18 +212,22 @@ class Pipeline:
     # ---- the chain ----
     def stages(self) -> list[Stage]:
         c = self.cfg
-        return [
-            Stage("seed", self._seed, {"seeds": config_to_dict(c.seeds), "levels": list(c.levels.levels)}, ()),
-            Stage("levels", self._levels, {"levels": config_to_dict(c.levels)}),
-            Stage("filter", self._filter, {"filters": config_to_dict(c.filters), "judge": endpoint_identity(c.judge)
-                                           if c.filters.validity == "judge" else None}),
-            Stage("trajectories", self._trajectories, {"teacher": endpoint_identity(c.teacher), "prompt":
-                  c.rollout.prompt, "attempts": c.synth.attempts, "search": _search_identity(c.search)},
-                  ("seed", "filter")),
-            Stage("verdicts", self._verdicts, {"judge": endpoint_identity(c.judge)}, ("filter", "trajectories")),
-            Stage("calibrate", self._calibrate, {"attempts": c.synth.attempts}, ("filter", "trajectories",
-                                                                                  "verdicts")),
-        ]
+        settings = {
+            "seed": {"seeds": config_to_dict(c.seeds), "levels": list(c.levels.levels)},
+            "levels": {"levels": config_to_dict(c.levels)},
+            "filter": {"filters": config_to_dict(c.filters),
+                       "judge": endpoint_identity(c.judge) if c.filters.validity == "judge" else None},
+            "trajectories": {"teacher": endpoint_identity(c.teacher), "prompt": c.rollout.prompt,
+                             "attempts": c.synth.attempts, "search": _search_identity(c.search)},
+            "verdicts": {"judge": endpoint_identity(c.judge)},
+            "calibrate": {"attempts": c.synth.attempts},
+        }
+        builds = {"seed": self._seed, "levels": self._levels, "filter": self._filter,
+                  "trajectories": self._trajectories, "verdicts": self._verdicts, "calibrate": self._calibrate}
+        parents = {"seed": (), "trajectories": ("seed", "filter"), "verdicts": ("filter", "trajectories"),
+                   "calibrate": ("filter", "trajectories", "verdicts")}
+        return [Stage(name, builds[name], {**settings[name], "code": CODE_VERSIONS[name]}, parents.get(name))
+                for name in STAGES]
 
     def run(self, upto: str | Iterable[str] = "calibrate") -> dict[str, StageResult]:
         """Build (or reuse) the chain up to the furthest stage named in `upto`."""
