@@ -25,7 +25,7 @@ class PackageSpec:
 PACKAGES: list[PackageSpec] = [
     PackageSpec("dome", "dome", "Generative retrieval", "DOME edits add new docs as well as incremental training, faster"),
     PackageSpec("cocoa", "cocoa", "Multimodal embeddings (MMEB)", "reconstruction stage raises P@1 at equal contrastive steps"),
-    PackageSpec("dr9k", "dr9k", "Search agents (multi-hop QA)", "levels get harder L1->L3; RL raises reward over SFT"),
+    PackageSpec("dr9k", "dr9k", "Search agents (multi-hop QA)", "fixed agent's accuracy L1 > L2 > L3; GRPO/PPO reward over equal-budget SFT"),
     PackageSpec("sage", "sage", "Math reasoning", "SAGE pair selection converges faster than uniform DPO"),
     PackageSpec("agentic-r", "agentic_r", "Search agents (multi-hop QA)", "utility-trained retriever beats the base encoder"),
     PackageSpec("matchtir", "matchtir", "Tool use", "dual-level advantages reach higher solve F1 than trajectory-only"),
