@@ -8,7 +8,7 @@ import pytest
 from dr9k.config import LevelSettings
 from dr9k.levels import build_levels
 from dr9k.search import make_env_factory
-from dr9k.teacher import parse_docs, run_teacher, stub_teacher, transcript_example
+from dr9k.teacher import fact, parse_docs, run_teacher, stub_teacher, transcript_example
 from shared.retrieval import Retriever
 from shared.serving import ChatClient, ChatError, ChatServer
 from shared.stages import DropStats
@@ -33,6 +33,11 @@ def test_scripted_teacher_solves_every_level_through_the_endpoint(kb, seed_of):
     first = episodes[1]["turns"][0]  # Ce Lo's L2: the description is searched first
     assert first["text"].endswith("<search>the person who works for Yu Corp and whose mentor is Ala Mi</search>")
     assert "Ce Lo" in [t for t, _ in parse_docs(first["observation"])]
+    # the thoughts restate the evidence just read: L1 Ce Lo born_in -> located_in, L2 the described person first
+    thoughts = [[t["text"].split("</think>")[0].removeprefix("<think>") for t in ep["turns"]] for ep in episodes]
+    assert thoughts[0] == ["hop 1: born_in", fact("Ce Lo", "born_in", "Paville"), fact("Paville", "located_in", "Raland")]
+    assert thoughts[1][1] == fact("Ce Lo", "works_for", "Yu Corp") + " " + fact("Ce Lo", "mentor", "Ala Mi")
+    assert thoughts[1][2:] == thoughts[0][1:]  # then the same hops as L1 from the found person
 
 
 def test_dead_teacher_endpoint_names_the_url(kb, seed_of):

@@ -162,6 +162,7 @@ class EvalSettings:
     hard_attempts: int = 4  # sampled attempts (T = 1) per item; hard = none correct
     hard_items_per_level: int = 100  # items per level that get the sampled attempts (0 = all)
     temperature: float = 0.0
+    dev_per_level: int = 128  # dev items per level the replication scores the warm start on (0 = none)
 
 
 @dataclass

@@ -128,7 +128,8 @@ def warm_start_eval(s: Setup, warm: Path, log: Callable[[str], None]) -> dict[st
         model, tok = _load(warm)
         t0 = time.perf_counter()
         items = evaluate(s.cfg, model, tok, s.test, s.env_factory, s.judge, seed=0)
-        dev = evaluate(s.cfg, model, tok, s.dev, s.env_factory, s.judge, seed=0, hard=False)
+        dev_rows = [r for lv in LEVELS for r in [x for x in s.dev if x["level"] == lv][: s.cfg.eval.dev_per_level]]
+        dev = evaluate(s.cfg, model, tok, dev_rows, s.env_factory, s.judge, seed=0, hard=False) if dev_rows else []
         log(f"warm start evaluated on {len(items)} test and {len(dev)} dev items ({time.perf_counter() - t0:.0f}s)")
         return {"items": items, "dev": {lv: summarize([i for i in dev if i["level"] == lv]) for lv in LEVELS
                                         if any(i["level"] == lv for i in dev)}}

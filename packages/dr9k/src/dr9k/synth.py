@@ -33,7 +33,7 @@ from shared.config import config_to_dict
 from shared.stages import Stage, StageContext, StageResult, StageRunner, derive
 
 STAGES = ("seed", "levels", "filter", "trajectories", "verdicts", "calibrate")
-STUB_VERSION = 1  # bump when the stand-in teacher or judge answers differently: their stages are rebuilt
+STUB_VERSION = 2  # bump when the stand-in teacher or judge answers differently: their stages are rebuilt
 # bump a stage's number when its code builds other rows from the same settings (the stage key holds it)
 CODE_VERSIONS = {"seed": 1, "levels": 2, "filter": 1, "trajectories": 1, "verdicts": 1, "calibrate": 1}
 _ENDPOINT_RUNTIME = ("timeout_s", "max_retries", "backoff_s", "workers", "cache_dir", "api_key_env")

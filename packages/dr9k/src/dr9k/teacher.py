@@ -60,13 +60,24 @@ def states(text: str, entity: str, relation: str, obj: str | None = None) -> str
     return m.group(1)
 
 
+def fact(entity: str, relation: str, obj: str) -> str:
+    """The KB sentence stating one fact ("Ala Mi works for Xo Corp.")."""
+    from benchmarks.synthetic.kb import RELATIONS
+
+    return RELATIONS[relation][2].format(s=entity, o=obj, o_of=entity)
+
+
 def kb_steps(plan: Mapping[str, Any], observations: Sequence[str]) -> tuple[str, str | None]:
-    """The scripted teacher's next turn given the observations so far: (turn text, final answer or None)."""
+    """The scripted teacher's next turn given the observations so far: (turn text, final answer or None).
+
+    Its thoughts restate the facts it has just read (as a reasoning model quotes its evidence): the first turn
+    names the hop it starts with, every later turn the sentence of the retrieved passage it relies on."""
     from benchmarks.synthetic.kb import RELATIONS
 
     describe, relations = plan.get("describe"), plan["relations"]
     obs = list(observations)
-    node: str | None = None
+    node: str | None = plan.get("start")
+    thought = f"hop 1: {relations[0]}"
     guess = ""
     if describe:
         if not obs:
@@ -75,21 +86,19 @@ def kb_steps(plan: Mapping[str, Any], observations: Sequence[str]) -> tuple[str,
         guess = docs[0][0] if docs else ""
         node = next((t for t, body in docs if all(states(body, t, rel, o) for rel, o in describe["facts"])), None)
         if node is None:
-            return f"<think>best guess</think>\n<answer>{guess}</answer>", guess
-    else:
-        node = plan.get("start")
-    for hop, rel in enumerate(relations):
-        if node is None:
-            break
+            return f"<think>no passage fits</think>\n<answer>{guess}</answer>", guess
+        thought = " ".join(fact(node, rel, o) for rel, o in describe["facts"])
+    for rel in relations:
         if not obs:
-            return f"<think>hop {hop + 1}: {rel}</think>\n<search>{RELATIONS[rel][3].format(s=node)}</search>", None
+            return f"<think>{thought}</think>\n<search>{RELATIONS[rel][3].format(s=node)}</search>", None
         docs = parse_docs(obs.pop(0))
         guess = docs[0][0] if docs else guess
         found = next((states(body, node, rel) for t, body in docs if t == node and states(body, node, rel)), None)
         if found is None:
-            return f"<think>best guess</think>\n<answer>{guess}</answer>", guess
+            return f"<think>no passage fits</think>\n<answer>{guess}</answer>", guess
+        thought = fact(node, rel, found)
         node = found
-    return f"<think>done</think>\n<answer>{node}</answer>", node
+    return f"<think>{thought}</think>\n<answer>{node}</answer>", node
 
 
 def stub_teacher(rows: Sequence[Mapping[str, Any]]) -> Callable[..., str]:
