@@ -1,6 +1,6 @@
 """Evaluation helpers: retrieval measures, QA/math dataset scores, embedding Precision@1, results.json I/O."""
 
-from shared.eval.embeddings import hits_at_1, mean_by_group, precision_at_1
+from shared.eval.embeddings import hits_at_1, mean_by_group, mmeb_scores, precision_at_1
 from shared.eval.qa import math_accuracy, qa_metrics
 from shared.eval.results import (
     ResultsError,
@@ -22,6 +22,7 @@ __all__ = [
     "precision_at_1",
     "hits_at_1",
     "mean_by_group",
+    "mmeb_scores",
     "write_results",
     "read_results",
     "validate_results",
