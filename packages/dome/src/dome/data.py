@@ -46,12 +46,9 @@ def validate_documents(docs: list[Document], source: str = "documents") -> list[
     return docs
 
 
-def read_documents_jsonl(path: str | Path) -> list[Document]:
-    """A user corpus: one JSON object per line with string fields "id" and "text" ("title" is prepended if present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DocumentError(f"document file not found: {path}")
-    docs: list[Document] = []
+def read_jsonl(path: Path, fields: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-blank line; bad JSON, a non-object or a missing field names file and line."""
+    rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -61,9 +58,20 @@ def read_documents_jsonl(path: str | Path) -> list[Document]:
             raise DocumentError(f"{path}: line {n}: not valid JSON ({e.msg})") from e
         if not isinstance(rec, dict):
             raise DocumentError(f"{path}: line {n}: expected a JSON object")
-        for key in ("id", "text"):
+        for key in fields:
             if key not in rec:
                 raise DocumentError(f"{path}: line {n}: missing field {key!r}")
+        rows.append((n, rec))
+    return rows
+
+
+def read_documents_jsonl(path: str | Path) -> list[Document]:
+    """A user corpus: one JSON object per line with string fields "id" and "text" ("title" is prepended if present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DocumentError(f"document file not found: {path}")
+    docs: list[Document] = []
+    for n, rec in read_jsonl(path, ("id", "text")):
         text = str(rec["text"])
         if rec.get("title") and text.strip():
             text = f"{rec['title']}. {text}"

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dome.config import DataConfig
-from dome.data import Document, DocumentError, Query, index_text
+from dome.data import Document, DocumentError, Query, index_text, read_jsonl
 
 
 @dataclass
@@ -181,16 +181,7 @@ def read_queries(path: str | Path) -> QuerySplit:
     if not path.is_file():
         raise DocumentError(f"{path}: no stored queries (models saved by dome < 0.4 lack queries.jsonl; retrain)")
     out = {"train": [], "test": [], "dev": []}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DocumentError(f"{path}: line {n}: not valid JSON ({e.msg})") from e
-        for key in ("qid", "doc_id", "text", "split"):
-            if key not in rec:
-                raise DocumentError(f"{path}: line {n}: missing field {key!r}")
+    for n, rec in read_jsonl(path, ("qid", "doc_id", "text", "split")):
         if rec["split"] not in out:
             raise DocumentError(f"{path}: line {n}: field 'split' must be train, test or dev, got {rec['split']!r}")
         out[rec["split"]].append(Query(str(rec["qid"]), str(rec["text"]), str(rec["doc_id"])))
