@@ -54,8 +54,9 @@ def _docs_jsonl(path: Path, docs) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dome.data import load_documents, pseudo_queries
+    from dome.data import load_documents
     from dome.gr import train
+    from dome.heldout import make_queries, write_queries
     from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
 
     cfg = _config(args)
@@ -65,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     emb = embed_documents(docs, cfg.docids.encoder) if cfg.docids.scheme == "semantic" else None
     scheme = make_scheme(cfg, docs, emb)
     gr = build_retriever(cfg, docs, scheme, out)
-    train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    queries = make_queries(docs, cfg.data, cfg.seed)
+    train_q, test_q = queries.train, queries.test
     index, retr = examples_for(gr, docs, train_q, cfg.data.index_words)
     out_train = train(
         gr, mix(index, retr, cfg.train.index_weight), cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
@@ -76,17 +78,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resumed training at step {out_train['resumed_from']}", file=sys.stderr)
     gr.save(out / "model")
     _docs_jsonl(out / "model" / "documents.jsonl", docs)
+    write_queries(out / "model" / "queries.jsonl", queries)  # `dome eval` scores these test spans, never redraws
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
     print(json.dumps(metrics))
-    data = {"name": name, "docs": len(docs), "sha256": _corpus_hash(docs)}
+    data = {"name": name, "docs": len(docs), "sha256": _corpus_hash(docs), "test_queries": len(test_q),
+            "heldout": queries.counts}  # fmt: skip
     _write(out, "train", cfg, [{"method": "gr", "metrics": metrics}], data, started, False)
     print(f"model saved to {out / 'model'}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from dome.data import pseudo_queries, read_documents_jsonl
+    from dome.data import read_documents_jsonl
     from dome.gr import GenerativeRetriever
+    from dome.heldout import read_queries
     from dome.pipeline import evaluate
 
     cfg = _config(args)
@@ -94,19 +99,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     started = time.time()
     gr = GenerativeRetriever.load(args.model)
     docs = read_documents_jsonl(Path(args.model) / "documents.jsonl")
-    _, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    stored = Path(args.model) / "queries.jsonl"
+    test_q = read_queries(stored).test  # the held-out spans saved with the model (config seeds cannot redraw them)
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
     print(json.dumps(metrics))
     if args.out:
         _write(Path(args.out), "eval", cfg, [{"method": "gr", "metrics": metrics}],
-               {"name": str(args.model), "docs": len(docs)}, started, False, [Path(args.model) / "documents.jsonl"])
+               {"name": str(args.model), "docs": len(docs), "test_queries": len(test_q)}, started, False,
+               [Path(args.model) / "documents.jsonl", stored])  # fmt: skip
     return 0
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from dome.data import DocumentError, pseudo_queries, read_documents_jsonl
+    from dome.data import DocumentError, index_text, read_documents_jsonl
     from dome.edit import KeyValueEditor
     from dome.gr import GenerativeRetriever
+    from dome.heldout import QuerySplit, make_queries, ngrams, read_queries, write_queries
     from dome.pipeline import embed_documents, evaluate, examples_for
     from dome.replicate import trace_layers
 
@@ -119,8 +127,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
     clash = [d.id for d in new if d.id in gr.scheme.ids]
     if clash:
         raise DocumentError(f"{args.docs}: ids already indexed by {args.model}: {clash[:5]}")
-    old_q, _ = pseudo_queries(indexed, cfg.data, cfg.seed)
-    _, old_retr = examples_for(gr, indexed, old_q, cfg.data.index_words)
+    stored = read_queries(Path(args.model) / "queries.jsonl")
+    _, old_retr = examples_for(gr, indexed, stored.train, cfg.data.index_words)
     ecfg = cfg.edit if args.method == "dome" else cfg.memit
     layers = list(ecfg.layers) or (trace_layers(gr, old_retr, cfg)["layers"] if args.method == "dome"
                                     else list(range(len(gr.model.get_decoder().block))))
@@ -128,13 +136,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
     editor.add_preserved(old_retr)
     emb = embed_documents(new, cfg.docids.encoder) if gr.scheme.kind == "semantic" else None
     gr.add_documents([d.id for d in new], emb)
-    new_q, new_test = pseudo_queries(new, cfg.data, cfg.seed)
-    index, retr = examples_for(gr, new, new_q, cfg.data.index_words)
+    # the new documents' held-out spans avoid every earlier training input too; earlier test spans that share an
+    # n-gram with the new training inputs are no longer held out and are dropped from the stored test set
+    earlier = [q.text for q in stored.train] + [index_text(d, cfg.data.index_words) for d in indexed]
+    added = make_queries(new, cfg.data, cfg.seed, trained_texts=earlier)
+    new_test = added.test
+    index, retr = examples_for(gr, new, added.train, cfg.data.index_words)
     log = editor.edit(retr + index)
     gr.save(out / "model")
     _docs_jsonl(out / "model" / "documents.jsonl", indexed + new)
+    banned = set().union(*(ngrams(t, cfg.data.heldout_ngram) for t in [e.text for e in index + retr]))
+    kept = [q for q in stored.test if not ngrams(q.text, cfg.data.heldout_ngram) & banned]
+    write_queries(out / "model" / "queries.jsonl",
+                  QuerySplit(stored.train + added.train, kept + new_test, stored.dev + added.dev))  # fmt: skip
     metrics = {f"{k}_new": v for k, v in evaluate(gr, new_test, cfg.eval.beams, cfg.eval.batch_size).items()}
     metrics["update_seconds"] = log["seconds"]
+    metrics["old_test_dropped"] = len(stored.test) - len(kept)
     print(json.dumps({"layers": layers, **metrics}))
     _write(out, "edit", cfg, [{"method": args.method, "metrics": metrics}],
            {"name": str(args.docs), "docs": len(new)}, started, False, [args.docs])
@@ -202,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, True)
     sp.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/train.pt")
     sp.set_defaults(fn=cmd_train)
-    sp = sub.add_parser("eval", help="Recall@1/10 and MRR@10 of a trained retriever on held-out pseudo-queries")
+    sp = sub.add_parser("eval", help="Recall@1/10 and MRR@10 of a trained retriever on its stored held-out spans")
     sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
     common(sp, False)
     sp.set_defaults(fn=cmd_eval)

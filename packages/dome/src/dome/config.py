@@ -34,6 +34,8 @@ class DataConfig:
     query_words_min: int = 5
     query_words_max: int = 10
     index_words: int = 16  # words of the document text used for the indexing example
+    # held-out spans share no word n-gram of this length with any training input (dome.heldout)
+    heldout_ngram: int = 3
 
 
 @dataclass
