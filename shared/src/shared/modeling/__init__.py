@@ -2,7 +2,8 @@
 
 One entry point, ``load_model(path_or_id, kind=...)``, so every method package loads a tiny local fixture and a real
 hub checkpoint the same way. Offline runs fail fast with a ``ModelLoadError`` that names the path and says what to
-do instead of a deep hub traceback.
+do instead of a deep hub traceback; a folder whose config or weights do not load is a ``ModelLoadError`` too. The
+torch-free checks a command runs before loading (``shared.cli.check_model_source``) use the same local-path rule.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
+from shared.cli import looks_local as _looks_local
 
 ModelKind = Literal["causal", "seq2seq", "vl"]
 
@@ -60,11 +63,6 @@ def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "
     if dtype in _DTYPES:
         return _DTYPES[dtype]
     raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'")
-
-
-def _looks_local(path_or_id: str) -> bool:
-    # Hub ids are "name" or "org/name"; a leading . / ~, more than one slash, or an existing path means local.
-    return path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") > 1 or Path(path_or_id).exists()
 
 
 def _check_source(path_or_id: str) -> None:
@@ -137,6 +135,9 @@ def load_model(
         raise
     except (OSError, ValueError) as err:
         raise _hub_hint(path_or_id, err) from err
+    except (KeyError, RuntimeError, TypeError) as err:  # a folder whose config or weights do not fit together
+        raise ModelLoadError(f"could not load model {path_or_id!r} as a {kind} model: {type(err).__name__}: "
+                             f"{err}") from err
     model.to(dev)
     model.eval()
     if lora is not None:
