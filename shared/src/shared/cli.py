@@ -484,10 +484,22 @@ class App:
             run.overrides.append(f"{verb.progress_key}=false")  # for verbs that rebuild the config themselves
         if run.wandb_project and verb.wandb_key:
             set_key(cfg, verb.wandb_key, run.wandb_project, "--wandb")
-        validate = getattr(cfg, "validate", None)
-        if callable(validate):  # a config's own cross-field checks, before any work
-            validate()
+        validate_tree(cfg)
         return cfg
+
+
+def validate_tree(cfg: Any) -> None:
+    """Call `validate()` on the config and on every nested config section that defines one (cross-field checks
+    that types cannot express, e.g. RLConfig's advantage name), before any work."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        return
+    for f in dataclasses.fields(cfg):
+        validate_tree(getattr(cfg, f.name))
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
 
 
 def verbs_help(app: App) -> str:

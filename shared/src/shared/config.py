@@ -180,8 +180,9 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"malformed YAML in {path}{line}: {err}") from err
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = ": ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+        raise ConfigError(f"malformed YAML in {path}{where}: {problem or err}") from err
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
