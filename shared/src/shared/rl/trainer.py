@@ -32,13 +32,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
 
-from shared.modeling import clone_model
-from shared.rl.advantages import compute_advantages
+from shared.modeling import LoraSettings, clone_model
+from shared.rl.advantages import ADVANTAGES, compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from shared.rl.critic import CriticConfig, ValueHead, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
@@ -62,7 +62,7 @@ class RLConfig:
     stop: list[str] = field(default_factory=list)
     lr: float = 3e-5
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # constant | cosine | linear
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     ppo_epochs: int = 1
     mini_batches: int = 1
@@ -71,13 +71,13 @@ class RLConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
     dual_clip: float | None = None
-    loss_agg: str = "token-mean"
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
     advantage: str = "grpo"  # "gae" trains a value head (settings in `critic`; gamma, lam in adv_options)
     adv_options: dict[str, float] = field(default_factory=dict)
     critic: CriticConfig = field(default_factory=CriticConfig)
     beta: float = 0.0  # KL coefficient against the frozen reference
-    kl_estimator: str = "k3"
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
     entropy_coef: float = 0.0
     dynamic_sampling: bool = False
@@ -88,10 +88,28 @@ class RLConfig:
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
     seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
     gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
-    generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
+    generator_backend: Literal["hf", "vllm"] = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights pushed per step
     tensorboard: bool = True  # scalars under output_dir/tensorboard when tensorboard is installed
     wandb_project: str = ""  # a W&B project name logs there too when wandb is installed
     progress: bool = True
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # the policy's weights ("auto": as loaded)
+    lora: LoraSettings | None = None  # peft LoRA adapters on the policy (only they train); None = full fine-tuning
+
+    def validate(self) -> None:
+        """Settings that types cannot express, checked before any model is built."""
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"rl.advantage {self.advantage!r} unknown; known: {sorted(ADVANTAGES)}")
+
+
+def prepare_policy(model: torch.nn.Module, cfg: RLConfig) -> torch.nn.Module:
+    """The config's dtype and LoRA applied to the policy before training (no-op with the defaults)."""
+    from shared.modeling import apply_lora, pick_dtype
+
+    if cfg.dtype != "auto":
+        model = model.to(pick_dtype(cfg.dtype))
+    if cfg.lora is not None and not hasattr(model, "peft_config"):
+        model = apply_lora(model, cfg.lora)
+    return model
 
 
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
@@ -166,6 +184,7 @@ class RLTrainer:
         self.advantage_fn = advantage_fn
         self.eval_fn = eval_fn
         self.ref_model = None
+        model = prepare_policy(model, cfg)
         if cfg.beta > 0:
             self.ref_model = clone_model(model).eval().requires_grad_(False).to(self.accelerator.device)
         total_updates = cfg.steps * cfg.ppo_epochs * cfg.mini_batches
