@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+import shared.cli as shared_cli
 import yaml
-from shared import cli as shared_cli
 from shared.atomic import sweep_stale
 from shared.cli import App, CLIError, Run, Verb, check_encoder_source, check_model_source, deprecated_alias
 from shared.config import ConfigError, config_file_overrides, get_key, load_config, set_key
