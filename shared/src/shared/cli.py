@@ -325,7 +325,7 @@ class App:
         if verb.config is not None:
             g.add_argument("--config", type=Path, help="YAML config (keys of the config dataclass)")
         if verb.out != "none":
-            g.add_argument("--out", type=Path, required=verb.out == "required", help="output folder")
+            g.add_argument("--out", type=Path, help="output folder" + (" (required)" if verb.out == "required" else ""))
         if verb.seed:
             g.add_argument("--seed", type=int, help="random seed (overrides the config)")
         if verb.resume:
@@ -442,6 +442,8 @@ class App:
         if out is None and verb.default_out is not None:
             out = verb.default_out(run) if callable(verb.default_out) else verb.default_out
         run.out = Path(out) if out not in (None, "") else None
+        if run.out is None and verb.out == "required":  # after --print-config, which needs no folder
+            raise CLIError("give --out DIR (the output folder)")
         if verb.check is not None:
             verb.check(run)
         for key in verb.model_keys:
