@@ -490,6 +490,14 @@ class App:
         return cfg
 
 
+NOT_BUILT = "not built yet: this release ships only the package skeleton, without the method's commands"
+
+
+def unbuilt_app(prog: str, version: str, description: str) -> App:
+    """The CLI of a package that ships only its skeleton: --help and --version work, every command says so."""
+    return App(prog=prog, version=version, description=description, verbs=[], status=NOT_BUILT)
+
+
 def validate_tree(cfg: Any) -> None:
     """Call `validate()` on the config and on every nested config section that defines one (cross-field checks
     that types cannot express, e.g. RLConfig's advantage name), before any work."""
@@ -512,4 +520,5 @@ def verbs_help(app: App) -> str:
 __all__ = [
     "App", "CLIError", "KNOWN_ERRORS", "MINILM_EXTRA", "Run", "Verb", "check_encoder_source", "check_file",
     "check_model_source", "check_output_dir", "deprecated_alias", "is_known_error", "looks_local", "one_line",
+    "unbuilt_app",
 ]

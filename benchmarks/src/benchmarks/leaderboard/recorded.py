@@ -49,15 +49,19 @@ class Recorded:
         return [r["method"] for r in self.rows]
 
 
-def load_recorded(path: str | Path) -> Recorded:
-    """Read and check one recorded file; DataError names the file and the field."""
-    path = Path(path)
+def _read_json(path: Path) -> Any:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise DataError(path, "file not found") from e
     except json.JSONDecodeError as e:
         raise DataError(path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+
+
+def load_recorded(path: str | Path) -> Recorded:
+    """Read and check one recorded file; DataError names the file and the field."""
+    path = Path(path)
+    raw = _read_json(path)
     if not isinstance(raw, dict):
         raise DataError(path, "must hold a JSON object")
     for key in REQUIRED:
@@ -100,12 +104,7 @@ def record_from_results(results_path: str | Path, command: str, folder: Path = R
     from shared.eval import validate_results
 
     results_path = Path(results_path)
-    try:
-        doc = json.loads(results_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise DataError(results_path, "file not found") from e
-    except json.JSONDecodeError as e:
-        raise DataError(results_path, f"invalid JSON ({e.msg})", line=e.lineno) from e
+    doc = _read_json(results_path)
     validate_results(doc, source=str(results_path))
     if doc.get("quick"):
         raise DataError(results_path, "is a quick run; record the full run's results.json", field="quick")

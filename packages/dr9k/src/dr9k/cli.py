@@ -1,19 +1,13 @@
-"""Command line of `dr9k`: the package is not built yet, and its CLI says exactly that.
-
-Built on the workspace's parent CLI (`shared.cli`) like every package: when the method lands, its verbs go into
-`APP.verbs` and `status` is dropped. Until then `dr9k --help` and `dr9k --version` work, and any command prints
-one line saying the package is not built yet, with exit status 2.
-"""
+"""Command line of `dr9k`: not built yet; `shared.cli.unbuilt_app` answers every command with one line saying so
+(`--help` and `--version` work). The method's verbs replace it when the package lands (API: shared/README.md)."""
 
 import sys
 
-from shared.cli import App
+from shared.cli import unbuilt_app
 
 from dr9k import __version__
 
-STATUS = "not built yet: this release ships only the package skeleton, without the method's commands"
-APP = App(prog="dr9k", version=__version__, verbs=[], status=STATUS,
-          description="Deep-research agents trained on synthesised multi-level search data (DR9K).")
+APP = unbuilt_app("dr9k", __version__, "Deep-research agents trained on synthesised multi-level search data (DR9K).")
 
 
 def main(argv: list[str] | None = None) -> int:
