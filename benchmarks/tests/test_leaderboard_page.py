@@ -119,3 +119,17 @@ def test_log_tail_keeps_the_newest_progress_bar_state(tmp_path):
     log = tmp_path / "x.log"
     log.write_text("start\nbar 1/3\rbar 2/3\rbar 3/3\n\n")
     assert log_tail(log) == "bar 3/3" and log_tail(tmp_path / "none.log") == ""
+
+
+def test_curves_read_older_per_step_logs(tmp_path):
+    """A `logs.json` of {stage: [records]} (cocoa's rows) draws its last stage's own loss when no preferred
+    metric is there; metrics.jsonl wins in a folder that has both."""
+    row = tmp_path / "pkg" / "seed0" / "cocoa"
+    row.mkdir(parents=True)
+    (row / "logs.json").write_text(json.dumps({"first_last": {}, "logs": {
+        "stage2": [{"recon": 9.0}, {"recon": 8.0}], "contrastive": [{"nce": 3.0}, {"nce": 2.5}, {"nce": 2.0}]}}))
+    curves = package_curves(tmp_path / "pkg")
+    assert [(c.label, c.metric, c.steps, c.values) for c in curves] == [("seed0/cocoa", "nce", [1, 2, 3],
+                                                                         [3.0, 2.5, 2.0])]
+    (row / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n{"step": 2, "train/loss": 0.5}\n')
+    assert [(c.metric, c.values) for c in package_curves(tmp_path / "pkg")] == [("train/loss", [1.0, 0.5])]

@@ -3,9 +3,10 @@
 Every trainer of the workspace writes `metrics.jsonl` (one JSON object per step with a `step` key; the RL engine,
 the parent CLI's `Run.write_metrics`, TRL wrappers). The leaderboard reads every `metrics.jsonl` under a package's
 folder, picks the curve metric by a fixed preference (reward first: it is what RL optimises; then the training
-loss; then an evaluation accuracy), and draws one line per file, labelled by its folder (`seed0/km/rl`). Per-step
-logs kept under other names by packages that predate the convention (`train_log.jsonl` lines, `train_log.json`
-lists) are read the same way, so no package is silently missing; a package without any is labelled as such.
+loss; then an evaluation accuracy; else the first key that is a number in every record, e.g. a method's own loss),
+and draws one line per file, labelled by its folder (`seed0/km/rl`). Per-step logs kept under other names by
+packages that predate the convention (`train_log.jsonl` lines, `train_log.json` lists, `logs.json` with a `logs`
+list, or a `{stage: list}` whose last stage is drawn) are read the same way, so no package is silently missing; a package without any is labelled as such.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFERENCE = ("reward", "train/reward", "rewards/mean", "train/loss", "loss", "eval/accuracy", "accuracy")
-LOG_NAMES = ("metrics.jsonl", "train_log.jsonl", "train_log.json")
+LOG_NAMES = ("metrics.jsonl", "train_log.jsonl", "train_log.json", "logs.json")
 
 
 @dataclass
@@ -39,6 +40,10 @@ def _records(path: Path) -> list[dict]:
             data = json.loads(text)
         except json.JSONDecodeError:
             return []
+        if isinstance(data, dict):  # {"logs": [...], ...}: a per-step list kept beside a summary
+            data = data.get("logs")
+        if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+            data = list(data.values())[-1]  # {stage: [...]}: the last stage, the one every row of a run shares
         return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
     out = []
     for line in text.splitlines():
@@ -60,7 +65,10 @@ def _number(value) -> float | None:
 def read_curve(path: Path, root: Path) -> Curve | None:
     """The preferred metric's curve of one log (step from the `step` key, else the record's position)."""
     records = _records(path)
-    for metric in PREFERENCE:
+    # the preferred metrics first, then any other key that is a number in every record (e.g. a method's own loss)
+    others = [k for k in (records[0] if records else {}) if k != "step" and k not in PREFERENCE
+              and all(_number(r.get(k)) is not None for r in records)]
+    for metric in (*PREFERENCE, *others):
         points = [(_number(r.get("step", i)), _number(r.get(metric))) for i, r in enumerate(records, start=1)]
         points = [(s, v) for s, v in points if s is not None and v is not None]
         if len(points) >= 2:
@@ -84,7 +92,8 @@ def package_curves(pkg_dir: Path, limit: int = 12) -> list[Curve]:
     counts: dict[str, int] = {}
     for c in curves:
         counts[c.metric] = counts.get(c.metric, 0) + 1
-    metric = max(counts, key=lambda m: (counts[m], -PREFERENCE.index(m)))
+    rank = {m: i for i, m in enumerate(PREFERENCE)}
+    metric = max(counts, key=lambda m: (counts[m], -rank.get(m, len(rank))))
     return [c for c in curves if c.metric == metric][:limit]
 
 
