@@ -136,26 +136,42 @@ def _records_hash(*parts: list[dict]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
+def _check_record_source(name: str) -> None:
+    """The record source is registered (in-process or as an installed entry point), looked up without importing
+    the warm-start module (it imports transformers' trainer stack: tens of seconds on a loaded box)."""
+    import sys
+    from importlib.metadata import entry_points
+
+    from shared.cli import CLIError
+
+    loaded = sys.modules.get("shared.rl.warmstart")
+    if loaded is not None:
+        loaded.record_source(name)  # its registry may hold sources registered in this process
+        return
+    if not any(p.name == name for p in entry_points(group="shared.record_sources")):
+        raise CLIError(f"no record source {name!r} is installed; install the package that registers it under the "
+                       "'shared.record_sources' entry points (this workspace's benchmarks package provides "
+                       "'arithmetic')")
+
+
 def _check_grpo(run) -> None:
     """Before any model: the task, the record source and the launch (GPU-only engines on a CPU machine)."""
     from shared.cli import CLIError
-    from shared.rl import warmstart
     from shared.rl.launch import check_launch
 
     job = run.cfg
     if job.task.name not in TASKS:
         raise CLIError(f"task.name {job.task.name!r} is not supported; known: {', '.join(TASKS)}")
-    warmstart.record_source(job.task.name)
+    _check_record_source(job.task.name)
     check_launch(job.rl.generator_backend)
 
 
 def _check_warmstart(run) -> None:
     from shared.cli import CLIError
-    from shared.rl import warmstart
 
     if run.args.steps < 1:
         raise CLIError(f"--steps must be >= 1, got {run.args.steps}")
-    warmstart.record_source("arithmetic")
+    _check_record_source("arithmetic")
 
 
 def cmd_grpo(run) -> int:
