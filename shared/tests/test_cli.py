@@ -174,3 +174,19 @@ def test_sweep_stale_removes_only_dead_writers_leftovers(tmp_path):
     removed = sweep_stale(tmp_path)
     assert sorted(removed) == sorted([stale_dir, stale_file])
     assert live.exists() and keep.exists() and not stale_dir.exists()
+
+
+def test_validate_tree_calls_the_outermost_validate():
+    from shared.cli import validate_tree
+    from shared.rl.settings import RLConfig
+
+    @dataclass
+    class Job:
+        rl: RLConfig = field(default_factory=RLConfig)
+        train: Train = field(default_factory=Train)
+
+    validate_tree(Job(rl=RLConfig(critic=type(RLConfig().critic)(coef=0.0))))  # critic unused without gae: fine
+    with pytest.raises(ValueError, match="critic.lr > 0 and critic.coef > 0"):
+        validate_tree(Job(rl=RLConfig(advantage="gae", critic=type(RLConfig().critic)(coef=0.0))))
+    with pytest.raises(ValueError, match="rl.advantage 'nope' unknown"):
+        validate_tree(Job(rl=RLConfig(advantage="nope")))

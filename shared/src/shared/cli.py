@@ -499,17 +499,19 @@ def unbuilt_app(prog: str, version: str, description: str) -> App:
 
 
 def validate_tree(cfg: Any) -> None:
-    """Call `validate()` on the config and on every nested config section that defines one (cross-field checks
-    that types cannot express, e.g. RLConfig's advantage name), before any work."""
+    """Cross-field checks that types cannot express, before any work: the outermost sections that define
+    `validate()` are called (the config itself, else e.g. RLConfig under `rl`); such a section is responsible for
+    its own subsections (RLConfig validates its critic only when the advantage is gae)."""
     import dataclasses
 
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         return
-    for f in dataclasses.fields(cfg):
-        validate_tree(getattr(cfg, f.name))
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         validate()
+        return
+    for f in dataclasses.fields(cfg):
+        validate_tree(getattr(cfg, f.name))
 
 
 def verbs_help(app: App) -> str:

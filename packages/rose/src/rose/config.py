@@ -74,6 +74,7 @@ class RoseConfig:
         """Raise ConfigError naming the first inconsistent setting."""
         from shared.rl.advantages import ADVANTAGES as SHARED
 
+        self.rl.validate()  # the shared trainer's own checks (rose.advantage below replaces rl.advantage in training)
         if self.rose.advantage not in ADVANTAGES and self.rose.advantage not in SHARED:
             raise ConfigError(f"rose.advantage {self.rose.advantage!r} unknown; use segment or one of {sorted(SHARED)}")
         if self.rose.advantage == "gae":

@@ -68,6 +68,8 @@ class RLConfig:
 
         if self.advantage not in ADVANTAGES:
             raise ValueError(f"rl.advantage {self.advantage!r} unknown; known: {sorted(ADVANTAGES)}")
+        if self.advantage == "gae":
+            self.critic.validate()
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
