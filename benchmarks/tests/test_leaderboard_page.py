@@ -133,3 +133,14 @@ def test_curves_read_older_per_step_logs(tmp_path):
                                                                          [3.0, 2.5, 2.0])]
     (row / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n{"step": 2, "train/loss": 0.5}\n')
     assert [(c.metric, c.values) for c in package_curves(tmp_path / "pkg")] == [("train/loss", [1.0, 0.5])]
+
+
+def test_curves_read_one_log_per_row_in_one_folder(tmp_path):
+    seed = tmp_path / "pkg" / "seed0"
+    seed.mkdir(parents=True)
+    for row, losses in (("uniform", [0.9, 0.8]), ("sage", [0.9, 0.7])):
+        (seed / f"{row}.log.jsonl").write_text("".join(json.dumps({"step": i + 1, "loss": v}) + "\n"
+                                                       for i, v in enumerate(losses)))
+    curves = package_curves(tmp_path / "pkg")
+    assert sorted((c.label, c.metric, c.values) for c in curves) == [("seed0/sage", "loss", [0.9, 0.7]),
+                                                                    ("seed0/uniform", "loss", [0.9, 0.8])]

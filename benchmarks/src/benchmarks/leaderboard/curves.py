@@ -6,7 +6,8 @@ folder, picks the curve metric by a fixed preference (reward first: it is what R
 loss; then an evaluation accuracy; else the first key that is a number in every record, e.g. a method's own loss),
 and draws one line per file, labelled by its folder (`seed0/km/rl`). Per-step logs kept under other names by
 packages that predate the convention (`train_log.jsonl` lines, `train_log.json` lists, `logs.json` with a `logs`
-list, or a `{stage: list}` whose last stage is drawn) are read the same way, so no package is silently missing; a package without any is labelled as such.
+list, or a `{stage: list}` whose last stage is drawn; `<row>.log.jsonl`, one per row in one folder) are read the
+same way, so no package is silently missing; a package without any is labelled as such.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 PREFERENCE = ("reward", "train/reward", "rewards/mean", "train/loss", "loss", "eval/accuracy", "accuracy")
 LOG_NAMES = ("metrics.jsonl", "train_log.jsonl", "train_log.json", "logs.json")
+ROW_LOGS = "*.log.jsonl"  # one per-step log per row in one folder (sage: seed0/uniform.log.jsonl, ...)
 
 
 @dataclass
@@ -72,8 +74,10 @@ def read_curve(path: Path, root: Path) -> Curve | None:
         points = [(_number(r.get("step", i)), _number(r.get(metric))) for i, r in enumerate(records, start=1)]
         points = [(s, v) for s, v in points if s is not None and v is not None]
         if len(points) >= 2:
-            label = str(path.parent.relative_to(root)) if path.parent != root else path.stem
-            return Curve(label, metric, [s for s, _ in points], [v for _, v in points])
+            label = str(path.parent.relative_to(root)) if path.parent != root else ""
+            if path.name not in LOG_NAMES:  # a row's own log: its name says which row
+                label = f"{label}/{path.name.removesuffix('.log.jsonl')}".strip("/")
+            return Curve(label or path.stem, metric, [s for s, _ in points], [v for _, v in points])
     return None
 
 
@@ -82,11 +86,17 @@ def package_curves(pkg_dir: Path, limit: int = 12) -> list[Curve]:
     has several), the most common metric only, at most `limit` of them."""
     if not pkg_dir.is_dir():
         return []
-    by_folder: dict[Path, Path] = {}
+    by_folder: dict[Path, list[Path]] = {}
     for name in LOG_NAMES:
         for path in sorted(pkg_dir.rglob(name)):
-            by_folder.setdefault(path.parent, path)
-    curves = [c for c in (read_curve(p, pkg_dir) for p in by_folder.values()) if c is not None]
+            by_folder.setdefault(path.parent, [path])  # the first name found wins: metrics.jsonl before older ones
+    for path in sorted(pkg_dir.rglob(ROW_LOGS)):
+        if path.parent not in by_folder or by_folder[path.parent][0].name != "metrics.jsonl":
+            by_folder.setdefault(path.parent, [])
+            if path not in by_folder[path.parent]:
+                by_folder[path.parent].append(path)
+    logs = [p for paths in by_folder.values() for p in paths]
+    curves = [c for c in (read_curve(p, pkg_dir) for p in logs) if c is not None]
     if not curves:
         return []
     counts: dict[str, int] = {}
