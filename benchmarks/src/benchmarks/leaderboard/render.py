@@ -113,8 +113,11 @@ def _recorded_rows(rec: Recorded) -> tuple[Row, list[Row], str]:
     return own, [r for r in rows if r is not own], headline
 
 
-def _quick_rows(results: Results) -> tuple[Row, list[Row], str]:
-    return results.method_row(), results.baselines(), results.headline()
+def _quick_rows(results: Results, prefer: str = "") -> tuple[Row, list[Row], str]:
+    """Method row, baselines and headline of the quick run; `prefer` (the recorded run's headline) wins when the
+    quick run reports it, so both columns compare the same metric."""
+    metric = prefer if prefer and prefer in results.metric_names() else results.headline()
+    return results.method_row(), results.baselines(), metric
 
 
 def _summary(own: Row, baselines: list[Row], metric: str, n: int | None) -> str:
@@ -188,13 +191,14 @@ def write_markdown(entries: list[Entry], out_dir: Path, title_command: str) -> P
         "|---|---|---|---|---|",
     ]
     for e in entries:
+        metric = ""
         if e.recorded is not None:
             own, base, metric = _recorded_rows(e.recorded)
             full = _summary(own, base, metric, len(e.recorded.seeds)) + f" ({_seed_text(e.recorded.seeds)})"
         else:
             full = "–"
         if e.results is not None:
-            own, base, metric = _quick_rows(e.results)
+            own, base, metric = _quick_rows(e.results, metric)
             quick = _summary(own, base, metric, len(seeds_of(e.results.raw)))
         else:
             quick = "–"
@@ -231,7 +235,7 @@ def _bars(ax, e: Entry) -> None:
         series.append((FULL_LABEL, {r.method: (r.metrics.get(metric), r.metrics.get(f"{metric}_std") if n > 1
                                                else None) for r in [own, *base]}))
     if e.results is not None:
-        own_q, base_q, metric_q = _quick_rows(e.results)
+        own_q, base_q, metric_q = _quick_rows(e.results, metric)
         metric = metric or metric_q
         n = len(seeds_of(e.results.raw))
         series.append((QUICK_LABEL, {r.method: (r.metrics.get(metric), r.metrics.get(f"{metric}_std") if n > 1
