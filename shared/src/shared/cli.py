@@ -186,25 +186,32 @@ class Run:
         return tqdm(iterable, disable=not self.progress, **kwargs)
 
     def write_metrics(self, history: Sequence[dict], folder: str | Path | None = None, prefix: str = "") -> Path:
-        """Per-step training records in the workspace's one training-output layout: `metrics.jsonl` (one JSON line
-        per step) and TensorBoard scalars under `tensorboard/` in `folder` (default: the output folder), and W&B
-        when `--wandb PROJECT` was given. A record's step is its `step` key, else its position (1-based); the
-        file is rewritten, so a resumed run's full history replaces the earlier one."""
-        from shared.rl.data import MetricsLogger
-
+        """`write_metrics` into `folder` (default: the output folder), with `--wandb PROJECT` and the config."""
         target = Path(folder) if folder is not None else self.out
         if target is None:
             raise CLIError("no output folder for metrics.jsonl")
-        (target / "metrics.jsonl").unlink(missing_ok=True)
-        logger = MetricsLogger(target, tensorboard=True, wandb_project=self.wandb_project,
-                               run_config=config_to_dict(self.cfg) if self.cfg is not None else None)
-        try:
-            for i, record in enumerate(history, start=1):
-                step = int(record.get("step", i))
-                logger.log(step, {f"{prefix}{k}": v for k, v in record.items() if k != "step"})
-        finally:
-            logger.close()
-        return target / "metrics.jsonl"
+        return write_metrics(history, target, prefix, self.wandb_project,
+                             config_to_dict(self.cfg) if self.cfg is not None else None)
+
+
+def write_metrics(history: Sequence[dict], folder: str | Path, prefix: str = "", wandb_project: str = "",
+                  run_config: dict | None = None) -> Path:
+    """Per-step training records in the workspace's one training-output layout: `metrics.jsonl` (one JSON line per
+    step) and TensorBoard scalars under `tensorboard/` in `folder`, and W&B when a project is named. A record's step
+    is its `step` key, else its position (1-based); the file is rewritten, so a resumed run's full history replaces
+    the earlier one. For trainers that keep their per-step history in memory and log it when they finish."""
+    from shared.rl.data import MetricsLogger
+
+    target = Path(folder)
+    (target / "metrics.jsonl").unlink(missing_ok=True)
+    logger = MetricsLogger(target, tensorboard=True, wandb_project=wandb_project, run_config=run_config)
+    try:
+        for i, record in enumerate(history, start=1):
+            step = int(record.get("step", i))
+            logger.log(step, {f"{prefix}{k}": v for k, v in record.items() if k != "step"})
+    finally:
+        logger.close()
+    return target / "metrics.jsonl"
 
 
 @dataclass
@@ -522,5 +529,5 @@ def verbs_help(app: App) -> str:
 __all__ = [
     "App", "CLIError", "KNOWN_ERRORS", "MINILM_EXTRA", "Run", "Verb", "check_encoder_source", "check_file",
     "check_model_source", "check_output_dir", "deprecated_alias", "is_known_error", "looks_local", "one_line",
-    "unbuilt_app",
+    "unbuilt_app", "write_metrics",
 ]

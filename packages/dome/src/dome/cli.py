@@ -203,6 +203,9 @@ def cmd_replicate(run: Run) -> int:
     _threads(cfg)
     started = time.time()
     res = replicate(cfg, out, log=run.log, resume=run.resume)
+    for s, r in res["per_seed"].items():  # each seed's training on D0, in the workspace's training-output layout
+        run.write_metrics([{"train/loss": loss} for loss in r["base_train_losses"]],
+                          folder=out / "work" / (f"seed{s}" if len(res["seeds"]) > 1 else ""))
     first = res["per_seed"][res["seeds"][0]]
     data = dict(first["data"])
     data["seeds"] = res["seeds"]
