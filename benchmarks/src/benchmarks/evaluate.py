@@ -43,6 +43,9 @@ class EvalConfig:
     batch_size: int = 16
     seed: int = 0
     max_new_tokens: int = 0
+    num_fewshot: int = 0  # solved examples before each prompt (benchmarks.prompting)
+    apply_chat_template: bool = False  # the prompt as one user turn of the tokenizer's chat template
+    dtype: str = "auto"
 
 
 def score_generative(task: Task, completions: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -56,16 +59,18 @@ def score_generative(task: Task, completions: Sequence[str], golds: Sequence[Seq
 
 
 def evaluate_generative(
-    task: Task, generator, limit: int | None = None, max_new_tokens: int | None = None
+    task: Task, generator, limit: int | None = None, max_new_tokens: int | None = None,
+    prepare: Callable[[list], list[str]] | None = None,
 ) -> EvalOutput:
-    """Greedy generation on the task's prompts with any `shared.generation.Generator`."""
+    """Greedy generation on the task's prompts with any `shared.generation.Generator`; `prepare(examples)` may
+    turn the examples into other prompts (few-shot, chat template: `benchmarks.prompting`)."""
     from shared.generation import SamplingParams
 
     examples = load_examples(task, limit)
     if not examples:
         raise ValueError(f"task {task.name} has no examples (limit={limit})")
     params = SamplingParams(max_new_tokens=max_new_tokens or task.max_new_tokens, temperature=0.0, stop=task.stop)
-    outputs = generator.generate([e.prompt for e in examples], params)
+    outputs = generator.generate(prepare(examples) if prepare else [e.prompt for e in examples], params)
     texts = [out[0].text for out in outputs]
     metrics = score_generative(task, texts, [e.golds for e in examples])
     preds = [
@@ -156,23 +161,31 @@ def write_eval_outputs(
     )  # fmt: skip
 
 
-def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path) -> tuple[EvalOutput, Path]:
-    """Load the model named in `cfg`, evaluate, write the outputs; returns (output, results.json path)."""
+def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path, generator=None,
+             progress: bool = True) -> tuple[EvalOutput, Path]:
+    """Load the model named in `cfg` (or use `generator`, loaded once for several tasks), evaluate with a progress
+    bar, write the outputs; returns (output, results.json path)."""
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     limit = cfg.limit or None
     if task.kind == "retrieval":
         output = evaluate_retrieval(task, cfg.model, limit)
     elif task.kind in ("qa", "math"):
-        from shared.generation import make_generator
+        from benchmarks.prompting import ProgressGenerator, chat_prompts, fewshot_prompts
 
+        if generator is None:
+            generator = load_generator(cfg)
         if cfg.backend == "hf":
             import torch
 
             torch.manual_seed(cfg.seed)
-            generator = make_generator("hf", cfg.model, batch_size=cfg.batch_size)
-        else:
-            generator = make_generator(cfg.backend, cfg.model)
-        output = evaluate_generative(task, generator, limit, cfg.max_new_tokens or None)
+
+        def prepare(examples: list) -> list[str]:
+            pool = load_examples(task) if cfg.num_fewshot else examples
+            prompts = fewshot_prompts(task, examples, pool, cfg.num_fewshot, cfg.seed)
+            return chat_prompts(prompts, generator.tokenizer) if cfg.apply_chat_template else prompts
+
+        bar = ProgressGenerator(generator, cfg.batch_size, task.name, enabled=progress)
+        output = evaluate_generative(task, bar, limit, cfg.max_new_tokens or None, prepare)
     else:
         raise ValueError(
             f"task {task.name} ({task.kind}) needs query/candidate embedding functions: call "
@@ -180,3 +193,12 @@ def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path) -> tuple[EvalOutp
         )
     path = write_eval_outputs(out_dir, cfg, task, output, started, time.perf_counter() - t0)
     return output, path
+
+
+def load_generator(cfg: EvalConfig):
+    """The generation backend of `cfg` (hf: the model through shared.modeling; vllm: a vLLM engine)."""
+    from shared.generation import make_generator
+
+    if cfg.backend == "hf":
+        return make_generator("hf", cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+    return make_generator(cfg.backend, cfg.model)

@@ -30,6 +30,9 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "config.yaml").is_file()
+    for s in (1, 2):  # each seed's training on D0 as a per-step curve (the leaderboard's curves picture reads it)
+        steps = [json.loads(line) for line in (out / "work" / f"seed{s}" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in steps] == list(range(1, 31)) and all(r["train/loss"] > 0 for r in steps)
     assert res["package"] == "dome" and res["experiment"] == "replicate" and res["seed"] == 1
     assert res["data"]["seeds"] == [1, 2] and set(res["data"]["per_seed"]) == {"1", "2"}
     assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit_asis", "memit", "dome"]

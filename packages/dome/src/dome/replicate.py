@@ -252,6 +252,7 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
         "tracing": tracing,
         "details": details,
         "base_train_seconds": base_train["seconds"],
+        "base_train_losses": base_train["losses"],  # per step (a resumed run: every step)
         "docs": docs,
     }
 
