@@ -33,6 +33,24 @@ def test_bad_config_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "a").exists()
 
 
+def test_bad_seed_file_is_refused_before_any_work(tmp_path, capsys):
+    """A seed without an answer, or without supporting facts when L2/L3 are asked for: one line naming file, line
+    and field, exit 2, and no output folder (the file is read while the command checks its inputs)."""
+    seeds = tmp_path / "seeds.jsonl"
+    good = '{"id": "a", "question": "Who?", "golden_answers": ["Bo"], "supporting_facts": [{"title": "T", "text": "x"}]}'
+    for bad, field in (('{"id": "b", "question": "Who else?", "golden_answers": []}', "golden_answers"),
+                       ('{"id": "c", "question": "Who else?", "golden_answers": ["Ce"]}', "supporting_facts")):
+        seeds.write_text(good + "\n" + bad + "\n")
+        for verb in ("synthesize", "train", "replicate"):
+            argv = [verb, "--out", str(tmp_path / "out"), "seeds.source=jsonl", f"seeds.path={seeds}"]
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(f"dr9k {verb}: "), err
+            assert str(seeds) in err[0] and field in err[0], err
+            assert field != "golden_answers" or f"{seeds}:2:" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_synthesize_then_stats(tmp_path, capsys):
     out = tmp_path / "syn"
     assert main(["synthesize", "--out", str(out), "--stages", "filter", *SMALL]) == 0
@@ -53,6 +71,8 @@ def test_dry_run_builds_on_meta(tmp_path, capsys):
     assert "3,085,938,688 total" in out and "memory per process" in out and "grpo, lr 1e-06" in out
     assert main(["train", "--config", str(cfg), "--dry-run", "model.path="]) == 2
     assert "--dry-run needs model.path" in capsys.readouterr().err
+    assert main(["train", "--config", str(cfg), "--dry-run", "--out", str(tmp_path / "gpu")]) == 0
+    assert not (tmp_path / "gpu").exists()  # a dry run sizes the run and writes nothing
 
 
 TINY = [*SMALL, "synth.cache_dir=", "warm_start.cache_dir=", "model.hidden=32", "model.ffn=64", "model.heads=2",

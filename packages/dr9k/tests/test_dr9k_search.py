@@ -54,5 +54,5 @@ def test_endless_429_names_the_url(tmp_path, monkeypatch, capsys):
         make_retriever(SearchSettings(backend="web"))
     assert main(["synthesize", "--out", str(tmp_path / "o"), "search.backend=web"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "SERPER_API_KEY" in err and err.startswith("dr9k synthesize: error:")
+    assert err.count("\n") == 0 and "SERPER_API_KEY" in err and err.startswith("dr9k synthesize: ")
     assert not (tmp_path / "o").exists()  # refused before any work

@@ -1,13 +1,16 @@
 """Command line of `dr9k`: the DeepResearch-9K synthesis pipeline and DeepResearch-R1 training.
 
-    dr9k synthesize --config FILE --out DIR [--stages seed,levels,filter] [key=value ...]
-    dr9k stats --config FILE --out DIR
-    dr9k train --config FILE --out DIR [--dry-run] [key=value ...]
-    dr9k eval --config FILE --model PATH --out DIR
+    dr9k synthesize [--config FILE] [--out DIR] [--stages seed,levels,filter] [key=value ...]
+    dr9k stats [--config FILE] [--out DIR] [--json]
+    dr9k train --config FILE [--out DIR] [--dry-run] [key=value ...]
+    dr9k eval [--config FILE] --model PATH [--out DIR] [--split test|dev]
     dr9k replicate [--quick] [--out DIR] [--seed N] [--seeds K] [--rows sft,grpo,ppo]
 
-Every error a user can cause (a config key, a data record, an endpoint that is down, a web search that keeps
-answering 429) ends the command with one line on stderr and exit status 2, before heavy work where it can.
+Built on the workspace's parent CLI (`shared.cli`): `--config`, `--out` (sets `output_dir`), `--seed`,
+`--print-config`, `--no-progress`, `--debug` and `key=value` overrides anywhere on the line. Before any work the
+config is validated, a seed JSONL file is read record by record, model folders, endpoint models and the web-search key
+are checked; every error a user can cause (a config key, a data record, an endpoint that is down, a malformed judge
+reply, a web search that keeps answering 429) ends the command with one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,62 +22,110 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import App, CLIError, Run, Verb, check_file, check_model_source
+from shared.retrieval.service import SearchServiceError
+from shared.serving import ChatError
+
 from dr9k import __version__
 
+REPLICATE_CONFIGS = Path(__file__).resolve().parent / "configs"  # replicate_quick.yaml, replicate.yaml
 
-def _load(args: argparse.Namespace, overrides: list[str] | None = None):
-    from shared.config import load_config
 
+def _config_cls():
     from dr9k.config import Dr9kConfig
 
-    items = list(args.overrides) + (overrides or [])
-    if getattr(args, "seed", None) is not None:
-        items.append(f"seed={args.seed}")
-    cfg = load_config(Dr9kConfig, args.config, items)
-    cfg.validate()
+    return Dr9kConfig
+
+
+def _check(run: Run) -> None:
+    """Checks every verb shares, before any work: endpoint models, the web-search key, a seed file record by record."""
     from dr9k.search import check_search
 
+    cfg = run.cfg
     check_search(cfg.search)
-    return cfg
+    for name in ("teacher", "judge"):
+        ep = getattr(cfg, name)
+        if ep.kind == "hf":
+            check_model_source(ep.path, f"{name}.path")
+    if cfg.seeds.source == "jsonl":
+        from dr9k.seeds import load_seeds
+
+        check_file(cfg.seeds.path, "seeds.path")
+        load_seeds(cfg.seeds, cfg.levels.levels)
 
 
-def _out(args: argparse.Namespace, cfg) -> Path:
-    return Path(args.out or cfg.output_dir)
+def _check_synthesize(run: Run) -> None:
+    from dr9k.synth import STAGES
+
+    unknown = [s for s in _stages(run.args) if s not in STAGES]
+    if unknown:
+        raise CLIError(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
+    _check(run)
+
+
+def _stages(args: argparse.Namespace) -> list[str]:
+    from dr9k.synth import STAGES
+
+    return [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else list(STAGES)
+
+
+def _check_train(run: Run) -> None:
+    if run.args.dry_run:
+        if not run.cfg.model.path:
+            raise CLIError("--dry-run needs model.path (a hub id such as Qwen/Qwen2.5-3B-Instruct, or a model folder)")
+        return  # the dry run reads a bundled architecture: nothing is downloaded or loaded
+    check_model_source(run.cfg.model.path, "model.path")
+    _check(run)
+
+
+def _check_eval(run: Run) -> None:
+    if not run.args.model:
+        raise CLIError("give --model PATH (a saved model folder with its tokenizer)")
+    check_model_source(run.args.model, "--model")
+    _check(run)
+
+
+def _rows(args: argparse.Namespace) -> list[str] | None:
+    return [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+
+
+def _check_replicate(run: Run) -> None:
+    from dr9k.replicate import RL_ROWS
+
+    if run.args.seeds is not None and run.args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1, got {run.args.seeds}")
+    unknown = [r for r in _rows(run.args) or [] if r not in RL_ROWS]
+    if unknown:
+        raise CLIError(f"--rows: unknown rows {unknown}; known: {', '.join(RL_ROWS)} (the level rows are always there)")
+    check_model_source(run.cfg.model.path, "model.path")
+    _check(run)
 
 
 def _synth_root(cfg, out: Path) -> Path:
     return Path(cfg.synth.cache_dir).expanduser() if cfg.synth.cache_dir else out / "synth"
 
 
-def cmd_synthesize(args: argparse.Namespace) -> int:
-    from shared.config import save_config
+def cmd_synthesize(run: Run) -> int:
+    from dr9k.synth import Pipeline, format_stats, stats_report
 
-    from dr9k.synth import STAGES, Pipeline, format_stats, stats_report
-
-    cfg = _load(args)
-    out = _out(args, cfg)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else list(STAGES)
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
-    save_config(cfg, out)
-    results = Pipeline(cfg, _synth_root(cfg, out), log=_log).run(stages)
+    cfg, out = run.cfg, run.out
+    results = Pipeline(cfg, _synth_root(cfg, out), log=run.log).run(_stages(run.args))
     print(format_stats(stats_report(results)))
     for name, r in results.items():
         print(f"{name:<13} {'built ' if r.built else 'reused'} {r.path}")
     return 0
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+def cmd_stats(run: Run) -> int:
     from dr9k.synth import Pipeline, format_stats, stats_report
 
-    cfg = _load(args)
-    pipe = Pipeline(cfg, _synth_root(cfg, _out(args, cfg)), log=None)
+    cfg = run.cfg
+    pipe = Pipeline(cfg, _synth_root(cfg, run.out), log=None)
     done = pipe.finished()
     if not done:
         raise ValueError(f"no finished synthesis stage for this config under {pipe.root}; run dr9k synthesize first")
     report = stats_report(done)
-    if args.json:
+    if run.args.json:
         print(json.dumps(report, indent=1))
     else:
         print(format_stats(report))
@@ -102,9 +153,9 @@ def dry_run_report(cfg) -> str:
             f"{cfg.rl.prompts_per_step} prompts x {cfg.rl.generations} rollouts, backend {cfg.rl.generator_backend}")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    if args.dry_run:
+def cmd_train(run: Run) -> int:
+    cfg = run.cfg
+    if run.args.dry_run:
         print(dry_run_report(cfg))
         return 0
     import torch
@@ -119,12 +170,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dr9k.train import rl_train, warm_start
 
     torch.set_num_threads(cfg.rl.threads)
-    out = _out(args, cfg)
+    out = run.out
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     save_config(cfg, out)
-    s = prepare(cfg, out, _log)
+    s = prepare(cfg, out, run.log)
     cache = Path(cfg.warm_start.cache_dir).expanduser() if cfg.warm_start.cache_dir else out / "warm_starts"
-    warm = warm_start(cfg, s.train, s.corpus, cache, _log) if not cfg.model.path or cfg.warm_start.sft.steps > 0 \
+    warm = warm_start(cfg, s.train, s.corpus, cache, run.log) if not cfg.model.path or cfg.warm_start.sft.steps > 0 \
         else Path(cfg.model.path)
     rows = []
     with serve(cfg.judge, stub_reply, STUB_JUDGE, "judge") as (url, name, info):
@@ -150,9 +201,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(run: Run) -> int:
     import torch
-    from shared.config import save_config
     from shared.eval import sha256_of, write_results
 
     from dr9k.config import LEVELS
@@ -162,15 +212,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dr9k.replicate import _load as load_saved
     from dr9k.replicate import prepare
 
-    cfg = _load(args)
+    cfg, out, args = run.cfg, run.out, run.args
     model_dir = Path(args.model)
-    if not (model_dir / "config.json").is_file():
-        raise ValueError(f"--model {model_dir}: not a saved model folder (no config.json)")
     torch.set_num_threads(cfg.rl.threads)
-    out = _out(args, cfg) / "eval" if not args.out else Path(args.out)
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-    save_config(cfg, out)
-    s = prepare(cfg, out, _log)
+    s = prepare(cfg, out, run.log)
     rows = s.dev if args.split == "dev" else s.test
     with serve(cfg.judge, stub_reply, STUB_JUDGE, "judge") as (url, name, info):
         judge = grade_client(url, name, cfg.judge)
@@ -189,79 +235,77 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replicate(args: argparse.Namespace) -> int:
+def cmd_replicate(run: Run) -> int:
     from dr9k.replicate import replicate
 
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
-    path = replicate(quick=args.quick, out=args.out, seed=args.seed or 0, config=args.config,
-                     overrides=args.overrides, seeds=args.seeds, rows=rows, log=_log)
+    # replicate() loads the same config and claims the folder itself (finished parts are reused)
+    path = replicate(quick=run.args.quick, out=run.out, seed=run.seed if run.seed is not None else 0,
+                     config=run.config_path, overrides=run.overrides, seeds=run.args.seeds, rows=_rows(run.args),
+                     log=run.log)
     doc = json.loads(Path(path).read_text())
     print(f"results: {path} ({doc['seconds']:.0f}s)")
     return 0
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _synthesize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stages", help="comma-separated stages to run (with everything before them); default: all")
+
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="validate the config, build the model on the meta device, "
+                   "print parameters and the GPU memory estimate per process; no training, nothing written")
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="saved causal LM folder with its tokenizer (required)")
+    p.add_argument("--split", choices=("test", "dev"), default="test", help="which synthesised split to score")
+
+
+def _replicate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="one seed, a short warm start, 20 items per level, 3 RL steps")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
+    p.add_argument("--rows", help="comma-separated subset of sft,grpo,ppo (the level rows are always there)")
+
+
+COMMON = {"config": _config_cls, "seed_key": "seed"}
+APP = App(
+    prog="dr9k", version=__version__,
+    description="DeepResearch-9K: synthesise multi-level search questions (L1-L3) and train DeepResearch-R1 search "
+                "agents (masked SFT, then GRPO, PPO or REINFORCE++).",
+    errors=(ChatError, SearchServiceError),
+    verbs=[
+        Verb("synthesize", "run the synthesis stages (seed, levels, filter, trajectories, verdicts, calibrate); "
+             "finished stages are reused", cmd_synthesize, arguments=_synthesize_args, out_key="output_dir",
+             check=_check_synthesize, **COMMON),
+        Verb("stats", "counts per level and drop reasons of the finished synthesis stages", cmd_stats,
+             arguments=_stats_args, out_key="output_dir", claim="none", check=_check, **COMMON),
+        Verb("train", "synthesis, SFT warm start on teacher trajectories, then RL (rl.steps > 0)", cmd_train,
+             arguments=_train_args, out_key="output_dir", claim="none", check=_check_train, trains=True,
+             wandb_key="rl.wandb_project", **COMMON),
+        Verb("eval", "accuracy (judge), EM, reward, turns and hard rate of a saved agent per level", cmd_eval,
+             arguments=_eval_args, check=_check_eval, default_out=lambda run: Path(run.cfg.output_dir) / "eval",
+             **COMMON),
+        Verb("replicate", "CPU replication: L1 > L2 > L3 for a fixed agent; GRPO/PPO reward over SFT", cmd_replicate,
+             arguments=_replicate_args, claim="none", check=_check_replicate,
+             default_config=lambda args: REPLICATE_CONFIGS / ("replicate_quick.yaml" if args.quick
+                                                              else "replicate.yaml"),
+             default_out="runs/dr9k_replicate",
+             description="CPU replication: L1 > L2 > L3 for a fixed agent; GRPO/PPO reward over SFT. --config "
+                         "replaces the packaged replicate(_quick).yaml.", **COMMON),
+    ],
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dr9k", description="DeepResearch-9K: synthesise multi-level search "
-                                     "questions (L1-L3) and train DeepResearch-R1 search agents (SFT, GRPO, PPO).")
-    parser.add_argument("--version", action="version", version=f"dr9k {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser, config_required: bool = False) -> None:
-        p.add_argument("--config", required=config_required, help="YAML config (see packages/dr9k/configs/)")
-        p.add_argument("--out", help="output folder (default: output_dir of the config)")
-        p.add_argument("--seed", type=int, help="random seed (overrides the config)")
-        p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. seeds.source=hotpotqa")
-
-    p = sub.add_parser("synthesize", help="run the synthesis stages (seed, levels, filter, trajectories, verdicts, "
-                       "calibrate); finished stages are reused")
-    common(p)
-    p.add_argument("--stages", help="comma-separated stages to run (with everything before them); default: all")
-    p.set_defaults(fn=cmd_synthesize)
-
-    p = sub.add_parser("stats", help="counts per level and drop reasons of the finished synthesis stages")
-    common(p)
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(fn=cmd_stats)
-
-    p = sub.add_parser("train", help="synthesis, SFT warm start on teacher trajectories, then RL (rl.steps > 0)")
-    common(p, config_required=True)
-    p.add_argument("--dry-run", action="store_true", help="validate the config, build the model on the meta device, "
-                   "print parameters and the GPU memory estimate per process; no training")
-    p.set_defaults(fn=cmd_train)
-
-    p = sub.add_parser("eval", help="accuracy (judge), EM, reward, turns and hard rate of a saved agent per level")
-    common(p)
-    p.add_argument("--model", required=True, help="saved causal LM folder with its tokenizer")
-    p.add_argument("--split", choices=("test", "dev"), default="test", help="which synthesised split to score")
-    p.set_defaults(fn=cmd_eval)
-
-    p = sub.add_parser("replicate", help="CPU replication: L1>L2>L3 for a fixed agent; GRPO/PPO reward over SFT")
-    p.add_argument("--quick", action="store_true", help="one seed, 100 items per level, 3 RL steps (warm start cached)")
-    p.add_argument("--out", default="runs/dr9k_replicate", help="output folder")
-    p.add_argument("--seed", type=int, help="first seed (default 0)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
-    p.add_argument("--rows", help="comma-separated subset of sft,grpo,ppo (the level rows are always there)")
-    p.add_argument("--config", help="config replacing the packaged replicate config")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    p.set_defaults(fn=cmd_replicate)
-    return parser
+    return APP.build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.retrieval.service import SearchServiceError
-    from shared.serving import ChatError
-
-    args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, KeyError, OSError, ChatError, SearchServiceError) as err:  # user-caused: one line
-        message = " ".join(str(err.args[0] if isinstance(err, KeyError) and err.args else err).split())
-        print(f"dr9k {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":
