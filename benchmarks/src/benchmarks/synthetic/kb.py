@@ -314,7 +314,7 @@ def hop_pairs(questions) -> set[tuple[str, str]]:
     """The (sub-question, gold passage id) pairs of questions given as KBQuestion objects or their dicts."""
     out = set()
     for q in questions:
-        subs = q["sub_questions"] if isinstance(q, dict) else [asdict(s) for s in q.sub_questions]
+        subs = q.get("sub_questions", []) if isinstance(q, dict) else [asdict(s) for s in q.sub_questions]
         out |= {(s["question"], str(s["passage_id"])) for s in subs}
     return out
 

@@ -41,6 +41,8 @@ from agentic_r.data import (
     read_jsonl,
     read_questions,
     subquery_eval_set,
+    training_pairs,
+    unseen_subqueries,
     write_jsonl,
 )
 from agentic_r.encoder import LayerCachedEncoder, StateCache, load_encoder
@@ -351,8 +353,16 @@ class Pipeline:
         for r in range(self.cfg.rounds):
             self.train_retriever(r)
 
+    def training_pairs(self) -> set[tuple[str, str]]:
+        """(sub-query, passage) pairs of the training questions (the agent's too) and of every round's groups."""
+        questions = self.train_q + (self.agent_train_q() if self.cfg.agent.kind == "tiny" else [])
+        groups = [g for r in range(self.cfg.rounds) if (self.out / f"round{r}/groups.jsonl").exists()
+                  for g in read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives"))]
+        return training_pairs(questions, groups)
+
     def evaluate(self, round_index: int) -> dict:
-        """Held-out sub-query Recall@5/20 and agent EM/F1 of retriever_{round_index} (-1: base)."""
+        """Held-out sub-query Recall@5/20 (all, and on (sub-query, passage) pairs no training question or group
+        holds) and agent EM/F1 of retriever_{round_index} (-1: base)."""
         encoder, index, name = self.retriever_of(round_index)
         path = self.out / f"eval/{name}.json"
         if path.exists():
@@ -362,6 +372,9 @@ class Pipeline:
         hits = retriever.retrieve(queries, topk=20)
         run = {qid: {str(h["id"]): h["score"] for h in row} for qid, row in zip(qids, hits)}
         rec = retrieval_metrics(run, qrels, ks=(5, 20))
+        unseen = unseen_subqueries(self.test_q, self.training_pairs())
+        rec_unseen = retrieval_metrics({q: run[q] for q in unseen}, {q: qrels[q] for q in unseen}, ks=(5, 20)) \
+            if unseen else {}
         lab = self.cfg.label
         with self.service(encoder, index) as client:
             search = ServiceSearch(client, with_question=self.cfg.eval_with_question)
@@ -370,6 +383,9 @@ class Pipeline:
         metrics = {
             "recall@5_subquery": rec["recall@5"],
             "recall@20_subquery": rec["recall@20"],
+            "recall@5_subquery_unseen": rec_unseen.get("recall@5"),
+            "recall@20_subquery_unseen": rec_unseen.get("recall@20"),
+            "unseen_subquery_share": len(unseen) / max(len(qids), 1),
             "agent_em": qa["em"],
             "agent_f1": qa["f1"],
         }
