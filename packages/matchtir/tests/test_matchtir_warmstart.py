@@ -10,7 +10,7 @@ import pytest
 import yaml
 from matchtir.config import MatchTIRConfig
 from matchtir.data import suite_samples
-from matchtir.replicate import CONFIG_DIR, paired_differences
+from matchtir.replicate import CONFIG_DIR, paired_differences, row_config
 from matchtir.train import group_stats
 from matchtir.warmstart import STAMP, cached_warm_start, warm_start_key
 from shared.config import load_config
@@ -97,15 +97,29 @@ def test_group_stats_counts_groups_with_reward_spread():
 
 
 def test_paired_differences_per_seed():
-    def seed(traj: float, km: float) -> dict:
+    def seed(traj: float, km: float, km_traj: float = 0.0) -> dict:
         base = {"solve_rate": 0.0, "precision": 0.0, "answer_f1": 0.0, "mean_turns": 2.0}
-        return {"metrics": {"trajectory": {**base, "solve_f1": traj}, "km": {**base, "solve_f1": km}}}
+        return {"metrics": {"trajectory": {**base, "solve_f1": traj}, "km": {**base, "solve_f1": km},
+                            "km_traj": {**base, "solve_f1": km_traj}}}
 
     out = paired_differences([seed(0.2, 0.3), seed(0.25, 0.2)], ["trajectory", "km"])
+    assert set(out) == {"km-trajectory"}
     d = out["km-trajectory"]["solve_f1"]
     assert d["per_seed"] == pytest.approx([0.1, -0.05])
     assert d["mean"] == pytest.approx(0.025) and d["sd"] == pytest.approx(0.075) and d["ahead"] == 1
     assert paired_differences([seed(0.2, 0.3)], ["km"]) == {}
+    # the paper's variable alone: km (dual-level) against km_traj (same matching rewards, trajectory-level)
+    both = paired_differences([seed(0.2, 0.3, 0.28), seed(0.25, 0.2, 0.24)], ["trajectory", "km_traj", "km"])
+    assert both["km-km_traj"]["solve_f1"]["per_seed"] == pytest.approx([0.02, -0.04])
+    assert both["km_traj-trajectory"]["solve_f1"]["per_seed"] == pytest.approx([0.08, -0.01])
+
+
+def test_rows_isolate_the_advantage_and_the_reward():
+    cfg = load_config(MatchTIRConfig, CONFIG_DIR / "replicate.yaml")
+    km, km_traj, traj = (row_config(cfg, r) for r in ("km", "km_traj", "trajectory"))
+    assert km.reward == km_traj.reward and km.reward.scheme == "matching" and km.reward.mode == "hard"
+    assert (km.advantage.mode, km_traj.advantage.mode) == ("dual", "trajectory")
+    assert km_traj.advantage == traj.advantage and traj.reward.scheme == "outcome"
 
 
 def test_packaged_full_config():
