@@ -4,28 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from agentic_r.cli import build_parser, main
 from agentic_r.config import AgenticRConfig
 from agentic_r.data import RecordError, read_questions
 from agentic_r.encoder import EncoderSetupError, load_encoder
 from agentic_r.pipeline import Pipeline
 from shared.config import ConfigError, load_config
-from shared.retrieval import TextEncoder, default_model_path
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+from shared.retrieval import TextEncoder
 
 
 def test_cached_top_layers_match_full_forward_and_reload(tiny_bert, tmp_path):

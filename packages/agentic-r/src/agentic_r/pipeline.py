@@ -12,7 +12,12 @@ Layout of `out/`:
   round{r}/retriever/{encoder,index}/       the trained retriever (re-initialised from the base encoder each round)
   round{r}/stats.json                       what each stage kept and dropped
   eval/{base,round0,...}.json               sub-query recall and agent EM/F1 on held-out questions
-Each stage is skipped when its output file exists, so a killed run resumes at the first missing file.
+  */.stages/<stage>.json                    the stamp of each finished stage (shared.stages)
+
+Every step is a `shared.stages` file stage: its stamp holds the config sections it reads and the keys of the stages
+it reads from, and is written only after all its files exist. A rerun skips every stamped stage, so a killed run
+resumes at the first unfinished one; a stage whose files are gone (or half written, without a stamp) is rebuilt
+together with the stages that read it. The CLI claims the run folder for one config (`claim_run_dir`).
 
 With `agent.kind = tiny` every round starts by training its own agent against the round's retriever (retriever_{r-1},
 the base encoder for r = 0): a fresh tiny Qwen2, SFT on oracle traces observed through that retriever, then GRPO
@@ -25,13 +30,15 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from shared.atomic import save_pretrained, write_json
 from shared.eval import qa_metrics, retrieval_metrics
 from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
+from shared.stages import Stage, StageContext, StageResult, StageRunner
 
 from agentic_r.agents import GeneratorAgent, KBReaderAgent, ServiceSearch, play
 from agentic_r.config import AgenticRConfig, ModelSettings
@@ -104,6 +111,8 @@ class Pipeline:
 
     def __init__(self, cfg: AgenticRConfig, out: str | os.PathLike, progress: bool = True) -> None:
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.runner = StageRunner(self.out)
+        self.results: dict[str, StageResult] = {}
         self._prepare_data()
         self.corpus_docs = read_jsonl(self.out / "data/corpus.jsonl", required=("id", "contents"))
         self.corpus = {str(d["id"]): d["contents"] for d in self.corpus_docs}
@@ -115,15 +124,59 @@ class Pipeline:
         self._judge = None
         self._writer = None
 
+    # ---- stages -----------------------------------------------------------------------------------------------
+    def _settings(self, *names: str, **extra) -> dict:
+        """The config sections a stage reads (its stamp), plus stage-specific values."""
+        out = {}
+        for name in names:
+            value = getattr(self.cfg, name)
+            out[name] = asdict(value) if is_dataclass(value) else value
+        return {**out, **extra}
+
+    def _stage(self, name: str, folder: str, outputs: Sequence[str], settings: dict, parents: Sequence[str],
+               build: Callable[[StageContext], None]) -> StageResult:
+        """Run (or reuse) one file stage of this run folder; parents must have run in this process first."""
+        if name not in self.results:
+
+            def run(ctx: StageContext) -> None:  # the pipeline's builds only write files: no stamp fields
+                build(ctx)
+
+            stage = Stage(name, run, settings, tuple(parents), tuple(outputs), folder)
+            self.results[name] = self.runner.run(stage, {p: self.results[p] for p in parents})
+        return self.results[name]
+
+    def _retriever_stage(self, r: int) -> str:
+        """The stage holding retriever_r (r = -1: the base index), made sure of; a later round's retriever is
+        never trained implicitly."""
+        if r < 0:
+            return self._base_index()
+        if not (self.out / f"round{r}/.stages/round{r}.retriever.json").exists():
+            raise FileNotFoundError(f"{self.out / f'round{r}/retriever'}/encoder missing: run "
+                                    f"`agentic-r train-retriever --round {r}`")
+        self.train_retriever(r)  # reused: the chain's stamps are checked, nothing is rebuilt unless stale
+        return f"round{r}.retriever"
+
     # ---- data, models, services -------------------------------------------------------------------------------
     def _prepare_data(self) -> None:
         folder = self.out / "data"
-        if all((folder / f"{name}.jsonl").exists() for name in ("corpus", "train", "test")):
-            return
-        data = build_kb_data(self.cfg.data, self.cfg.seed)
-        write_jsonl(folder / "corpus.jsonl", data["corpus"])
-        write_jsonl(folder / "train.jsonl", data["train"])
-        write_jsonl(folder / "test.jsonl", data["test"])
+
+        def build(ctx: StageContext) -> None:
+            data = build_kb_data(self.cfg.data, self.cfg.seed)
+            write_jsonl(folder / "corpus.jsonl", data["corpus"])
+            write_jsonl(folder / "train.jsonl", data["train"])
+            write_jsonl(folder / "test.jsonl", data["test"])
+
+        self._stage("data", "data", ["corpus.jsonl", "train.jsonl", "test.jsonl"], self._settings("data", "seed"), [],
+                    build)
+
+    def _base_index(self) -> str:
+        def build(ctx: StageContext) -> None:
+            build_index(self.encoder(), self.corpus_docs, self.out / "base/index")
+            self.save_cache()
+
+        self._stage("base.index", "base", ["index/index.faiss", "index/index_meta.json"], self._settings("retriever"),
+                    ["data"], build)
+        return "base.index"
 
     def _train_layers(self) -> int | str:
         value = self.cfg.retriever.train_layers
@@ -146,11 +199,8 @@ class Pipeline:
             self.cache.save()
 
     def index(self, encoder: LayerCachedEncoder, folder: Path) -> DenseIndex:
-        if (folder / "index.faiss").exists():
-            return DenseIndex.load(folder, use_gpu=False)
-        index = build_index(encoder, self.corpus_docs, folder)
-        self.save_cache()
-        return index
+        """The faiss index in `folder` (built by its stage)."""
+        return DenseIndex.load(folder, use_gpu=False)
 
     @contextmanager
     def service(self, encoder: LayerCachedEncoder, index: DenseIndex) -> Iterator[SearchClient]:
@@ -161,12 +211,11 @@ class Pipeline:
 
     def retriever_of(self, round_index: int) -> tuple[LayerCachedEncoder, DenseIndex, str]:
         """(encoder, index, name) of retriever_{round_index}; -1 is the base encoder."""
+        self._retriever_stage(round_index)
         if round_index < 0:
             enc = self.encoder()
             return enc, self.index(enc, self.out / "base/index"), "base"
         folder = self.out / f"round{round_index}/retriever"
-        if not (folder / "encoder").exists():
-            raise FileNotFoundError(f"{folder}/encoder missing: run `agentic-r train-retriever --round {round_index}`")
         enc = self.encoder(folder / "encoder")
         return enc, self.index(enc, folder / "index"), f"round{round_index}"
 
@@ -176,8 +225,8 @@ class Pipeline:
 
     def agent_train_q(self) -> list[dict]:
         path = self.out / "data/agent_train.jsonl"
-        if not path.exists():
-            write_jsonl(path, agent_train_questions(self.cfg.data, self.cfg.seed, self.train_q))
+        self._stage("agent_train", "data", ["agent_train.jsonl"], self._settings("data", "seed"), ["data"],
+                    lambda ctx: write_jsonl(path, agent_train_questions(self.cfg.data, self.cfg.seed, self.train_q)))
         return read_questions(path)
 
     def train_agent(self, r: int) -> None:
@@ -186,17 +235,27 @@ class Pipeline:
         Nothing to do for the deterministic reader (no weights) or an `hf` agent (trained elsewhere)."""
         if self.cfg.agent.kind != "tiny":
             return
-        folder = self.out / f"round{r}/agent"
-        if (folder / "model/config.json").exists():
-            return
+        retriever = self._retriever_stage(r - 1)
+        self.agent_train_q()
+        settings = self._settings("tiny_agent", "seed", agent_topk=self.cfg.label.agent_topk,
+                                  with_question=self._with_question(r), round=r)
+        self._stage(f"round{r}.agent", f"round{r}", ["agent/model/config.json"], settings, ["agent_train", retriever],
+                    lambda ctx: self._train_agent(r, ctx))
+
+    def _train_agent(self, r: int, ctx: StageContext) -> None:
+        """The agent stage's build. Inside it, the SFT model (marked done in the stage's work folder, which belongs to
+        this stage key) and the GRPO checkpoints are resume points: a killed stage restarts at GRPO when SFT had
+        finished."""
         from shared.modeling import load_model
 
+        folder = self.out / f"round{r}/agent"
+        sft_done = ctx.work / "sft.done"
         settings, lab, seed = self.cfg.tiny_agent, self.cfg.label, self.cfg.seed + r
         questions = self.agent_train_q()
         encoder, index, name = self.retriever_of(r - 1)
         with self.service(encoder, index) as client:
             search = ServiceSearch(client, with_question=self._with_question(r))
-            if not (folder / "sft/config.json").exists():
+            if not (sft_done.exists() and (folder / "sft/config.json").exists()):
                 texts = [d["contents"] for d in self.corpus_docs] + [TINY_PROMPT.format(question=q["question"])
                                                                      for q in questions]
                 texts += [s["question"] for q in questions for s in q.get("sub_questions", [])]
@@ -208,6 +267,7 @@ class Pipeline:
                 k = max(1, len(losses) // 10)
                 self._stats(r, "agent_sft", {**stats, "retriever": name, "steps": len(losses),
                                              "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k})
+                sft_done.write_text("")
             model, tok = load_model(str(folder / "sft"), kind="causal", dtype="float32", device="cpu")
             history = rl_train(model, tok, questions, search, settings, lab.agent_topk, folder / "rl", seed,
                                self.progress)
@@ -276,120 +336,174 @@ class Pipeline:
         flags = self.cfg.label.rollout_with_question
         return bool(flags[min(r, len(flags) - 1)]) if flags else True
 
+    def _agent_stages(self, r: int) -> list[str]:
+        """The stage of round r's trained agent, when the agent has weights."""
+        if self.cfg.agent.kind != "tiny":
+            return []
+        self.train_agent(r)
+        return [f"round{r}.agent"]
+
     def mine(self, r: int) -> None:
         """Rollouts with retriever_{r-1} (base for r = 0) and top-k candidates per search turn."""
         folder = self.out / f"round{r}"
-        if (folder / "candidates.jsonl").exists():
-            return
-        agent = self.agent_of(r) if not (folder / "rollouts.jsonl").exists() else None
-        encoder, index, _ = self.retriever_of(r - 1)
         lab = self.cfg.label
-        with self.service(encoder, index) as client:
-            if agent is not None:
-                search = ServiceSearch(client, with_question=self._with_question(r))
-                rollouts = play(agent, self.train_q, search, lab.agent_topk, lab.max_searches)
-                write_jsonl(folder / "rollouts.jsonl", rollouts)
-                self._stats(
-                    r,
-                    "rollouts",
-                    {
-                        "questions": len(rollouts),
-                        "em": qa_metrics([x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])[
-                            "em"
-                        ],
-                    },
-                )
-            rollouts = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns"))
-            stats: Counter = Counter()
-            candidates = mine_candidates(rollouts, ServiceSearch(client, with_question=True), lab.candidates_k, stats)
-        write_jsonl(folder / "candidates.jsonl", candidates)
-        self._stats(r, "mine", stats)
-        self.save_cache()
+        retriever = self._retriever_stage(r - 1)
+        parents = ["data", retriever, *self._agent_stages(r)]
 
-    def label(self, r: int) -> None:
-        """Sub-answers, local utility (judge), global utility (agent continuation) and training groups."""
-        folder = self.out / f"round{r}"
-        if (folder / "groups.jsonl").exists():
-            return
-        self.mine(r)
-        lab = self.cfg.label
-        rollouts = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns", "text"))
-        candidates = read_jsonl(folder / "candidates.jsonl", required=("rollout_id", "turn", "doc_ids", "query"))
-        stats: Counter = Counter()
-        if not (folder / "local.jsonl").exists():
-            subs = write_sub_answers(rollouts, self.sub_answer_writer(), stats)
-            write_jsonl(folder / "subanswers.jsonl", [{"id": k, "sub_answers": v} for k, v in subs.items()])
-            write_jsonl(folder / "local.jsonl", label_local(candidates, subs, self.corpus, self.judge(), stats))
-        local = read_jsonl(folder / "local.jsonl", required=("rollout_id", "turn", "doc_ids", "u_loc"))
-        if not (folder / "labelled.jsonl").exists():
+        def rollouts(ctx: StageContext) -> None:
             agent = self.agent_of(r)
             encoder, index, _ = self.retriever_of(r - 1)
             with self.service(encoder, index) as client:
                 search = ServiceSearch(client, with_question=self._with_question(r))
-                labelled = label_global(local, {x["id"]: x for x in rollouts}, self.corpus, agent, search,
-                                        lab.min_local, lab.agent_topk, lab.max_searches, stats)  # fmt: skip
-            write_jsonl(folder / "labelled.jsonl", labelled)
+                rows = play(agent, self.train_q, search, lab.agent_topk, lab.max_searches)
+            write_jsonl(folder / "rollouts.jsonl", rows)
+            em = qa_metrics([x["answer"] for x in rows], [x["golden_answers"] for x in rows])["em"]
+            self._stats(r, "rollouts", {"questions": len(rows), "em": em})
             self.save_cache()
-        labelled = read_jsonl(folder / "labelled.jsonl", required=("doc_ids", "u_loc", "u_glob", "retriever_query"))
-        groups = make_groups(labelled, self.cfg.seed + r, lab.min_local, lab.num_negatives, lab.max_positives, stats)
-        write_jsonl(folder / "groups.jsonl", groups)
-        self._stats(r, "label", {**stats, **self.names(), "agent": self.agent_of(r).name})
+
+        def candidates(ctx: StageContext) -> None:
+            rows = read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns"))
+            encoder, index, _ = self.retriever_of(r - 1)
+            stats: Counter = Counter()
+            with self.service(encoder, index) as client:
+                found = mine_candidates(rows, ServiceSearch(client, with_question=True), lab.candidates_k, stats)
+            write_jsonl(folder / "candidates.jsonl", found)
+            self._stats(r, "mine", stats)
+            self.save_cache()
+
+        settings = self._settings("agent", "label", with_question=self._with_question(r), round=r)
+        self._stage(f"round{r}.rollouts", f"round{r}", ["rollouts.jsonl"], settings, parents, rollouts)
+        self._stage(f"round{r}.candidates", f"round{r}", ["candidates.jsonl"], self._settings("label", round=r),
+                    [f"round{r}.rollouts", retriever], candidates)
+
+    def label(self, r: int) -> None:
+        """Sub-answers, local utility (judge), global utility (agent continuation) and training groups."""
+        folder = self.out / f"round{r}"
+        self.mine(r)
+        lab = self.cfg.label
+        retriever = self._retriever_stage(r - 1)
+
+        def rollouts() -> list[dict]:
+            return read_jsonl(folder / "rollouts.jsonl", required=("id", "question", "turns", "text"))
+
+        def local(ctx: StageContext) -> None:
+            candidates = read_jsonl(folder / "candidates.jsonl", required=("rollout_id", "turn", "doc_ids", "query"))
+            stats: Counter = Counter()
+            subs = write_sub_answers(rollouts(), self.sub_answer_writer(), stats)
+            write_jsonl(folder / "subanswers.jsonl", [{"id": k, "sub_answers": v} for k, v in subs.items()])
+            write_jsonl(folder / "local.jsonl", label_local(candidates, subs, self.corpus, self.judge(), stats))
+            self._stats(r, "label_local", stats)
+
+        def labelled(ctx: StageContext) -> None:
+            rows = read_jsonl(folder / "local.jsonl", required=("rollout_id", "turn", "doc_ids", "u_loc"))
+            agent = self.agent_of(r)
+            encoder, index, _ = self.retriever_of(r - 1)
+            stats: Counter = Counter()
+            with self.service(encoder, index) as client:
+                search = ServiceSearch(client, with_question=self._with_question(r))
+                out = label_global(rows, {x["id"]: x for x in rollouts()}, self.corpus, agent, search,
+                                   lab.min_local, lab.agent_topk, lab.max_searches, stats)  # fmt: skip
+            write_jsonl(folder / "labelled.jsonl", out)
+            self._stats(r, "label_global", stats)
+            self.save_cache()
+
+        def groups(ctx: StageContext) -> None:
+            rows = read_jsonl(folder / "labelled.jsonl", required=("doc_ids", "u_loc", "u_glob", "retriever_query"))
+            path = folder / "stats.json"
+            saved = json.loads(path.read_text()) if path.exists() else {}
+            stats: Counter = Counter()
+            for part in ("label_local", "label_global"):  # one "label" section, as before the stages split it
+                stats.update(saved.pop(part, {}))
+            made = make_groups(rows, self.cfg.seed + r, lab.min_local, lab.num_negatives, lab.max_positives, stats)
+            write_jsonl(folder / "groups.jsonl", made)
+            saved["label"] = {**stats, **self.names(), "agent": self.agent_of(r).name}
+            write_json(path, saved)
+
+        self._stage(f"round{r}.local", f"round{r}", ["subanswers.jsonl", "local.jsonl"],
+                    self._settings("judge", "sub_answers", "label", round=r), [f"round{r}.candidates"], local)
+        self._stage(f"round{r}.labelled", f"round{r}", ["labelled.jsonl"],
+                    self._settings("label", with_question=self._with_question(r), round=r),
+                    [f"round{r}.local", retriever, *self._agent_stages(r)], labelled)
+        self._stage(f"round{r}.groups", f"round{r}", ["groups.jsonl"], self._settings("label", "seed", round=r),
+                    [f"round{r}.labelled"], groups)
 
     def train_retriever(self, r: int) -> None:
         """Train retriever_r from the base encoder on round r's groups; save it and its faiss index."""
         folder = self.out / f"round{r}/retriever"
-        if (folder / "index/index.faiss").exists():
-            return
         self.label(r)
-        groups = read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives", "negatives"))
-        encoder = self.encoder()  # re-initialised from the base encoder every round
-        stats = train_retriever(encoder, groups, self.corpus, self.cfg.train, self.cfg.seed + r, self.progress)
-        encoder.save(folder / "encoder")
-        self.save_cache()
-        self.index(encoder, folder / "index")
-        self._stats(r, "train", stats)
+
+        def build(ctx: StageContext) -> None:
+            groups = read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives", "negatives"))
+            encoder = self.encoder()  # re-initialised from the base encoder every round
+            stats = train_retriever(encoder, groups, self.corpus, self.cfg.train, self.cfg.seed + r, self.progress)
+            encoder.save(folder / "encoder")
+            self.save_cache()
+            build_index(encoder, self.corpus_docs, folder / "index")
+            self.save_cache()
+            self._stats(r, "train", stats)
+
+        self._stage(f"round{r}.retriever", f"round{r}",
+                    ["retriever/encoder/text_encoder.json", "retriever/index/index.faiss",
+                     "retriever/index/index_meta.json"],
+                    self._settings("retriever", "train", "seed", round=r), [f"round{r}.groups"], build)
 
     def iterate(self) -> None:
         for r in range(self.cfg.rounds):
             self.train_retriever(r)
 
-    def training_pairs(self) -> set[tuple[str, str]]:
-        """(sub-query, passage) pairs of the training questions (the agent's too) and of every round's groups."""
+    def _finished_groups(self) -> list[int]:
+        """Rounds whose training groups are stamped (each made sure of, so it can be a parent stage)."""
+        done = [r for r in range(self.cfg.rounds) if (self.out / f"round{r}/.stages/round{r}.groups.json").exists()]
+        for r in done:
+            self.label(r)  # reused: the chain's stamps are checked, nothing is rebuilt unless stale
+        return done
+
+    def training_pairs(self, rounds: Sequence[int] | None = None) -> set[tuple[str, str]]:
+        """(sub-query, passage) pairs of the training questions (the agent's too) and of the groups of `rounds`
+        (default: every round whose groups file exists)."""
         questions = self.train_q + (self.agent_train_q() if self.cfg.agent.kind == "tiny" else [])
-        groups = [g for r in range(self.cfg.rounds) if (self.out / f"round{r}/groups.jsonl").exists()
+        rounds = [r for r in range(self.cfg.rounds) if (self.out / f"round{r}/groups.jsonl").exists()] \
+            if rounds is None else rounds
+        groups = [g for r in rounds
                   for g in read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives"))]
         return training_pairs(questions, groups)
 
     def evaluate(self, round_index: int) -> dict:
-        """Held-out sub-query Recall@5/20 (all, and on (sub-query, passage) pairs no training question or group
-        holds) and agent EM/F1 of retriever_{round_index} (-1: base)."""
-        encoder, index, name = self.retriever_of(round_index)
+        """Held-out sub-query Recall@5/20 (all, and on the (sub-query, passage) pairs that no training question or
+        training group of a finished round holds) and agent EM/F1 of retriever_{round_index} (-1: base)."""
+        retriever = self._retriever_stage(round_index)
+        name = "base" if round_index < 0 else f"round{round_index}"
         path = self.out / f"eval/{name}.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        qids, queries, qrels = subquery_eval_set(self.test_q)
-        retriever = Retriever(encoder, self.corpus_docs, index=index)
-        hits = retriever.retrieve(queries, topk=20)
-        run = {qid: {str(h["id"]): h["score"] for h in row} for qid, row in zip(qids, hits)}
-        rec = retrieval_metrics(run, qrels, ks=(5, 20))
-        unseen = unseen_subqueries(self.test_q, self.training_pairs())
-        rec_unseen = retrieval_metrics({q: run[q] for q in unseen}, {q: qrels[q] for q in unseen}, ks=(5, 20)) \
-            if unseen else {}
-        lab = self.cfg.label
-        with self.service(encoder, index) as client:
-            search = ServiceSearch(client, with_question=self.cfg.eval_with_question)
-            rollouts = play(self.agent(), self.test_q, search, lab.agent_topk, lab.max_searches)
-        qa = qa_metrics([x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])
-        metrics = {
-            "recall@5_subquery": rec["recall@5"],
-            "recall@20_subquery": rec["recall@20"],
-            "recall@5_subquery_unseen": rec_unseen.get("recall@5"),
-            "recall@20_subquery_unseen": rec_unseen.get("recall@20"),
-            "unseen_subquery_share": len(unseen) / max(len(qids), 1),
-            "agent_em": qa["em"],
-            "agent_f1": qa["f1"],
-        }
-        write_jsonl(self.out / f"eval/{name}_rollouts.jsonl", rollouts)
-        write_json(path, metrics)
-        self.save_cache()
-        return metrics
+        agent_stages = self._agent_stages(self.cfg.rounds - 1)  # evaluation runs the last round's agent
+        trained = self._finished_groups()  # the unseen pairs leave out every finished round's groups
+
+        def build(ctx: StageContext) -> None:
+            encoder, index, _ = self.retriever_of(round_index)
+            qids, queries, qrels = subquery_eval_set(self.test_q)
+            hits = Retriever(encoder, self.corpus_docs, index=index).retrieve(queries, topk=20)
+            run = {qid: {str(h["id"]): h["score"] for h in row} for qid, row in zip(qids, hits)}
+            rec = retrieval_metrics(run, qrels, ks=(5, 20))
+            unseen = unseen_subqueries(self.test_q, self.training_pairs(trained))
+            rec_unseen = retrieval_metrics({q: run[q] for q in unseen}, {q: qrels[q] for q in unseen}, ks=(5, 20)) \
+                if unseen else {}
+            lab = self.cfg.label
+            with self.service(encoder, index) as client:
+                search = ServiceSearch(client, with_question=self.cfg.eval_with_question)
+                rollouts = play(self.agent(), self.test_q, search, lab.agent_topk, lab.max_searches)
+            qa = qa_metrics([x["answer"] for x in rollouts], [x["golden_answers"] for x in rollouts])
+            metrics = {
+                "recall@5_subquery": rec["recall@5"],
+                "recall@20_subquery": rec["recall@20"],
+                "recall@5_subquery_unseen": rec_unseen.get("recall@5"),
+                "recall@20_subquery_unseen": rec_unseen.get("recall@20"),
+                "unseen_subquery_share": len(unseen) / max(len(qids), 1),
+                "agent_em": qa["em"],
+                "agent_f1": qa["f1"],
+            }
+            write_jsonl(self.out / f"eval/{name}_rollouts.jsonl", rollouts)
+            write_json(path, metrics)
+            self.save_cache()
+
+        self._stage(f"eval.{name}", "eval", [f"{name}.json", f"{name}_rollouts.jsonl"],
+                    self._settings("label", "eval_with_question", "agent"), ["data", retriever, *agent_stages, *(f"round{r}.groups" for r in trained)], build)
+        return json.loads(path.read_text())

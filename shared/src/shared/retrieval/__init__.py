@@ -12,6 +12,7 @@ from typing import Any
 _EXPORTS = {
     "BM25Error": "bm25",
     "BM25Index": "bm25",
+    "CachedRetriever": "cache",
     "EncoderLoadError": "encoders",
     "TextEncoder": "encoders",
     "default_model_path": "encoders",
@@ -26,6 +27,10 @@ _EXPORTS = {
     "SearchClient": "service",
     "SearchServer": "service",
     "SearchServiceError": "service",
+    "MissingAPIKey": "web",
+    "RateLimited": "web",
+    "WebSearchClient": "web",
+    "WebSearchError": "web",
 }
 
 __all__ = sorted(_EXPORTS)

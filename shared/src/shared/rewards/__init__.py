@@ -4,8 +4,9 @@ Everything here is pure Python (no torch) so rewards can be computed inside roll
 """
 
 from shared.rewards.format import extract_tag, format_ok, parse_tagged
-from shared.rewards.judge import JudgeClient, JudgeError, JudgeVerdict, parse_verdict
+from shared.rewards.judge import JudgeClient, JudgeError, JudgeVerdict, judged_correct, parse_score, parse_verdict
 from shared.rewards.math import extract_boxed, extract_gsm8k_answer, math_equal, math_reward
+from shared.rewards.numeric import choice_match, numeric_match
 from shared.rewards.qa import exact_match, f1_score, normalize_answer, sub_exact_match
 
 __all__ = [
@@ -24,4 +25,8 @@ __all__ = [
     "JudgeError",
     "JudgeVerdict",
     "parse_verdict",
+    "parse_score",
+    "judged_correct",
+    "numeric_match",
+    "choice_match",
 ]
