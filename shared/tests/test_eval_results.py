@@ -73,6 +73,8 @@ def test_write_rejects_bad_values_naming_the_field(tmp_path):
         _write(tmp_path, data={"name": "toy"})
     with pytest.raises(ResultsError, match=r"'started': not an ISO-8601 time"):
         _write(tmp_path, started="yesterday")
+    with pytest.raises(ResultsError, match=r"'rows\[2\]\.method': 'ours' repeats rows\[0\]'s method"):
+        _write(tmp_path, rows=[*ROWS, {"method": "ours", "metrics": {"recall@1": 0.5, "ndcg@10": 0.1}}])
     assert not (tmp_path / "run" / "results.json").exists()
 
 

@@ -102,3 +102,19 @@ def test_a_symbolic_check_whose_first_parse_times_out_is_retried(monkeypatch):
 
     monkeypatch.setattr(math_verify, "parse", always_times_out)
     assert parse_math("\\boxed{x+1}") == []
+
+
+@pytest.mark.parametrize(
+    "text,gold,reward",
+    [
+        (r"so \boxed{\textbf{x+1}}", "x+1", 1.0),  # math-verify alone reads \textbf as text: judged unequal
+        (r"\boxed{\textbf{1,234}}", "1234", 1.0),
+        (r"\boxed{\textbf{50\%}}", "0.5", 1.0),
+        (r"\boxed{\mathbf{\frac{1}{2}}}", r"\textbf{0.5}", 1.0),  # a bold gold is read the same way
+        (r"\boxed{\textbf{12}}", "21", 0.0),
+        (r"\boxed{\textbf{}}", "0", 0.0),  # an empty bold answer is no answer
+        (r"\boxed{\textbf{3}", "3", 0.0),  # unbalanced box: no answer
+    ],
+)
+def test_bold_inside_a_boxed_answer_is_read(text, gold, reward):
+    assert math_reward(text, gold) == reward

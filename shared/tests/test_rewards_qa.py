@@ -2,6 +2,7 @@
 
 import pytest
 from shared.rewards import exact_match, f1_score, normalize_answer, sub_exact_match
+from shared.rewards.qa import f1_bin, f1_counts, f1_from_counts
 
 
 def test_normalize_answer_squad_rules():
@@ -20,6 +21,45 @@ def test_sub_exact_match():
     assert sub_exact_match("It is Paris, France.", ["paris"]) == 1.0
     assert sub_exact_match("Lyon", ["paris", "marseille"]) == 0.0
     assert sub_exact_match("anything", ["the"]) == 0.0  # empty normalised gold never matches
+
+
+def test_sub_exact_match_of_a_gold_that_normalises_to_empty():
+    # "the", "..." and "" normalise to "": a substring of every prediction, so such a gold must match nothing
+    for gold in ("the", "...", "", " a  "):
+        assert sub_exact_match("Paris is the capital", gold) == 0.0
+        assert sub_exact_match("", gold) == 0.0
+    # the other golds of the list still count
+    assert sub_exact_match("it is Paris", ["the", "paris"]) == 1.0
+    assert sub_exact_match("it is Lyon", ["the", "paris"]) == 0.0
+
+
+def _tokens(n: int, shared: int, tag: str) -> str:
+    return " ".join([f"w{i}" for i in range(shared)] + [f"{tag}{i}" for i in range(n - shared)])
+
+
+@pytest.mark.parametrize(
+    "n_pred,n_gold,overlap,f1,bin5",
+    [(1, 9, 1, 0.2, 1), (4, 11, 3, 0.4, 2), (7, 8, 6, 0.8, 4), (3, 3, 3, 1.0, 5), (2, 5, 0, 0.0, 0)],
+)
+def test_f1_from_integer_counts_lands_in_the_right_bin(n_pred, n_gold, overlap, f1, bin5):
+    # the textbook 2PR/(P+R) gives 0.19999999999999998, 0.39999999999999997 and 0.7999999999999999 for the first
+    # three, so int(5 * F1) put them one bin low
+    pred, gold = _tokens(n_pred, overlap, "p"), _tokens(n_gold, overlap, "g")
+    assert f1_counts(pred, gold) == (overlap, n_pred, n_gold)
+    assert f1_from_counts(overlap, n_pred, n_gold) == f1 == f1_score(pred, gold)
+    assert int(5 * f1_score(pred, gold)) == bin5 == f1_bin(overlap, n_pred, n_gold)
+
+
+def test_f1_counts_pick_the_best_gold_and_keep_the_special_rules():
+    # gold 1: overlap 1 of (2, 3) -> 2/5; gold 2: overlap 2 of (2, 2) -> 1
+    assert f1_counts("red car", ["a red bus stop", "the car red"]) == (2, 2, 2)
+    assert f1_counts("no", "no answer") == (0, 1, 2)  # HotpotQA rule: overlap forced to 0
+    assert f1_counts("", "the") == (0, 0, 0) and f1_from_counts(0, 0, 0) == 1.0
+    assert f1_bin(1, 1, 9, bins=10) == 2 and f1_bin(0, 0, 0) == 5
+    with pytest.raises(ValueError, match="overlap 3 exceeds"):
+        f1_from_counts(3, 2, 5)
+    with pytest.raises(ValueError, match="integers >= 0"):
+        f1_bin(1, -1, 2)
 
 
 def test_f1_hand_computed():

@@ -1,4 +1,5 @@
-"""The arithmetic warm start with caller records: the stamp names the records, caches are reused or refused.
+"""The arithmetic warm start: caller records are stamped, caches reused or refused, the stamp is the one earlier
+caches hold, and its records come from a registered source (the core imports no benchmark).
 
 Packages that SFT the tiny policy on their own solution style (rose's verbose share) pass `records=` and get the
 same recipe and cache handling as the default arithmetic warm start.
@@ -7,6 +8,7 @@ same recipe and cache handling as the default arithmetic warm start.
 import json
 
 import pytest
+from shared.eval import sha256_of
 from shared.rl.warmstart import STAMP, arithmetic_records, sft_arithmetic_policy
 
 
@@ -44,3 +46,51 @@ def test_bad_custom_records_name_the_record_and_field(tmp_path):
     with pytest.raises(ValueError, match=r"record 2 \(id 'x7'\).*'completion'"):
         sft_arithmetic_policy(tmp_path / "ws", steps=2, records=recs)
     assert not (tmp_path / "ws").exists()
+
+
+def test_arithmetic_stamp_is_the_one_earlier_caches_hold(tmp_path):
+    # caches built before cached_sft_policy existed hold exactly these settings; equal stamps keep them valid
+    path = sft_arithmetic_policy(tmp_path / "ws", steps=2, seed=0, batch_size=8, n_train=64, eval_n=10,
+                                 target_accuracy=0.9, eval_every=1)
+    stamp = json.loads((path / STAMP).read_text())
+    assert stamp["settings"] == {"steps": 2, "seed": 0, "lr": 0.003, "batch_size": 8, "n_train": 64,
+                                 "arch": "qwen2-h128-L2-heads4-ffn512-char", "target_accuracy": 0.9, "eval_every": 1}
+    assert [step for step, _ in stamp["validation_curve"]] == [1, 2] and stamp["stopped_at"] is None
+    recs = _records("verbose", 8)
+    custom = sft_arithmetic_policy(tmp_path / "custom", steps=1, batch_size=8, eval_n=4, records=recs)
+    pairs = [{"prompt": r["prompt"], "completion": r["completion"]} for r in recs]
+    assert json.loads((custom / STAMP).read_text())["settings"]["records_sha256"] == sha256_of(json.dumps(pairs).encode())
+
+
+def test_record_sources_come_from_entry_points_or_the_registry(monkeypatch):
+    from shared.rl import warmstart
+
+    assert arithmetic_records(2, "train", 0)[0]["prompt"].startswith("Q: ")  # the benchmarks entry point
+    monkeypatch.setitem(warmstart.RECORD_SOURCES, "toy", lambda n, split, seed: [{"prompt": split}] * n)
+    assert warmstart.record_source("toy")(2, "dev", 0) == [{"prompt": "dev"}, {"prompt": "dev"}]
+    with pytest.raises(warmstart.RecordSourceError, match=r"no record source 'nope' is installed \(known: .*'arithmetic'"):
+        warmstart.record_source("nope")
+
+
+def test_shared_rl_says_in_one_line_when_the_records_are_not_installed(monkeypatch, tmp_path, capsys):
+    from shared.rl import cli, warmstart
+
+    def missing(name):
+        raise warmstart.RecordSourceError(f"no record source {name!r} is installed")
+
+    monkeypatch.setattr(warmstart, "record_source", missing)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["warmstart", "--out", str(tmp_path / "ws"), "--steps", "1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "shared-rl: no record source 'arithmetic' is installed"
+    assert not (tmp_path / "ws").exists()
+
+
+def test_the_core_imports_no_benchmark():
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    pattern = re.compile(r"^\s*(from|import)\s+benchmarks\b", re.MULTILINE)
+    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from shared.modeling.tiny import TAGS, build_tokenizer, cached_tiny, tiny_causal_lm
+from shared.modeling.tiny import EXTRA_TAGS, TAGS, build_tokenizer, cached_tiny, tag_tokens, tiny_causal_lm
 from transformers import AutoTokenizer
 
 ARITH_PROMPT = "Q: 43+9-6=?\nA: "
@@ -127,3 +127,34 @@ def test_tokenizers_roundtrip_through_qwen2_model_dirs(tmp_path):
         back = AutoTokenizer.from_pretrained(path)
         assert back(sample).input_ids == tok(sample).input_ids, kind
         assert back.decode(back(sample).input_ids) == sample
+
+
+def test_extra_tags_are_single_tokens_of_both_kinds_and_survive_reload(tmp_path):
+    texts = ["the capital of france is paris <search>x</search>", "who verified it"] * 10
+    sample = "x <verify>yes</verify><end> <q1>who</q1><a1>Ann</a1>\n<tool_response>{}</tool_response><Update>u</Update>"
+    for kind in ("char", "bpe"):
+        plain = build_tokenizer(texts, kind=kind, vocab_size=300)
+        tok = build_tokenizer(texts, kind=kind, vocab_size=300, extra_tags=EXTRA_TAGS)
+        assert len(tok) == len(plain) + len(EXTRA_TAGS), kind
+        # ids of the plain vocabulary are unchanged: the tags come after it
+        assert tok("the capital", add_special_tokens=False).input_ids == plain("the capital", add_special_tokens=False).input_ids
+        for tag in EXTRA_TAGS:
+            ids = tok(tag, add_special_tokens=False).input_ids
+            assert len(ids) == 1 and ids[0] >= len(plain), (kind, tag)
+        path = tiny_causal_lm(tmp_path / kind, tokenizer=tok, hidden=16, layers=1, heads=2, ffn=32)
+        back = AutoTokenizer.from_pretrained(path)
+        assert back(sample).input_ids == tok(sample).input_ids, kind
+        assert back.decode(back(sample).input_ids) == sample
+
+
+def test_extra_tags_by_name_match_adding_tokens_by_hand():
+    # matchtir adds its tool-response tags after building: extra_tags gives the same vocabulary
+    texts = ["call <tool_call>f(x)</tool_call> then read it"] * 20
+    by_hand = build_tokenizer(texts, kind="bpe", vocab_size=300)
+    by_hand.add_tokens(["<tool_response>", "</tool_response>"])
+    assert build_tokenizer(texts, kind="bpe", vocab_size=300, extra_tags=["tool_response"]).get_vocab() == by_hand.get_vocab()
+    assert tag_tokens(["verify", "<end>", "verify", "<search>"]) == ["<verify>", "</verify>", "<end>", "<search>"]
+    with pytest.raises(ValueError, match="not a tag name"):
+        build_tokenizer(extra_tags=["two words"])
+    # tags already in TAGS keep their place in a BPE vocabulary
+    assert len(build_tokenizer(texts, kind="bpe", vocab_size=300, extra_tags=["search"])) == len(by_hand) - 2

@@ -186,3 +186,9 @@ def solve(prompt: str) -> str:
     """Scripted oracle: the worked solution for a prompt of either variant."""
     nums, chosen = parse_prompt(prompt)
     return worked_solution(nums, chosen)[0]
+
+
+def arithmetic_records(n: int, split: str, seed: int = 0) -> list[dict]:
+    """`make_arithmetic(n, seed, split=split)` as dicts: the "arithmetic" record source that shared's warm start
+    and `shared-rl` load through the `shared.record_sources` entry point (the core imports no benchmark)."""
+    return [r.to_dict() for r in make_arithmetic(n, seed=seed, split=split)]

@@ -1,4 +1,5 @@
-"""Evaluation helpers: retrieval measures, QA/math dataset scores, embedding Precision@1, results.json I/O."""
+"""Evaluation helpers: retrieval measures, QA/math dataset scores, embedding Precision@1, results.json I/O, and
+seed/item statistics (paired seed differences, curve spread, paired bootstrap CI)."""
 
 from shared.eval.embeddings import hits_at_1, mean_by_group, precision_at_1
 from shared.eval.qa import math_accuracy, qa_metrics
@@ -13,6 +14,7 @@ from shared.eval.results import (
     write_results,
 )
 from shared.eval.retrieval import retrieval_metrics, trec_order
+from shared.eval.stats import curve_spread, paired_bootstrap_ci, paired_differences
 
 __all__ = [
     "retrieval_metrics",
@@ -27,6 +29,9 @@ __all__ = [
     "validate_results",
     "sha256_of",
     "seed_mean",
+    "paired_differences",
+    "curve_spread",
+    "paired_bootstrap_ci",
     "git_state",
     "package_versions",
     "ResultsError",

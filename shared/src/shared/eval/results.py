@@ -1,7 +1,8 @@
 """results.json writer and reader (the package contract's schema, read by the benchmarks leaderboard).
 
 Schema (see the package contract): package, version, experiment, quick, git, seed, started, seconds, config,
-data {name, sha256}, rows [{method, metrics{name: number|null}}] with the same metric keys in every row.
+data {name, sha256}, rows [{method, metrics{name: number|null}}] with the same metric keys in every row and no
+method named twice.
 We add ``git_dirty`` (uncommitted changes in the source tree), ``versions`` (installed versions of the
 workspace packages and key libraries) and ``python``. Files are written atomically (tmp file, then
 os.replace) so a reader never sees half a file.
@@ -148,11 +149,15 @@ def validate_results(doc: Mapping[str, Any], source: str = "results") -> None:
     if not doc["rows"]:
         raise _fail(source, "rows", "must hold at least one row")
     first_keys: list[str] | None = None
+    seen: dict[str, int] = {}
     for i, row in enumerate(doc["rows"]):
         if not isinstance(row, Mapping):
             raise _fail(source, f"rows[{i}]", "must be an object {method, metrics}")
         if not isinstance(row.get("method"), str) or not row["method"]:
             raise _fail(source, f"rows[{i}].method", "must be a non-empty string")
+        if row["method"] in seen:  # a reader keyed by method would keep one of the two rows silently
+            raise _fail(source, f"rows[{i}].method", f"{row['method']!r} repeats rows[{seen[row['method']]}]'s method")
+        seen[row["method"]] = i
         metrics = row.get("metrics")
         if not isinstance(metrics, Mapping) or not metrics:
             raise _fail(source, f"rows[{i}].metrics", "must be a non-empty object {name: number}")

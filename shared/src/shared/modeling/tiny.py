@@ -28,6 +28,12 @@ SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, IM_START, IM_END, *VISION_TOKENS]
 # Tags used by the search/tool/answer formats; BPE keeps each as one token, char level spells them out.
 TAGS = ["<search>", "</search>", "<answer>", "</answer>", "<tool_call>", "</tool_call>", "<think>", "</think>",
         "<information>", "</information>", "<result>", "</result>"]
+# Tags of the later formats (verifier, selected documents, numbered sub-questions and answers, memory edits, tool
+# responses, the void <end>). Not in TAGS, so tokenizers built before them keep their ids: pass them (or any
+# subset) as `build_tokenizer(..., extra_tags=EXTRA_TAGS)`.
+_PAIRED = ["verify", "selected_doc", "response", "final_answer", "evidence", *(f"q{i}" for i in range(1, 6)),
+           *(f"a{i}" for i in range(1, 6)), "Update", "Add", "tool_response"]
+EXTRA_TAGS = [*(t for name in _PAIRED for t in (f"<{name}>", f"</{name}>")), "<end>"]
 DEFAULT_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n\t"
 
 # Qwen-style chat template; list-valued content (VL messages) may hold {"type": "image"} and {"type": "text"} parts.
@@ -61,10 +67,24 @@ def _wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return hf
 
 
+def tag_tokens(tags: Iterable[str]) -> list[str]:
+    """Tag strings from names or tags: "verify" -> "<verify>", "</verify>"; a string starting with "<" is kept as is
+    (a void tag such as "<end>"). Order kept, duplicates dropped."""
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or any(ch.isspace() for ch in tag):
+            raise ValueError(f"extra_tags: {tag!r} is not a tag name or a tag such as '<end>'")
+        for t in (tag,) if tag.startswith("<") else (f"<{tag}>", f"</{tag}>"):
+            if t not in out:
+                out.append(t)
+    return out
+
+
 def build_tokenizer(
     texts: Iterable[str] | None = None,
     kind: Literal["char", "bpe"] = "char",
     vocab_size: int = 512,
+    extra_tags: Iterable[str] = (),
 ) -> PreTrainedTokenizerFast:
     """Build an offline tokenizer with pad/bos/eos/unk, chat tokens and a chat template.
 
@@ -72,8 +92,13 @@ def build_tokenizer(
     any other character seen in ``texts`` (non-ASCII characters as their UTF-8 bytes); characters never seen are
     dropped by the byte-level model, so pass representative ``texts`` for non-ASCII data. ``kind="bpe"``: byte-level BPE trained on ``texts`` up to ``vocab_size``,
     with the format tags kept as single tokens.
+
+    ``extra_tags`` (names such as "verify", or tags such as "<end>"; see `EXTRA_TAGS`) become single tokens of
+    either kind, with ids after everything else (so a tokenizer built without them keeps its ids). For BPE this
+    equals calling ``tok.add_tokens(tags)`` on the result.
     """
     texts = list(texts) if texts is not None else []
+    extra = tag_tokens(extra_tags)
     if kind == "char":
         # A byte-level BPE without merges over a fixed alphabet is character level for ASCII text, and it is
         # exactly what transformers' Qwen2Tokenizer rebuilds from vocab + merges when AutoTokenizer loads a
@@ -93,6 +118,8 @@ def build_tokenizer(
         tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False, byte_fallback=False))
         _qwen_pipeline(tok)
         tok.add_special_tokens(SPECIAL_TOKENS)
+        if extra:
+            tok.add_tokens(extra)
         return _wrap(tok)
     if kind == "bpe":
         if not texts:
@@ -108,6 +135,8 @@ def build_tokenizer(
         tok.train_from_iterator(texts, trainer=trainer)
         tok.add_special_tokens(SPECIAL_TOKENS)
         tok.add_tokens(TAGS)
+        if extra:
+            tok.add_tokens([t for t in extra if t not in TAGS])
         return _wrap(tok)
     raise ValueError(f"unknown tokenizer kind {kind!r}; use 'char' or 'bpe'")
 

@@ -8,7 +8,9 @@ works in the main thread; in worker threads we call it without its timeout, so a
 hang (power towers, huge exponents or factorials, over 200 characters) are judged unequal without a symbolic
 check unless they match as strings. That timeout is wall-clock: the first parse builds math-verify's grammar and
 can overrun it on a loaded machine, so `parse_math` retries a timed-out parse once with a long budget instead of
-reading a valid answer as unparsable.
+reading a valid answer as unparsable. Bold wrappers (``\\textbf{...}``, ``\\mathbf{...}``, as in
+``\\boxed{\\textbf{12}}``) are removed from both answers before comparing: math-verify reads ``\\textbf`` as text,
+so ``\\textbf{x+1}`` and ``1,234`` in bold would otherwise never equal ``x+1`` and ``1234``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _COSTLY = re.compile(
     r"\^\s*\{[^{}]*\^|\^\s*\w+\s*\^|\^\s*\^|\^\s*\{?\s*\d{4,}|\*\*\s*\(?\s*\d{4,}|\d{4,}\s*!|\*\*[^*]*\*\*"
 )
 _SCI_EXPONENT = re.compile(r"[eE]([+-]?\d+)$")
+_BOLD = re.compile(r"\\(?:textbf|mathbf)\s*\{")
 
 
 def _read_braced(text: str, start: int) -> str | None:
@@ -71,6 +74,16 @@ def extract_boxed(text: str) -> str | None:
         match = re.match(r"\s+([^\s$]+)", text[rest:])
         return match.group(1) if match else None
     return None
+
+
+def _unbold(text: str) -> str:
+    """`text` with every ``\\textbf{X}`` / ``\\mathbf{X}`` replaced by X (nested braces kept; unbalanced: unchanged)."""
+    while (match := _BOLD.search(text)) is not None:
+        content = _read_braced(text, match.end() - 1)
+        if content is None:
+            return text
+        text = text[: match.start()] + content + text[match.end() + len(content) + 1 :]
+    return text
 
 
 def extract_gsm8k_answer(text: str) -> str | None:
@@ -169,6 +182,9 @@ def math_equal(pred: str, gold: str) -> bool:
             raise TypeError(f"math_equal: {name} must be a str, got {type(value).__name__}")
     pred_answer, gold_answer = _answer_of(pred), _answer_of(gold)
     if pred_answer is None or gold_answer is None:
+        return False
+    pred_answer, gold_answer = _unbold(pred_answer).strip(), _unbold(gold_answer).strip()
+    if not pred_answer or not gold_answer:
         return False
     pred_num, gold_num = _as_number(pred_answer), _as_number(gold_answer)
     if pred_num is not None and gold_num is not None:

@@ -8,6 +8,10 @@
 The GRPO job loads the policy (a given HF directory, or the cached warm start), trains with `RLTrainer` on the
 task's train prompts, evaluates greedy exact match on held-out problems before, every `task.eval_every` steps and
 after, and writes config.yaml, metrics.jsonl and results.json (package contract) into `rl.output_dir`.
+
+The arithmetic problems come from the "arithmetic" record source (`shared.rl.warmstart.record_source`), which an
+installed package registers as a `shared.record_sources` entry point (in this workspace: benchmarks); without it
+the command stops with one line saying so (exit 2).
 """
 
 from __future__ import annotations
@@ -147,7 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    from shared.rl.warmstart import RecordSourceError
+
+    parser = build_parser()
+    try:
+        _main(parser.parse_args(argv))
+    except RecordSourceError as err:  # the arithmetic records are not installed: say so in one line
+        parser.exit(2, f"shared-rl: {err}\n")
+
+
+def _main(args: argparse.Namespace) -> None:
     if args.command == "warmstart":
         import json
 
