@@ -132,15 +132,16 @@ PAIRS = (("km_traj", "trajectory"), ("km", "trajectory"), ("ot", "trajectory"), 
 
 def paired_differences(per_seed: Sequence[dict[str, Any]], rows: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per-seed differences `row - baseline` of every metric for the `PAIRS` whose rows ran (same seed, same warm
-    start), with their mean, the population sd and the number of seeds where the row is ahead."""
+    start), with their mean, the population sd and the number of seeds where the row is ahead
+    (`shared.eval.paired_differences`)."""
+    from shared.eval import paired_differences as seed_paired
+
     out: dict[str, dict[str, Any]] = {}
-    for row, baseline in PAIRS:
-        if row not in rows or baseline not in rows:
-            continue
-        diffs = {k: [s["metrics"][row][k] - s["metrics"][baseline][k] for s in per_seed] for k in METRICS}
-        out[f"{row}-{baseline}"] = {k: {"per_seed": v, "mean": float(np.mean(v)), "sd": float(np.std(v)),
-                                        "ahead": int(sum(x > 0 for x in v))} for k, v in diffs.items()}
-    return out
+    for baseline in dict.fromkeys(b for _, b in PAIRS):
+        ran = [r for r, b in PAIRS if b == baseline and r in rows]
+        if baseline in rows and ran:
+            out |= seed_paired([s["metrics"] for s in per_seed], ran, baseline, metrics=METRICS)
+    return {f"{r}-{b}": out[f"{r}-{b}"] for r, b in PAIRS if f"{r}-{b}" in out}
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
