@@ -139,13 +139,6 @@ def _mean_or_none(xs: list[float | None]) -> float | None:
     return None if any(x is None for x in xs) else sum(xs) / len(xs)
 
 
-def _paired(values: list[float], base: list[float]) -> tuple[float, float, list[float]]:
-    """mean, std and the per-seed list of (row - uniform) for one metric."""
-    diffs = [v - b for v, b in zip(values, base)]
-    m, s = _mean_std(diffs)
-    return m, s, diffs
-
-
 def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> list[dict[str, Any]]:
     """One results.json row per method: means and spreads over seeds, seed-paired differences with uniform, the
     mean accuracy curve and the per-seed values beside the metrics.
@@ -154,6 +147,8 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
     only when no seed reaches it. `target_reached` is the share of seeds that did. The paired difference of
     steps_to_target uses the censored values.
     """
+    from shared.eval import paired_differences
+
     censor = cfg.train.steps + cfg.eval.every
     methods = [m for m in ROWS if m in per_seed[0]]
     rows = []
@@ -164,7 +159,14 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
     def censored(run: dict[str, Any]) -> float:
         return run["steps_to_target"] if run["steps_to_target"] is not None else censor
 
-    base = [s[ROWS[0]] for s in per_seed]  # uniform: the paired baseline of every seed
+    # seed-paired differences (shared.eval.paired_differences) remove the warm start's share of the spread across
+    # seeds; uniform is the paired baseline of every seed and its own differences are 0
+    paired_keys = ("accuracy", "curve_mean", "steps_censored", "trivial_fraction")
+    per_seed_values = [{m: {"accuracy": s[m]["curve"][-1][1], "curve_mean": curve_mean(s[m]),
+                            "steps_censored": censored(s[m]), "trivial_fraction": s[m]["trivial_fraction"]}
+                        for m in methods} for s in per_seed]
+    paired = paired_differences(per_seed_values, methods, ROWS[0], metrics=paired_keys)
+    zero = {k: {"mean": 0.0, "sd": 0.0, "per_seed": [0.0] * len(per_seed)} for k in paired_keys}
     for method in methods:
         runs = [s[method] for s in per_seed]
         final = [r["curve"][-1][1] for r in runs]
@@ -181,12 +183,13 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
             m, s = _mean_std(vals)
             curve.append([step, round(m, 4), round(s, 4)])
         auc = sum(c[1] for c in curve) / len(curve)
-        # seed-paired differences remove the warm start's share of the spread across seeds
         gain_m, gain_s = _mean_std([r["curve"][-1][1] - r["curve"][0][1] for r in runs])
-        delta_m, delta_s, deltas = _paired(final, [b["curve"][-1][1] for b in base])
-        dauc_m, dauc_s, _ = _paired([curve_mean(r) for r in runs], [curve_mean(b) for b in base])
-        dstt_m, dstt_s, dstts = _paired(stt, [censored(b) for b in base])
-        dtriv_m, dtriv_s, _ = _paired(trivial, [b["trivial_fraction"] for b in base])
+        diff = paired.get(f"{method}-{ROWS[0]}", zero)
+        delta_m, delta_s, deltas = diff["accuracy"]["mean"], diff["accuracy"]["sd"], diff["accuracy"]["per_seed"]
+        dauc_m, dauc_s = diff["curve_mean"]["mean"], diff["curve_mean"]["sd"]
+        dstt = diff["steps_censored"]
+        dstt_m, dstt_s, dstts = dstt["mean"], dstt["sd"], dstt["per_seed"]
+        dtriv_m, dtriv_s = diff["trivial_fraction"]["mean"], diff["trivial_fraction"]["sd"]
         rows.append({
             "method": method,
             "metrics": {
