@@ -68,7 +68,8 @@ def test_dry_run_builds_on_meta(tmp_path, capsys):
     cfg = Path(__file__).resolve().parents[1] / "configs" / "gpu_release.yaml"
     assert main(["train", "--config", str(cfg), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3,085,938,688 total" in out and "memory per process" in out and "grpo, lr 1e-06" in out
+    assert "the config is valid" in out and "3,085,938,688 total" in out and "memory per process" in out
+    assert "grpo, lr 1e-06" in out
     assert main(["train", "--config", str(cfg), "--dry-run", "model.path="]) == 2
     assert "--dry-run needs model.path" in capsys.readouterr().err
     assert main(["train", "--config", str(cfg), "--dry-run", "--out", str(tmp_path / "gpu")]) == 0

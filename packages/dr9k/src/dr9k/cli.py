@@ -149,7 +149,8 @@ def dry_run_report(cfg) -> str:
     if cfg.algorithm == "ppo":
         critic = (f"\ncritic       {cfg.rl.critic.kind} (a separate critic LM of the same size trains beside the actor "
                   f"when kind=model: count its memory again)")
-    return (format_report(report) + critic + f"\nalgorithm    {cfg.algorithm}, lr {cfg.rl.lr}, KL {cfg.rl.beta}, "
+    return ("the config is valid; its model built on the meta device (no weights, no download):\n" +
+            format_report(report) + critic + f"\nalgorithm    {cfg.algorithm}, lr {cfg.rl.lr}, KL {cfg.rl.beta}, "
             f"{cfg.rl.prompts_per_step} prompts x {cfg.rl.generations} rollouts, backend {cfg.rl.generator_backend}")
 
 
