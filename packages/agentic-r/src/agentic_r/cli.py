@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.dryrun import cli_hook  # `iterate --config FILE --dry-run`: size the run, run nothing
+
+    argv = sys.argv[1:] if argv is None else argv
+    code = cli_hook("agentic-r", argv, "agentic_r.config:AgenticRConfig", "agentic_r.dryrun:specs",
+                    verbs=("iterate", "train-retriever"))
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

@@ -145,6 +145,12 @@ def cmd_replicate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.dryrun import cli_hook  # `train --config FILE --dry-run`: size the run, run nothing
+
+    argv = sys.argv[1:] if argv is None else argv
+    code = cli_hook("cocoa", argv, "cocoa.config:CocoaConfig", "cocoa.dryrun:specs", verbs=("train",))
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     handlers = {"pretrain": cmd_pretrain, "train": cmd_train, "eval": cmd_eval, "replicate": cmd_replicate}
     from shared.modeling import ModelLoadError

@@ -223,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.dryrun import cli_hook  # `train --config FILE --dry-run`: size the run, run nothing
+
+    argv = sys.argv[1:] if argv is None else argv
+    code = cli_hook("dome", argv, "dome.config:DomeConfig", "dome.dryrun:specs", verbs=("train",))
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     return int(args.fn(args))
 

@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.dryrun import cli_hook  # `train --config FILE --dry-run`: size the run, run nothing
+
+    argv = sys.argv[1:] if argv is None else argv
+    code = cli_hook("sage", argv, "sage.config:SageConfig", "sage.dryrun:specs", verbs=("train",))
+    if code is not None:
+        return code
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from shared.config import ConfigError, load_config
