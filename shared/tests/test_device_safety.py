@@ -135,6 +135,21 @@ def test_selective_log_softmax_keeps_no_float32_vocabulary_copy_for_backward():
     assert entropy <= logits.numel() * 2 + n * 4
 
 
+def test_a_slice_of_the_models_logits_is_not_copied():
+    """The trainer scores out.logits[:, -(r + 1):-1] (not contiguous): nothing beyond the logits' own storage, the
+    index and one float per position is kept, and values equal the full computation."""
+    base = torch.randn(3, 9, 512).to(torch.bfloat16).requires_grad_(True)
+    index = torch.randint(0, 512, (3, 8))
+    sliced = lambda: base[:, :-1]  # noqa: E731 - a fresh view each call
+    assert not sliced().is_contiguous()
+    saved = _saved_bytes(lambda: selective_log_softmax(sliced(), index, chunk_bytes=4 * 512 * 3).sum())
+    assert saved <= base.numel() * 2 + index.numel() * 8 + index.numel() * 4
+    ours = selective_log_softmax(sliced(), index, 0.9, chunk_bytes=4 * 512 * 3)
+    assert torch.allclose(ours.double(), _full_logprobs(sliced().float(), index, 0.9), atol=1e-6, rtol=1e-6)
+    ours.sum().backward()
+    assert base.grad.shape == base.shape and torch.all(base.grad[:, -1] == 0)
+
+
 def test_temperature_zero_scores_greedily_and_negative_is_refused():
     logits = torch.randn(2, 3, 11)
     index = torch.randint(0, 11, (2, 3))

@@ -115,17 +115,32 @@ def _chunk_rows(vocab: int, chunk_bytes: int | None) -> int:
     return max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // (4 * max(1, vocab)))
 
 
+def _as_3d(logits: Tensor) -> Tensor:
+    """[A, T, V] without copying where possible: a [B, R, V] slice of a model's logits (not contiguous) stays a
+    view, so the chunked passes never hold a second copy of the logits."""
+    if logits.dim() == 3 and not logits.is_contiguous():
+        return logits
+    return logits.reshape(-1, logits.shape[-1]).unsqueeze(0)  # a view when contiguous: one run over all positions
+
+
+def _chunks(z: Tensor, rows: int):
+    """(a, slice) over the leading index and chunks of `rows` positions."""
+    for a in range(z.shape[0]):
+        for s in range(0, z.shape[1], rows):
+            yield a, slice(s, s + rows)
+
+
 class _SelectiveLogSoftmax(torch.autograd.Function):
-    """log softmax(z / T)[y] per row of z [N, V]; backward (onehot(y) - softmax(z / T)) / T, one chunk at a time."""
+    """log softmax(z / T)[y] over z [A, T, V]; backward (onehot(y) - softmax(z / T)) / T, one chunk at a time."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, index: Tensor, temperature: float, rows: int) -> Tensor:  # type: ignore[override]
-        out = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
         lse = torch.empty_like(out)
-        for s in range(0, logits.shape[0], rows):
-            z = logits[s : s + rows].float() / temperature
-            lse[s : s + rows] = torch.logsumexp(z, dim=-1)
-            out[s : s + rows] = z.gather(-1, index[s : s + rows, None]).squeeze(-1) - lse[s : s + rows]
+        for a, s in _chunks(logits, rows):
+            z = logits[a, s].float() / temperature
+            lse[a, s] = torch.logsumexp(z, dim=-1)
+            out[a, s] = z.gather(-1, index[a, s, None]).squeeze(-1) - lse[a, s]
         ctx.save_for_backward(logits, index, lse)
         ctx.temperature, ctx.rows = temperature, rows
         return out
@@ -134,26 +149,26 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         logits, index, lse = ctx.saved_tensors
         t, rows = ctx.temperature, ctx.rows
-        grad_logits = torch.empty_like(logits)
-        for s in range(0, logits.shape[0], rows):
-            p = torch.exp(logits[s : s + rows].float() / t - lse[s : s + rows, None])
-            g = grad[s : s + rows, None].float()
+        grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        for a, s in _chunks(logits, rows):
+            p = torch.exp(logits[a, s].float() / t - lse[a, s, None])
+            g = grad[a, s, None].float()
             chunk = -p * g
-            chunk.scatter_add_(-1, index[s : s + rows, None], g)
-            grad_logits[s : s + rows] = (chunk / t).to(logits.dtype)
+            chunk.scatter_add_(-1, index[a, s, None], g)
+            grad_logits[a, s] = (chunk / t).to(logits.dtype)
         return grad_logits, None, None, None
 
 
 class _Entropy(torch.autograd.Function):
-    """Entropy of softmax(z) per row of z [N, V]; backward dH/dz = -p * (log p + H), one chunk at a time."""
+    """Entropy of softmax(z) over z [A, T, V]; backward dH/dz = -p * (log p + H), one chunk at a time."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, rows: int) -> Tensor:  # type: ignore[override]
-        out = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
-        for s in range(0, logits.shape[0], rows):
-            logp = torch.log_softmax(logits[s : s + rows].float(), dim=-1)
+        out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
+        for a, s in _chunks(logits, rows):
+            logp = torch.log_softmax(logits[a, s].float(), dim=-1)
             # exp(-inf) * -inf is nan: a masked (-inf) logit contributes 0
-            out[s : s + rows] = -(logp.exp() * logp).nan_to_num(0.0).sum(-1)
+            out[a, s] = -(logp.exp() * logp).nan_to_num(0.0).sum(-1)
         ctx.save_for_backward(logits, out)
         ctx.rows = rows
         return out
@@ -161,12 +176,11 @@ class _Entropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         logits, ent = ctx.saved_tensors
-        rows = ctx.rows
-        grad_logits = torch.empty_like(logits)
-        for s in range(0, logits.shape[0], rows):
-            logp = torch.log_softmax(logits[s : s + rows].float(), dim=-1)
-            d = -(logp.exp() * (logp + ent[s : s + rows, None])).nan_to_num(0.0)
-            grad_logits[s : s + rows] = (d * grad[s : s + rows, None].float()).to(logits.dtype)
+        grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        for a, s in _chunks(logits, ctx.rows):
+            logp = torch.log_softmax(logits[a, s].float(), dim=-1)
+            d = -(logp.exp() * (logp + ent[a, s, None])).nan_to_num(0.0)
+            grad_logits[a, s] = (d * grad[a, s, None].float()).to(logits.dtype)
         return grad_logits, None
 
 
@@ -180,17 +194,17 @@ def selective_log_softmax(logits: Tensor, index: Tensor, temperature: float = 1.
         raise ValueError(f"logits {tuple(logits.shape)} and index {tuple(index.shape)}: index must be logits' shape "
                          "without the vocabulary dimension")
     t = scoring_temperature(temperature)
-    flat = logits.reshape(-1, logits.shape[-1])
-    rows = _chunk_rows(logits.shape[-1], chunk_bytes)
-    out = _SelectiveLogSoftmax.apply(flat, index.reshape(-1).to(torch.long), t, rows)
+    z = _as_3d(logits)
+    out = _SelectiveLogSoftmax.apply(z, index.reshape(z.shape[:-1]).to(torch.long), t,
+                                     _chunk_rows(logits.shape[-1], chunk_bytes))
     return out.reshape(index.shape)
 
 
 def entropy_from_logits(logits: Tensor, chunk_bytes: int | None = None) -> Tensor:
     """Entropy of the categorical distribution at each position, -sum softmax(z) log softmax(z), in float32, chunked
     over positions like `selective_log_softmax` (no [..., V] float32 copy kept for backward)."""
-    flat = logits.reshape(-1, logits.shape[-1])
-    out = _Entropy.apply(flat, _chunk_rows(logits.shape[-1], chunk_bytes))
+    z = _as_3d(logits)
+    out = _Entropy.apply(z, _chunk_rows(logits.shape[-1], chunk_bytes))
     return out.reshape(logits.shape[:-1])
 
 
