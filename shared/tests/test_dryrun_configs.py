@@ -1,5 +1,6 @@
 """Dry runs of whole configs: launch layout from the config's first line, RLConfig -> DryRunSpec by hand, the
-context-length check, the colocated engine's weights, and the package-CLI entry points (`config_dry_run`, `cli_hook`).
+context-length check, the colocated engine's weights, and `--dry-run` on a parent-CLI verb
+(`verb_dry_run`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from shared.dryrun import (
     DryRunSpec,
     GiB,
     Layout,
-    cli_hook,
-    config_dry_run,
     dry_run,
     header_command,
     launch_layout,
     rl_specs,
+    verb_dry_run,
 )
 from shared.rl.critic import CriticConfig
 from shared.rl.settings import RLConfig
@@ -111,33 +111,60 @@ def _toy_specs(cfg, layout):
     return [("policy", DryRunSpec(model=cfg.model.path, seq_len=cfg.seq, world_size=layout.world_size))]
 
 
-def test_config_dry_run_prints_each_model_and_refuses_bad_configs(tmp_path, capsys):
-    path = _config(tmp_path, "# uv run toy train --config run.yaml")
-    assert config_dry_run("toy train", _Toy, path, ["seq=128"], _toy_specs) == 0
-    out = capsys.readouterr().out
-    assert "the config is valid" in out and "494,032,768 total" in out and "micro-batch 1 x 128 tokens" in out
-    assert "fits" in out
-    assert config_dry_run("toy train", _Toy, path, ["seq=0"], _toy_specs) == 2
-    assert capsys.readouterr().err.strip() == "toy train: seq must be >= 1"
-    assert config_dry_run("toy train", _Toy, path, ["nope=1"], _toy_specs) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nope" in err[0] and err[0].startswith("toy train: ")
-    assert config_dry_run("toy train", _Toy, path, ["model.path=someone/unknown"], _toy_specs) == 2
-    assert "neither a local folder" in capsys.readouterr().err
-    assert config_dry_run("toy train", _Toy, None, [], _toy_specs) == 2
-    assert "needs --config" in capsys.readouterr().err
-
-
-def test_cli_hook_only_acts_on_dry_run_of_its_verbs(tmp_path, capsys, monkeypatch):
+def _toy_app(tmp_path, monkeypatch):
+    """A parent-CLI App whose `train` offers --dry-run (its run function records that it ran) and whose `eval` not."""
     import sys
     import types
 
+    from shared.cli import App, Verb
+
     module = types.ModuleType("toy_dryrun_module")
-    module.Toy, module.specs = _Toy, _toy_specs
+    module.specs = _toy_specs
     monkeypatch.setitem(sys.modules, "toy_dryrun_module", module)
+    ran: list[str] = []
+    verbs = [Verb("train", "train", lambda run: ran.append("train"), config=lambda: _Toy, seed_key="seed",
+                  model_keys=("model.path",), dry_run=verb_dry_run("toy_dryrun_module:specs")),
+             Verb("eval", "eval", lambda run: ran.append("eval"), config=lambda: _Toy)]
+    return App(prog="toy", version="0", description="toy", verbs=verbs), ran
+
+
+def test_dry_run_verb_prints_each_model_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub id is not cached: the model-path check would refuse it
+    app, ran = _toy_app(tmp_path, monkeypatch)
     path = _config(tmp_path, "# uv run toy train --config run.yaml")
-    target = ("toy_dryrun_module:Toy", "toy_dryrun_module:specs")
-    assert cli_hook("toy", ["train", "--config", str(path)], *target) is None
-    assert cli_hook("toy", ["eval", "--config", str(path), "--dry-run"], *target) is None
-    assert cli_hook("toy", ["train", "seq=32", f"--config={path}", "--dry-run", "--out", "x"], *target) == 0
-    assert "micro-batch 1 x 32 tokens" in capsys.readouterr().out
+    out_dir = tmp_path / "out"
+    assert app.main(["train", "seq=128", "--config", str(path), "--dry-run", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "the config is valid" in out and "494,032,768 total" in out and "micro-batch 1 x 128 tokens" in out
+    assert "fits" in out
+    assert ran == [] and not out_dir.exists()  # nothing ran, no folder was claimed
+    with pytest.raises(SystemExit):
+        app.main(["train", "--help"])
+    assert "--dry-run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["seq=0"], "toy train: seq must be >= 1"),
+    (["nope=1"], "nope"),
+    (["model.path=someone/unknown"], "neither a local folder"),
+])
+def test_dry_run_verb_refuses_bad_configs_in_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    app, ran = _toy_app(tmp_path, monkeypatch)
+    path = _config(tmp_path, "# uv run toy train --config run.yaml")
+    assert app.main(["train", "--config", str(path), "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("toy train: ") and message in err[0], err
+    assert ran == []
+
+
+def test_dry_run_needs_a_config_and_is_only_offered_where_given(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    app, ran = _toy_app(tmp_path, monkeypatch)
+    assert app.main(["train", "--dry-run"]) == 2
+    assert "needs --config" in capsys.readouterr().err
+    path = _config(tmp_path, "# uv run toy eval --config run.yaml")
+    assert app.main(["eval", "--config", str(path), "--dry-run"]) == 2
+    assert "unrecognized arguments: --dry-run" in capsys.readouterr().err
+    # without the flag the verb's checks apply (the uncached hub id is refused) and then it runs
+    assert app.main(["train", "--config", str(path)]) == 2 and "no cached copy" in capsys.readouterr().err
+    assert app.main(["train", "--config", str(path), "model.path="]) == 0 and ran == ["train"]

@@ -16,13 +16,15 @@ answers from the model's configuration alone:
 `python -m shared.dryrun --model Qwen/Qwen2.5-7B-Instruct --world-size 8 --sharding fsdp` prints the table; package
 CLIs call `dry_run(DryRunSpec(...))` and `format_report`.
 
-Whole configs (`<package> train --config FILE --dry-run`): `config_dry_run` loads and validates the package's config,
-reads the launch layout from the command the YAML opens with (`launch_layout`: `accelerate launch --config_file X`
-gives X's process count and sharding; a plain command is one process), asks the package's `specs(cfg, layout)` for
-one `DryRunSpec` per model a run holds on a GPU (policy, critic, encoder...), and prints each report with whether it
-fits the card. `rl_specs` maps an `RLConfig` (batch, generations, micro-batches, KL reference, LoRA, dtype, vLLM
-rollouts) onto specs, so RL packages only add their prompt length. A model whose context is shorter than the
-config's prompt + response, or RL settings `check_rl_settings` refuses, fail the dry run with one line.
+Whole configs (`<package> train --config FILE --dry-run`, a flag of the parent CLI `shared.cli` for the verbs that
+give `Verb(dry_run=verb_dry_run("<package>.dryrun:specs"))`): the App loads and validates the package's config,
+then `report_config` reads the launch layout from the command the YAML opens with (`launch_layout`: `accelerate
+launch --config_file X` gives X's process count and sharding; a plain command is one process), asks the package's
+`specs(cfg, layout)` for one `DryRunSpec` per model a run holds on a GPU (policy, critic, encoder...), and prints
+each report with whether it fits the card. `rl_specs` maps an `RLConfig` (batch, generations, micro-batches, KL
+reference, LoRA, dtype, vLLM rollouts) onto specs, so RL packages only add their prompt length. A model whose
+context is shorter than the config's prompt + response, or RL settings `check_rl_settings` refuses, fail the dry
+run with one line.
 """
 
 from __future__ import annotations
@@ -344,25 +346,13 @@ def fits_line(report: dict[str, Any], gpu_gib: float) -> str:
 SpecsFn = Callable[[Any, Layout], Sequence[tuple[str, DryRunSpec]]]
 
 
-def config_dry_run(prog: str, config_cls: type, config_path: str | Path | None, overrides: Sequence[str],
-                   specs: SpecsFn, gpu_gib: float = 80.0, out: Any = None) -> int:
-    """`<prog> ... --config FILE --dry-run`: validate the config, build each model it trains or serves on the meta
-    device, print parameters and memory per process. 0 on success; one stderr line and 2 on a bad config."""
-    from shared.config import ConfigError, load_config
-
+def report_config(cfg: Any, config_path: str | Path, specs: SpecsFn, gpu_gib: float = 80.0, out: Any = None) -> None:
+    """Size a loaded, validated config: the launch layout its first line names, then each model `specs` says a
+    process holds, built on the meta device; prints one report per model and whether it fits a `gpu_gib` card.
+    Raises DryRunError / ConfigError / ValueError (one-line messages) on what cannot run, before printing anything."""
     out = out or sys.stdout
-    try:
-        if config_path is None:
-            raise DryRunError("--dry-run needs --config FILE")
-        cfg = load_config(config_cls, config_path, list(overrides))
-        validate = getattr(cfg, "validate", None)
-        if callable(validate):
-            validate()
-        layout = launch_layout(config_path)
-        reports = [(label, dry_run(spec)) for label, spec in specs(cfg, layout)]
-    except (ConfigError, DryRunError, ValueError, OSError) as e:
-        print(f"{prog}: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    layout = launch_layout(config_path)
+    reports = [(label, dry_run(spec)) for label, spec in specs(cfg, layout)]
     print(f"dry run of {config_path}: the config is valid", file=out)
     print(f"launch: {layout.world_size} process(es), sharding {layout.sharding}, mixed precision "
           f"{layout.mixed_precision}; from {layout.source}", file=out)
@@ -374,7 +364,20 @@ def config_dry_run(prog: str, config_cls: type, config_path: str | Path | None, 
         total = sum(r["memory_gib"]["total"] for _, r in reports)
         verdict = "fits" if total <= gpu_gib else "does NOT fit"
         print(f"\nall of the above in one process: {total:.2f} of {gpu_gib:g} GiB: {verdict} (estimate)", file=out)
-    return 0
+
+
+def verb_dry_run(specs: str, gpu_gib: float = 80.0) -> Callable[[Any], int]:
+    """The `dry_run` of a parent-CLI `Verb` (`shared.cli`): the App has loaded and validated `--config FILE` with its
+    overrides; this sizes it with the package's `specs` ("module:function", imported only when `--dry-run` is given).
+    Errors are one-line exceptions that the App reports as `prog verb: message`, exit 2."""
+
+    def run(r: Any) -> int:
+        if r.config_path is None:
+            raise DryRunError("--dry-run needs --config FILE (the launch layout is read from its first line)")
+        report_config(r.cfg, r.config_path, _resolve(specs), gpu_gib)
+        return 0
+
+    return run
 
 
 def _resolve(target: str) -> Any:
@@ -383,28 +386,6 @@ def _resolve(target: str) -> Any:
 
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-def cli_hook(prog: str, argv: Sequence[str], config_cls: str, specs: str,
-             verbs: Sequence[str] = ("train",)) -> int | None:
-    """For a package CLI's `main`: with `--dry-run` on the line of one of `verbs`, run `config_dry_run` on its
-    `--config FILE` and `key=value` overrides and return the exit code; otherwise None (carry on as usual).
-    `config_cls` and `specs` are "module:attribute" strings, imported only when `--dry-run` is given."""
-    argv = list(argv)
-    if "--dry-run" not in argv or not argv or argv[0] not in verbs:
-        return None
-    rest = [a for a in argv[1:] if a != "--dry-run"]
-    config, overrides, i = None, [], 0
-    while i < len(rest):
-        if rest[i] == "--config" and i + 1 < len(rest):
-            config, i = rest[i + 1], i + 2
-            continue
-        if rest[i].startswith("--config="):
-            config = rest[i].split("=", 1)[1]
-        elif "=" in rest[i] and not rest[i].startswith("-"):
-            overrides.append(rest[i])
-        i += 1
-    return config_dry_run(f"{prog} {argv[0]}", _resolve(config_cls), config, overrides, _resolve(specs))
 
 
 def main(argv: list[str] | None = None) -> int:
