@@ -37,11 +37,13 @@ def _dome(ctx: Context) -> Outcome:
     from dome.cli import main
 
     docs = ctx.work / "dome_docs.jsonl"
-    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": f"d{i} " + " ".join(f"w{i}{j}" for j in range(10))})
+    # 60 distinct words a document: room for held-out spans that share no 3-gram with the indexing text and the
+    # training spans (dome.heldout), so evaluation has queries
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": f"d{i} " + " ".join(f"w{i}x{j}" for j in range(60))})
                             + "\n" for i in range(8)))
     code, err = _cli(main, ["train", "--out", str(ctx.work / "dome"), f"data.source={docs}", "model.d_model=32",
                             "model.d_ff=128", "model.layers=2", "model.heads=2", "model.vocab_size=300",
-                            "docids.scheme=naive", "data.train_queries=3", "data.test_queries=1", "train.steps=2",
+                            "docids.scheme=naive", "data.train_queries=2", "data.test_queries=1", "train.steps=2",
                             "train.batch_size=8", "eval.beams=3"])
     return code, err, None, "dome train: tiny T5, 2 steps"
 
