@@ -22,7 +22,9 @@ def _item(pred, gold="Paris", i=0):
 def test_exact_match_asks_nothing_and_verdicts_are_read():
     with ChatServer(ScriptedReplies(["[[CORRECT]]", "[[INCORRECT]]"])) as server:
         client = grade_client(server.url, "stub", _settings())
-        verdicts = grade(client, [_item("the Paris"), _item("City of Light", i=1), _item("Lyon", i=2), _item("", i=3)])
+        # one worker: the scripted replies go out in request order, so the two judged items must ask in item order
+        verdicts = grade(client, [_item("the Paris"), _item("City of Light", i=1), _item("Lyon", i=2), _item("", i=3)],
+                         workers=1)
         assert [v.correct for v in verdicts] == [True, True, False, False]
         assert [v.source for v in verdicts] == ["exact_match", "judge", "judge", "no_answer"]
         assert server.count == 2  # the EM hit and the empty answer cost no request
