@@ -12,7 +12,7 @@ unknown value (e.g. `train.schedule=sometimes`) is a `ConfigError` naming the ke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from shared.config import ConfigError
 from shared.rl.settings import RLConfig
@@ -73,6 +73,7 @@ class EvidenceSettings:
     drop_gold: float = 0.5  # DropGold: probability that a search turn's gold passages are replaced by the next ones
     dedup: bool = True  # documents already shown in an episode are skipped (the release's search cache)
     seed: int = 0
+    search_url: str = ""  # a Search-R1 style /retrieve service (e.g. an E5 index over Wikipedia); "" = BM25 in process
 
 
 @dataclass
@@ -103,8 +104,8 @@ class TrainSettings:
 
 @dataclass
 class WarmStartSettings:
-    reasoner_steps: int = 1000
-    verifier_steps: int = 600
+    reasoner_steps: int = 600
+    verifier_steps: int = 400
     accept_p: float = 0.5  # the verifier warm start accepts (selects Doc 1) with this probability, blind to evidence
     traces_per_question: int = 2  # oracle episodes with the verifier per training question
     raw_traces_per_question: int = 1  # oracle episodes on raw documents (reasoner_only's view) per question
@@ -127,15 +128,15 @@ class ProbeSettings:
 
 @dataclass
 class GPUSettings:
-    """The paper-scale launch the dry run checks (`arr train --dry-run`): architecture fields of the hub config.json
-    (no download) and the training layout of the release (per role)."""
+    """The paper-scale launch `arr train --dry-run` checks with `shared.dryrun` (no download: the architecture comes
+    from a local config.json or the core's bundled published configs): per policy, the release's layout."""
 
-    arch: dict[str, Any] = field(default_factory=dict)
-    gpus_per_role: int = 4
-    gpu_gib: float = 80.0
-    zero_stage: int = 3  # FSDP full sharding
-    micro_batch_tokens: int = 40960  # ppo_max_token_len_per_gpu of the release
-    rollout_gib: float = 0.0  # vLLM's share when it shares the card (gpu_memory_utilization x card)
+    world_size: int = 4  # GPUs per policy (the release: 4 for the reasoner, 4 for the verifier)
+    sharding: Literal["none", "ddp", "zero1", "zero2", "zero3", "fsdp"] = "fsdp"
+    dtype: str = "bfloat16"
+    micro_batch: int = 8  # 8 x 5120 tokens = the release's ppo_max_token_len_per_gpu 40960
+    seq_len: int = 5120  # prompt 4096 + response 1024
+    rollout_tokens: int = 0  # tokens whose KV cache a colocated vLLM engine holds (0: rollouts on other cards)
 
 
 @dataclass

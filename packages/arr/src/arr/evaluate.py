@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.rewards.qa import exact_match
 
-from arr.protocol import REASONER, VERIFIER, VERIFIER_STOP, parse_verifier_reply, prompt, verifier_information
+from arr.protocol import VERIFIER, VERIFIER_STOP, parse_verifier_reply, prompt, verifier_information
 from arr.rewards import gold_in, golds_of, outcome_f1
 from arr.warmstart import hop_subject
 

@@ -106,18 +106,42 @@ def warm_rows(cfg: ARRConfig, paths: dict[str, Path], data: dict, probes: dict, 
     t0 = time.perf_counter()
     arr_eval = evaluate_protocol(cfg, gens, ev, data["test"], verifier=True)
     solo_eval = evaluate_protocol(cfg, gens, ev, data["test"], verifier=False)
-    probe_test, probe_dev = probe(cfg, gens["verifier"], probes["test"]), probe(cfg, gens["verifier"], probes["dev"])
-    dev_arr = evaluate_protocol(cfg, gens, ev, data["dev"], verifier=True) if data["dev"] else {}
-    dev_solo = evaluate_protocol(cfg, gens, ev, data["dev"], verifier=False) if data["dev"] else {}
+    probe_test = probe(cfg, gens["verifier"], probes["test"])
+    curves = bool(data["dev"]) and cfg.rl.eval_every > 0  # dev values are the curves' step 0
+    dev_arr = evaluate_protocol(cfg, gens, ev, data["dev"], verifier=True) if curves else {}
+    dev_solo = evaluate_protocol(cfg, gens, ev, data["dev"], verifier=False) if curves else {}
+    probe_dev = probe(cfg, gens["verifier"], probes["dev"]) if curves else {"reject_gap": None}
+    pre = precondition(cfg, gens, ev, data["dev"]) if curves else {}
     saved = {"rows": {"sft": row_metrics(arr_eval, probe_test), "sft_reasoner_only": row_metrics(solo_eval, None)},
+             "precondition": pre,
              "extra": {"sft": _extras(arr_eval, probe_test), "sft_reasoner_only": _extras(solo_eval, None)},
              "dev": {"arr": {"f1": dev_arr.get("f1"), "reject_gap": probe_dev["reject_gap"]},
                      "reasoner_only": {"f1": dev_solo.get("f1"), "reject_gap": None}},
              "per_item_f1": {"sft": arr_eval["per_item_f1"], "sft_reasoner_only": solo_eval["per_item_f1"]},
              "per_hop": probe_test["per_hop"], "seconds": time.perf_counter() - t0}
     write_json(out / "sft_metrics.json", saved)
-    log("warm start: " + _line(saved["rows"]["sft"]) + " | reasoner alone: " + _line(saved["rows"]["sft_reasoner_only"]))
+    log("warm start: " + _line(saved["rows"]["sft"]) + " | reasoner alone: " + _line(saved["rows"]["sft_reasoner_only"])
+        + f" | dev precondition {pre}")
     return saved
+
+
+def precondition(cfg: ARRConfig, gens: dict, evidence: Any, dev: Sequence[dict], questions: int = 16) -> dict:
+    """The warm start's learning signal on dev (fixed before any test run): the reasoner's sampled F1 and the share
+    of its groups whose rewards differ, for `questions` dev questions x `rl.generations` episodes at the training
+    temperature, under both protocols (the design asks F1 > 0.2 and >= 40% informative groups)."""
+    from arr.train import joint_rollout, score_rollout
+
+    out = {}
+    for name, verifier in (("arr", True), ("reasoner_only", False)):
+        rollout = joint_rollout(cfg, gens, evidence, dev[:questions], cfg.rl.generations, seed=cfg.eval.seed + 1,
+                                temperature=cfg.rl.temperature, verifier=verifier)
+        scores = score_rollout(cfg, rollout, gens["reasoner"].tokenizer, verifier)
+        groups: dict[Any, list[float]] = {}
+        for t in rollout["reasoner"]:
+            groups.setdefault(t.group, []).append(t.reward)
+        out[name] = {"sampled_f1": sum(s.f1_reasoner for s in scores) / max(1, len(scores)),
+                     "informative_groups": sum(max(v) - min(v) > 1e-9 for v in groups.values()) / max(1, len(groups))}
+    return out
 
 
 def _extras(evaluation: dict, probed: dict | None) -> dict:
@@ -166,7 +190,7 @@ def run_row(cfg: ARRConfig, row: str, seed: int, paths: dict[str, Path], data: d
 
     train_ev = build_evidence(rcfg, data["corpus"], seed=rcfg.evidence.seed + 1000 * seed)
     history = rl_train(rcfg, policies, data["train"], train_ev, out / "rl", verifier,
-                       eval_fn=eval_fn if data["dev"] else None, progress=progress, log=log)
+                       eval_fn=eval_fn if data["dev"] and rcfg.rl.eval_every else None, progress=progress, log=log)
     for tr in policies.trainers.values():
         tr.policy.eval()
     test = evaluate_protocol(rcfg, gens, eval_ev, data["test"], verifier=verifier)
@@ -232,7 +256,8 @@ def replicate(quick: bool = False, out: str | Path = "runs/arr_replicate", seed:
         raise ValueError(f"test data overlaps training/dev data: {leak}")
     probe_ev = build_evidence(cfg, data["corpus"])
     probes = {"test": probe_items(data["test"], probe_ev, cfg.probe.items, cfg.probe.seed),
-              "dev": probe_items(data["dev"], probe_ev, cfg.probe.dev_items, cfg.probe.seed)}
+              "dev": probe_items(data["dev"], probe_ev, cfg.probe.dev_items, cfg.probe.seed)
+              if data["dev"] and cfg.rl.eval_every else []}
     paths = warm_paths(cfg, data, out, log)
     warm = warm_rows(cfg, paths, data, probes, out, log)
     n_seeds = seeds if seeds is not None else (1 if quick else 3)
@@ -256,6 +281,7 @@ def replicate(quick: bool = False, out: str | Path = "runs/arr_replicate", seed:
     extra = {"main_method": "arr", "headline": "reject_gap", "claims": checks, "paired_differences": pairs,
              "overlap": leak, "probe_items": {k: len(v) for k, v in probes.items()}, "seeds": seed_list,
              "warm_starts": {k: str(v) for k, v in paths.items()}, "warm_start_extra": warm["extra"],
+             "dev_precondition": warm.get("precondition", {}),
              "curves": {f"seed{s}": {row: per_seed[k][row]["curve"] for row in rows} for k, s in enumerate(seed_list)},
              "dev_step0": warm["dev"],
              "row_extra": {f"seed{s}": {row: per_seed[k][row]["extra"] for row in rows} for k, s in enumerate(seed_list)},

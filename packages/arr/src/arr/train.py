@@ -29,16 +29,22 @@ _RETRIEVERS: dict[int, Any] = {}
 
 
 def build_evidence(cfg: Any, corpus: Sequence[Mapping[str, Any]], seed: int | None = None) -> Evidence:
-    """BM25 top-k over the corpus with the configured DropGold and de-duplication (the BM25 index is built once per
-    corpus object)."""
-    from shared.retrieval import Retriever
-
-    key = id(corpus)
-    if key not in _RETRIEVERS:
-        _RETRIEVERS.clear()
-        _RETRIEVERS[key] = (corpus, Retriever("bm25", list(corpus)))
+    """Top-k evidence with the configured DropGold and de-duplication: from the search service at
+    `evidence.search_url` (the paper's E5 index), else BM25 over the corpus (built once per corpus object)."""
     e = cfg.evidence
-    return Evidence(_RETRIEVERS[key][1], topk=cfg.protocol.topk, drop_gold=e.drop_gold, dedup=e.dedup,
+    if e.search_url:
+        from shared.retrieval import SearchClient
+
+        retriever = SearchClient(e.search_url)
+    else:
+        from shared.retrieval import Retriever
+
+        key = id(corpus)
+        if key not in _RETRIEVERS:
+            _RETRIEVERS.clear()
+            _RETRIEVERS[key] = (corpus, Retriever("bm25", list(corpus)))
+        retriever = _RETRIEVERS[key][1]
+    return Evidence(retriever, topk=cfg.protocol.topk, drop_gold=e.drop_gold, dedup=e.dedup,
                     seed=e.seed if seed is None else seed)
 
 
@@ -79,7 +85,11 @@ def score_rollout(cfg: Any, rollout: Any, tokenizer: Any, verifier: bool) -> lis
     out = []
     for ep in rollout.episodes:
         log, golds = ep.result, golds_of(ep.record)
-        r, v = reasoners[ep.index], verifiers.get(ep.index) if verifier else None
+        r, v = reasoners.get(ep.index), verifiers.get(ep.index) if verifier else None
+        if r is None or (verifier and v is None):
+            missing = "reasoner" if r is None else "verifier"
+            raise ValueError(f"episode {ep.index} (record {ep.record.get('id', '?')!r}) has no {missing} trajectory: "
+                             f"the episode program must start both roles")
         s = score_episode(r, v, golds, tokenizer, cfg.reward, reasoner_answer=log.answer,
                           verifier_answer=log.verifier_answer if verifier else None)
         r.reward = s.reasoner_total if verifier else s.f1_reasoner
@@ -143,7 +153,14 @@ def build_policies(cfg: Any, paths: Mapping[str, str | Path], out_dir: str | Pat
         model, tok = load_model(str(paths[name]), kind="causal", dtype="float32", device="auto")
         rl = dataclasses.replace(cfg.rl, output_dir=str(Path(out_dir) / name), seed=cfg.seed, checkpoint_every=0,
                                  gen_batch_size=cfg.protocol.gen_batch_size)
-        trainers[name] = RLTrainer(rl, model, tok, [], lambda t, r: [],
+        generator = None
+        if rl.generator_backend != "hf":  # vLLM rollouts at paper scale; weights pushed after each update
+            from shared.generation import make_generator
+            from shared.rl.launch import check_launch
+
+            check_launch(rl.generator_backend)
+            generator = make_generator(rl.generator_backend, str(paths[name]), tok)
+        trainers[name] = RLTrainer(rl, model, tok, [], lambda t, r: [], generator=generator,
                                    advantage_fn=arr_advantage_fn(cfg.advantage.form, cfg.advantage.eps))
     return Policies(trainers, tok)
 

@@ -189,9 +189,11 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 
 
 def base_settings(cfg: Any) -> dict[str, Any]:
-    """What determines the shared tokenizer and the random init."""
+    """What determines the shared tokenizer, the random init and the training questions (the dev and test counts do
+    not: the question draws are prefix-stable, so the quick and full runs share one warm start)."""
+    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("dev_questions", "test_questions")}
     return {"model": dataclasses.asdict(cfg.model) | {"path": "", "verifier_path": ""},
-            "data": dataclasses.asdict(cfg.data), "tags": list(ARR_EXTRA_TAGS), "format": 1}
+            "data": data, "tags": list(ARR_EXTRA_TAGS), "format": 1}
 
 
 def build_base(cfg: Any, data: Mapping[str, Any], root: Path) -> Path:
