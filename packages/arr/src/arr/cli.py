@@ -222,7 +222,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
 
     rows = args.rows.split(",") if args.rows else None
     path = replicate(quick=args.quick, out=args.out, seed=args.seed, config=args.config, overrides=args.overrides,
-                     seeds=args.seeds, rows=rows, progress=_progress(args))
+                     seeds=args.seeds, rows=rows, progress=_progress(args), pilot=args.pilot)
     doc = json.loads(Path(path).read_text())
     print(f"results: {path} ({doc['seconds']:.0f}s)")
     return 0
@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", help="comma-separated rows: reasoner_only,arr (default) and the diagnostics "
                    "arr_no_process,arr_release_adv")
     p.add_argument("--config", help="config replacing the packaged replicate config")
+    p.add_argument("--pilot", action="store_true", help="choose settings: the dev split stands in for the test split "
+                   "(the test split is never evaluated)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.set_defaults(fn=cmd_replicate)

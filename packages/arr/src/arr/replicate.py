@@ -230,10 +230,11 @@ def claims(per_seed: list[dict], warm: dict, rows: Sequence[str]) -> dict[str, A
 
 def replicate(quick: bool = False, out: str | Path = "runs/arr_replicate", seed: int = 0,
               config: str | Path | None = None, overrides: Sequence[str] = (), seeds: int | None = None,
-              rows: Sequence[str] | None = None, progress: bool = True, log: Any = print) -> Path:
+              rows: Sequence[str] | None = None, progress: bool = True, log: Any = print, pilot: bool = False) -> Path:
     """Run the replication; writes config.yaml, per-piece files and results.json under `out`. Separate processes
     may run different seeds or rows into the same `out` (`--seeds 1 --seed k`, `--rows`); a final call with every
-    seed and row finds them done and writes the combined results."""
+    seed and row finds them done and writes the combined results. `pilot`: settings are chosen here, so the dev
+    split stands in for the test split everywhere (rows, probe, claims) and the test split is never evaluated."""
     from shared.eval import paired_differences, sha256_of, write_results
 
     from arr.data import data_digest, load_data, overlap
@@ -254,8 +255,13 @@ def replicate(quick: bool = False, out: str | Path = "runs/arr_replicate", seed:
     leak = overlap(data["test"], data["train"], data["dev"])
     if any(leak.values()):
         raise ValueError(f"test data overlaps training/dev data: {leak}")
+    if pilot:
+        if not data["dev"]:
+            raise ValueError("--pilot needs dev questions (data.dev_questions > 0)")
+        data = {**data, "test": data["dev"]}
     probe_ev = build_evidence(cfg, data["corpus"])
-    probes = {"test": probe_items(data["test"], probe_ev, cfg.probe.items, cfg.probe.seed),
+    probes = {"test": probe_items(data["test"], probe_ev, cfg.probe.dev_items if pilot else cfg.probe.items,
+                                  cfg.probe.seed),
               "dev": probe_items(data["dev"], probe_ev, cfg.probe.dev_items, cfg.probe.seed)
               if data["dev"] and cfg.rl.eval_every else []}
     paths = warm_paths(cfg, data, out, log)
@@ -293,7 +299,8 @@ def replicate(quick: bool = False, out: str | Path = "runs/arr_replicate", seed:
     name = (f"synthetic KB {d.n_people}/{d.n_companies}/{d.n_cities}/{d.n_countries}, hops {d.hops}, split by "
             f"{d.split_by}: {len(data['train'])} train / {len(data['dev'])} dev / {len(data['test'])} test")
     data_info = {"name": name, "sha256": sha256_of(data_digest(data["test"]).encode())}
-    return write_results(out, "arr", __version__, "replicate", table, config_to_dict(cfg), seed, quick, data_info,
+    return write_results(out, "arr", __version__, "pilot" if pilot else "replicate", table, config_to_dict(cfg), seed,
+                         quick, data_info,
                          started, time.perf_counter() - t0, extra=extra)
 
 
