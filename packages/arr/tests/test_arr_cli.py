@@ -32,7 +32,7 @@ def test_help_lists_the_verbs(capsys):
 def test_bad_config_is_one_line_exit_2(capsys, override, needle):
     assert main(["train", "--config", str(CONFIGS / "train.yaml"), override]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("arr train: error:") and needle in err and "\n" not in err
+    assert err.startswith("arr train: ") and needle in err and "\n" not in err
 
 
 def test_record_without_answers_is_one_line_exit_2(tmp_path, capsys):
@@ -48,11 +48,14 @@ def test_record_without_answers_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
-def test_dry_run_of_the_gpu_config(capsys):
+def test_dry_run_of_the_gpu_config(capsys, tmp_path, monkeypatch):
     # one meta build (roles.policies=shared) keeps the test short; separate roles print one block per policy
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub id is sized from the bundled config: nothing is fetched
     assert main(["train", "--config", str(CONFIGS / "gpu_qwen2.5_3b.yaml"), "--dry-run", "roles.policies=shared"]) == 0
     out = capsys.readouterr().out
     assert "3,085,938,688" in out and "[shared]" in out and "config ok: 1 policy, 4 GPUs" in out
+    assert list(tmp_path.iterdir()) == []  # nothing trained, no output folder claimed
     assert main(["train", "--config", str(CONFIGS / "train.yaml"), "--dry-run"]) == 2  # no model.path
     assert "model.path" in capsys.readouterr().err
 
@@ -77,3 +80,10 @@ def test_end_to_end_tiny_replication(tmp_path, capsys):
     # a rerun finds every piece done
     assert main(["replicate", "--quick", "--out", str(tmp_path / "rep"), "--no-progress",
                  f"warm_start.cache_dir={tmp_path / 'ws'}", *TINY]) == 0
+
+
+def test_replicate_refuses_unknown_rows_before_any_work(tmp_path, capsys):
+    assert main(["replicate", "--quick", "--out", str(tmp_path / "rep"), "--rows", "arr,bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("arr replicate: --rows: unknown rows ['bogus']") and "\n" not in err
+    assert not (tmp_path / "rep").exists()

@@ -5,10 +5,12 @@
     arr train --config configs/gpu_qwen2.5_3b.yaml --dry-run      # validate, build on meta, memory per process
     arr eval --config configs/eval.yaml --reasoner DIR [--verifier DIR | --no-verifier]
     arr probe --config configs/eval.yaml --verifier DIR
-    arr replicate [--quick] [--out DIR] [--seed N] [--seeds K] [--rows arr,reasoner_only,...]
+    arr replicate [--quick] [--out DIR] [--seed N] [--seeds K] [--rows arr,reasoner_only,...] [--pilot]
 
-Every known error (a bad config key or value, a malformed record, a missing file) ends the command with one line on
-stderr and exit status 2.
+Built on the workspace's parent CLI (`shared.cli`): `--config`, `--out` (sets `output_dir` for train/warmstart),
+`--seed`, `--print-config`, `--no-progress`, `--debug` and `key=value` overrides anywhere on the line. Record and
+corpus files, model folders, rows and the output folder are checked before any model is built; every known error is
+one line on stderr with exit status 2, and nothing is written.
 """
 
 from __future__ import annotations
@@ -20,20 +22,76 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import App, CLIError, Run, Verb, check_model_source
+
 from arr import __version__
 
-
-def _load(args: argparse.Namespace):
-    from arr.replicate import load
-
-    overrides = list(args.overrides)
-    if getattr(args, "seed", None) is not None:
-        overrides.append(f"seed={args.seed}")
-    return load(args.config, overrides)
+REPLICATE_CONFIGS = Path(__file__).resolve().parent / "configs"  # replicate.yaml, replicate_quick.yaml
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "no_progress", False)
+def _config_cls():
+    from arr.config import ARRConfig
+
+    return ARRConfig
+
+
+def _check_data(run: Run) -> None:
+    """Record files are read and validated record by record (file, line, field), then the corpus; the synthetic KB
+    is built later (cheap, deterministic)."""
+    from arr.data import load_corpus_file, load_records
+
+    d = run.cfg.data
+    for key in ("train_file", "test_file"):
+        if getattr(d, key):
+            load_records(getattr(d, key))
+    if (d.train_file or d.test_file) and not d.corpus_file:
+        raise CLIError("data.train_file/test_file need data.corpus_file (JSONL {id, contents})")
+    if d.corpus_file:
+        load_corpus_file(d.corpus_file)
+
+
+def _check_models(run: Run) -> None:
+    for key in ("path", "verifier_path"):
+        check_model_source(getattr(run.cfg.model, key), f"model.{key}")
+
+
+def _check_train(run: Run) -> None:
+    if run.args.dry_run:  # the paper's hub id is sized from the bundled config: no model folder, no data needed
+        if not run.cfg.model.path:
+            raise CLIError("--dry-run needs model.path (a hub id of a bundled architecture or a folder with "
+                           "config.json); the tiny CPU policies are built on the fly")
+        return
+    _check_models(run)
+    _check_data(run)
+
+
+def _check_saved(run: Run) -> None:
+    args = run.args
+    for role in ("reasoner", "verifier"):
+        path = getattr(args, role, None)
+        if path is not None and not Path(path).is_dir():
+            raise CLIError(f"--{role} {path}: no model folder (a saved policy with its tokenizer)")
+        if path is not None:
+            check_model_source(path, f"--{role}")
+    if run.verb == "eval" and not args.no_verifier and not args.verifier:
+        raise CLIError("give --verifier DIR, or --no-verifier to evaluate the reasoner alone on raw documents")
+    _check_data(run)
+
+
+def _rows(args: argparse.Namespace) -> list[str] | None:
+    return [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+
+
+def _check_replicate(run: Run) -> None:
+    from arr.replicate import ROWS
+
+    if run.args.seeds is not None and run.args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1, got {run.args.seeds}")
+    unknown = [r for r in _rows(run.args) or [] if r not in ROWS]
+    if unknown:
+        raise CLIError(f"--rows: unknown rows {unknown}; known: {', '.join(ROWS)}")
+    _check_models(run)
+    _check_data(run)
 
 
 def _data(cfg):
@@ -58,24 +116,23 @@ def _data_info(cfg, data) -> dict:
     return {"name": name, "sha256": sha256_of(data_digest(data["test"]).encode())}
 
 
+def _print_row(row: dict) -> None:
+    print(row["method"], " ".join(f"{k}={'-' if v is None else f'{v:.3f}'}" for k, v in row["metrics"].items()))
+
+
 def dry_run(cfg) -> int:
     """Validate the config, build each policy on the meta device and print parameters and memory per process."""
     from shared.dryrun import DryRunSpec, dry_run, format_report
 
-    if not cfg.model.path:
-        raise ValueError("--dry-run needs model.path (a hub id of a bundled architecture or a folder with "
-                         "config.json); the tiny CPU policies are built on the fly")
     g = cfg.gpu
     names = {"shared": cfg.model.path} if cfg.roles.policies == "shared" else \
         {"reasoner": cfg.model.path, "verifier": cfg.model.verifier_path or cfg.model.path}
-    reports = {}
     for name, model in names.items():
         spec = DryRunSpec(model=model, dtype=g.dtype, world_size=g.world_size, sharding=g.sharding,
                           micro_batch=g.micro_batch, seq_len=g.seq_len, reference_model=cfg.rl.beta > 0,
                           rollout_tokens=g.rollout_tokens)
-        reports[name] = dry_run(spec)
-        print(f"[{name}]\n{format_report(reports[name])}")
-    total = sum(g.world_size for _ in names)
+        print(f"[{name}]\n{format_report(dry_run(spec))}")
+    total = g.world_size * len(names)
     print(f"config ok: {len(names)} polic{'y' if len(names) == 1 else 'ies'}, {total} GPUs in all "
           f"({g.world_size} per policy); rollouts {cfg.rl.prompts_per_step} questions x {cfg.rl.generations}, "
           f"lr {cfg.rl.lr}, KL {cfg.rl.beta} ({cfg.rl.kl_estimator}), schedule {cfg.train.schedule}, "
@@ -83,13 +140,13 @@ def dry_run(cfg) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    if args.dry_run:
+def cmd_train(run: Run) -> int:
+    cfg = run.cfg
+    if run.args.dry_run:
         return dry_run(cfg)
     import torch
     from shared.atomic import save_pretrained
-    from shared.config import save_config
+    from shared.config import claim_run_dir
     from shared.eval import write_results
 
     from arr.evaluate import evaluate_protocol, probe
@@ -98,17 +155,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from arr.train import build_evidence, build_policies, rl_train
 
     torch.set_num_threads(cfg.rl.threads)
-    out = Path(args.out or cfg.output_dir)
+    out = run.out
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     data = _data(cfg)
     if not data["train"]:
         raise ValueError("arr train: no training records (data.train_file or the synthetic KB)")
-    save_config(cfg, out)
+    out.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(cfg, out)  # a folder holding another config's run is refused; the same config resumes
     verifier = cfg.train.verifier
-    paths = warm_paths(cfg, data, out, print)
+    paths = warm_paths(cfg, data, out, run.log)
     policies = build_policies(cfg, paths, out / "rl", verifier)
     ev = build_evidence(cfg, data["corpus"], seed=cfg.evidence.seed + 1000 * cfg.seed)
-    history = rl_train(cfg, policies, data["train"], ev, out / "rl", verifier, progress=_progress(args))
+    history = rl_train(cfg, policies, data["train"], ev, out / "rl", verifier, progress=run.progress)
     for name, tr in policies.trainers.items():
         save_pretrained(out / "final" / name, tr.policy, policies.tokenizer)
     rows, extra = [], {"history": history}
@@ -121,34 +179,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             probed = probe(cfg, policies.generators["verifier"], items)
         rows.append({"method": "arr" if verifier else "reasoner_only", "metrics": row_metrics(test, probed)})
         extra["eval"] = _extras(test, probed)
-        print(rows[-1]["method"], " ".join(f"{k}={'-' if v is None else f'{v:.3f}'}"
-                                          for k, v in rows[-1]["metrics"].items()))
+        _print_row(rows[-1])
     path = write_results(out, "arr", __version__, "train", rows, cfg, cfg.seed, False, _data_info(cfg, data), started,
                          time.perf_counter() - t0, extra=extra)
     print(f"models: {out / 'final'}\nresults: {path}")
     return 0
 
 
-def _generators(cfg, reasoner: str | None, verifier: str | None, need_reasoner: bool = True):
+def _generators(cfg, reasoner: str | None, verifier: str | None) -> dict:
     from shared.generation import HFGenerator
     from shared.modeling import load_model
 
     out = {}
     for role, path in (("reasoner", reasoner), ("verifier", verifier)):
-        if path is None:
-            continue
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"--{role} {path}: no model folder")
-        model, tok = load_model(str(path), kind="causal", dtype="float32", device="auto")
-        out[role] = HFGenerator(model.eval(), tok, batch_size=cfg.protocol.gen_batch_size)
-    if need_reasoner and "reasoner" not in out:
-        raise ValueError("give --reasoner DIR (a saved policy with its tokenizer)")
+        if path is not None:
+            model, tok = load_model(str(path), kind="causal", dtype="float32", device="auto")
+            out[role] = HFGenerator(model.eval(), tok, batch_size=cfg.protocol.gen_batch_size)
     return out
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(run: Run) -> int:
     import torch
-    from shared.config import save_config
     from shared.eval import write_results
 
     from arr.evaluate import evaluate_protocol, probe
@@ -156,18 +207,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from arr.replicate import _extras, row_metrics
     from arr.train import build_evidence
 
-    cfg = _load(args)
+    cfg, args = run.cfg, run.args
     torch.set_num_threads(cfg.rl.threads)
-    if not args.no_verifier and not args.verifier:
-        raise ValueError("give --verifier DIR, or --no-verifier to evaluate the reasoner alone on raw documents")
-    gens = _generators(cfg, args.reasoner, None if args.no_verifier else args.verifier)
-    out = Path(args.out or Path(cfg.output_dir) / "eval")
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
+    verifier = not args.no_verifier
     data = _data(cfg)
     if not data["test"]:
         raise ValueError("arr eval: no test records (data.test_file or the synthetic KB)")
-    save_config(cfg, out)
-    verifier = not args.no_verifier
+    gens = _generators(cfg, args.reasoner, args.verifier if verifier else None)
     test = evaluate_protocol(cfg, gens, build_evidence(cfg, data["corpus"], seed=cfg.eval.seed), data["test"],
                              verifier=verifier)
     probed = None
@@ -175,30 +222,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         items = probe_items(data["test"], build_evidence(cfg, data["corpus"]), cfg.probe.items, cfg.probe.seed)
         probed = probe(cfg, gens["verifier"], items)
     row = {"method": "arr" if verifier else "reasoner_only", "metrics": row_metrics(test, probed)}
-    print(row["method"], " ".join(f"{k}={'-' if v is None else f'{v:.3f}'}" for k, v in row["metrics"].items()))
-    path = write_results(out, "arr", __version__, "eval", [row], cfg, cfg.seed, False, _data_info(cfg, data), started,
-                         time.perf_counter() - t0, extra={"eval": _extras(test, probed)})
+    _print_row(row)
+    path = write_results(run.out, "arr", __version__, "eval", [row], cfg, cfg.seed, False, _data_info(cfg, data),
+                         started, time.perf_counter() - t0, extra={"eval": _extras(test, probed)})
     print(f"results: {path}")
     return 0
 
 
-def cmd_probe(args: argparse.Namespace) -> int:
+def cmd_probe(run: Run) -> int:
     import torch
 
+    from arr.data import check_record
     from arr.evaluate import probe
     from arr.evidence import probe_items
     from arr.train import build_evidence
 
-    cfg = _load(args)
+    cfg = run.cfg
     torch.set_num_threads(cfg.rl.threads)
-    gens = _generators(cfg, None, args.verifier, need_reasoner=False)
-    if "verifier" not in gens:
-        raise ValueError("give --verifier DIR")
     data = _data(cfg)
-    from arr.data import check_record
-
     for i, rec in enumerate(data["test"]):
         check_record(rec, cfg.data.test_file or "<synthetic test>", i + 1, need_hops=True)
+    gens = _generators(cfg, None, run.args.verifier)
     items = probe_items(data["test"], build_evidence(cfg, data["corpus"]), cfg.probe.items, cfg.probe.seed)
     result = probe(cfg, gens["verifier"], items)
     result.pop("per_hop")
@@ -206,89 +250,84 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_warmstart(args: argparse.Namespace) -> int:
+def cmd_warmstart(run: Run) -> int:
     from arr.replicate import warm_paths
 
-    cfg = _load(args)
-    out = Path(args.out or cfg.output_dir)
-    paths = warm_paths(cfg, _data(cfg), out, print)
+    paths = warm_paths(run.cfg, _data(run.cfg), run.out, run.log)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
 
 
-def cmd_replicate(args: argparse.Namespace) -> int:
+def cmd_replicate(run: Run) -> int:
     from arr.replicate import replicate
 
-    rows = args.rows.split(",") if args.rows else None
-    path = replicate(quick=args.quick, out=args.out, seed=args.seed, config=args.config, overrides=args.overrides,
-                     seeds=args.seeds, rows=rows, progress=_progress(args), pilot=args.pilot)
+    # replicate() loads the same config and claims the folder itself (finished pieces are reused)
+    path = replicate(quick=run.args.quick, out=run.out, seed=run.seed if run.seed is not None else 0,
+                     config=run.config_path, overrides=run.overrides, seeds=run.args.seeds, rows=_rows(run.args),
+                     progress=run.progress, pilot=run.args.pilot)
     doc = json.loads(Path(path).read_text())
     print(f"results: {path} ({doc['seconds']:.0f}s)")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="arr", description="Adversarial reasoning RAG (ARR): a reasoner and a verifier trained against each other "
-                                "with outcome, adversarial and token-level process rewards.")
-    parser.add_argument("--version", action="version", version=f"arr {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser, config_required: bool = False) -> None:
-        p.add_argument("--config", required=config_required, help="YAML config (keys of arr.config.ARRConfig)")
-        p.add_argument("--out", help="output directory")
-        p.add_argument("--no-progress", action="store_true", help="no progress bars")
-        p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.schedule=alternate")
-
-    p = sub.add_parser("train", help="warm starts, then joint GRPO of reasoner and verifier (or the reasoner alone)")
-    common(p, config_required=True)
-    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
+def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate the config, build the policies on the meta "
-                   "device and print parameters and GPU memory per process; nothing is trained")
-    p.set_defaults(fn=cmd_train)
+                   "device and print parameters and GPU memory per process; nothing is trained or written")
 
-    p = sub.add_parser("eval", help="EM/F1 under the protocol and the verifier's reject rates on the probe")
-    common(p, config_required=True)
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoner", required=True, help="saved reasoner (or shared) policy folder")
     p.add_argument("--verifier", help="saved verifier policy folder")
     p.add_argument("--no-verifier", action="store_true", help="the reasoner alone on raw documents")
-    p.set_defaults(fn=cmd_eval, seed=None)
 
-    p = sub.add_parser("probe", help="the verifier's rejection probe: held-out hops with / without the gold passage")
-    common(p, config_required=True)
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verifier", required=True, help="saved verifier policy folder")
-    p.set_defaults(fn=cmd_probe, seed=None)
 
-    p = sub.add_parser("warmstart", help="build (or find) the cached SFT warm starts of both roles")
-    common(p, config_required=True)
-    p.set_defaults(fn=cmd_warmstart, seed=None)
 
-    p = sub.add_parser("replicate", help="CPU-scale replication: reasoner_only vs arr (+ warm start), probe gap")
+def _replicate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="one seed, 3 RL steps, small test and probe (plumbing)")
-    p.add_argument("--out", default="runs/arr_replicate", help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
     p.add_argument("--rows", help="comma-separated rows: reasoner_only,arr (default) and the diagnostics "
                    "arr_no_process,arr_release_adv")
-    p.add_argument("--config", help="config replacing the packaged replicate config")
     p.add_argument("--pilot", action="store_true", help="choose settings: the dev split stands in for the test split "
                    "(the test split is never evaluated)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    p.set_defaults(fn=cmd_replicate)
-    return parser
+
+
+COMMON = {"config": _config_cls, "seed_key": "seed", "progress_key": "rl.progress"}
+APP = App(
+    prog="arr", version=__version__,
+    description="Adversarial reasoning RAG (ARR): a reasoner and a verifier trained against each other with outcome, "
+                "adversarial and token-level process rewards.",
+    verbs=[
+        Verb("train", "warm starts, then joint GRPO of reasoner and verifier (or the reasoner alone)", cmd_train,
+             arguments=_train_args, out_key="output_dir", check=_check_train, claim="none", trains=True,
+             wandb_key="rl.wandb_project", **COMMON),
+        Verb("eval", "EM/F1 under the protocol and the verifier's reject rates on the probe", cmd_eval,
+             arguments=_eval_args, check=_check_saved,
+             default_out=lambda run: Path(run.cfg.output_dir) / "eval", **COMMON),
+        Verb("probe", "the verifier's rejection probe: held-out hops with / without the gold passage", cmd_probe,
+             arguments=_probe_args, check=_check_saved, out="none", **COMMON),
+        Verb("warmstart", "build (or find) the cached SFT warm starts of both roles", cmd_warmstart,
+             out_key="output_dir", check=_check_data, **COMMON),
+        Verb("replicate", "CPU-scale replication: reasoner_only vs arr (+ warm start), probe gap", cmd_replicate,
+             arguments=_replicate_args, claim="none", check=_check_replicate,
+             default_config=lambda args: REPLICATE_CONFIGS / ("replicate_quick.yaml" if args.quick
+                                                              else "replicate.yaml"),
+             default_out="runs/arr_replicate",
+             description="CPU-scale replication: reasoner_only vs arr (+ warm start), probe gap. --config replaces "
+                         "the packaged replicate(_quick).yaml.", **COMMON),
+    ],
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return APP.build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, KeyError, OSError) as err:
-        text = " ".join(str(err.args[0] if isinstance(err, KeyError) and err.args else err).split())
-        print(f"arr {args.command}: error: {text}", file=sys.stderr)
-        return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":
