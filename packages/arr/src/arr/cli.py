@@ -315,7 +315,7 @@ APP = App(
              arguments=_replicate_args, claim="none", check=_check_replicate,
              default_config=lambda args: REPLICATE_CONFIGS / ("replicate_quick.yaml" if args.quick
                                                               else "replicate.yaml"),
-             default_out="runs/arr_replicate",
+             default_out=lambda run: run.cfg.output_dir,  # runs/arr_replicate(_quick) from the packaged config
              description="CPU-scale replication: reasoner_only vs arr (+ warm start), probe gap. --config replaces "
                          "the packaged replicate(_quick).yaml.", **COMMON),
     ],
