@@ -49,15 +49,19 @@ def test_record_without_answers_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_dry_run_of_the_gpu_config(capsys, tmp_path, monkeypatch):
-    # one meta build (roles.policies=shared) keeps the test short; separate roles print one block per policy
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub id is sized from the bundled config: nothing is fetched
-    assert main(["train", "--config", str(CONFIGS / "gpu_qwen2.5_3b.yaml"), "--dry-run", "roles.policies=shared"]) == 0
+    assert main(["train", "--config", str(CONFIGS / "gpu_qwen2.5_3b.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3,085,938,688" in out and "[shared]" in out and "config ok: 1 policy, 4 GPUs" in out
+    assert "the config is valid" in out and "3,085,938,688" in out and "world size 4, sharding fsdp" in out
+    assert "the verifier's 4 processes hold the same" in out and "50.02 of 80 GiB: fits" in out
+    # one shared policy for both roles, or two different models: one report per policy
+    assert main(["train", "--config", str(CONFIGS / "gpu_qwen2.5_3b.yaml"), "--dry-run", "roles.policies=shared"]) == 0
+    assert "[shared policy (both roles), one of 4 processes]" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []  # nothing trained, no output folder claimed
     assert main(["train", "--config", str(CONFIGS / "train.yaml"), "--dry-run"]) == 2  # no model.path
-    assert "model.path" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("arr train: model.path is empty") and "\n" not in err
 
 
 def test_end_to_end_tiny_replication(tmp_path, capsys):

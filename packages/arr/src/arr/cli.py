@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from shared.cli import App, CLIError, Run, Verb, check_model_source
+from shared.dryrun import verb_dry_run
 
 from arr import __version__
 
@@ -56,11 +57,6 @@ def _check_models(run: Run) -> None:
 
 
 def _check_train(run: Run) -> None:
-    if run.args.dry_run:  # the paper's hub id is sized from the bundled config: no model folder, no data needed
-        if not run.cfg.model.path:
-            raise CLIError("--dry-run needs model.path (a hub id of a bundled architecture or a folder with "
-                           "config.json); the tiny CPU policies are built on the fly")
-        return
     _check_models(run)
     _check_data(run)
 
@@ -120,30 +116,8 @@ def _print_row(row: dict) -> None:
     print(row["method"], " ".join(f"{k}={'-' if v is None else f'{v:.3f}'}" for k, v in row["metrics"].items()))
 
 
-def dry_run(cfg) -> int:
-    """Validate the config, build each policy on the meta device and print parameters and memory per process."""
-    from shared.dryrun import DryRunSpec, dry_run, format_report
-
-    g = cfg.gpu
-    names = {"shared": cfg.model.path} if cfg.roles.policies == "shared" else \
-        {"reasoner": cfg.model.path, "verifier": cfg.model.verifier_path or cfg.model.path}
-    for name, model in names.items():
-        spec = DryRunSpec(model=model, dtype=g.dtype, world_size=g.world_size, sharding=g.sharding,
-                          micro_batch=g.micro_batch, seq_len=g.seq_len, reference_model=cfg.rl.beta > 0,
-                          rollout_tokens=g.rollout_tokens)
-        print(f"[{name}]\n{format_report(dry_run(spec))}")
-    total = g.world_size * len(names)
-    print(f"config ok: {len(names)} polic{'y' if len(names) == 1 else 'ies'}, {total} GPUs in all "
-          f"({g.world_size} per policy); rollouts {cfg.rl.prompts_per_step} questions x {cfg.rl.generations}, "
-          f"lr {cfg.rl.lr}, KL {cfg.rl.beta} ({cfg.rl.kl_estimator}), schedule {cfg.train.schedule}, "
-          f"advantage {cfg.advantage.form}")
-    return 0
-
-
 def cmd_train(run: Run) -> int:
     cfg = run.cfg
-    if run.args.dry_run:
-        return dry_run(cfg)
     import torch
     from shared.atomic import save_pretrained
     from shared.config import claim_run_dir
@@ -271,11 +245,6 @@ def cmd_replicate(run: Run) -> int:
     return 0
 
 
-def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="validate the config, build the policies on the meta "
-                   "device and print parameters and GPU memory per process; nothing is trained or written")
-
-
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoner", required=True, help="saved reasoner (or shared) policy folder")
     p.add_argument("--verifier", help="saved verifier policy folder")
@@ -302,8 +271,8 @@ APP = App(
                 "adversarial and token-level process rewards.",
     verbs=[
         Verb("train", "warm starts, then joint GRPO of reasoner and verifier (or the reasoner alone)", cmd_train,
-             arguments=_train_args, out_key="output_dir", check=_check_train, claim="none", trains=True,
-             wandb_key="rl.wandb_project", **COMMON),
+             out_key="output_dir", check=_check_train, claim="none", trains=True, wandb_key="rl.wandb_project",
+             dry_run=verb_dry_run("arr.dryrun:specs"), **COMMON),
         Verb("eval", "EM/F1 under the protocol and the verifier's reject rates on the probe", cmd_eval,
              arguments=_eval_args, check=_check_saved,
              default_out=lambda run: Path(run.cfg.output_dir) / "eval", **COMMON),
