@@ -116,3 +116,37 @@ def test_value_loss_reaches_the_backbone_only_with_a_shared_trunk(tiny_qwen2_dir
     backbone = [p.grad for p in tr.policy.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     assert head_grad is not None and head_grad.abs().sum() > 0
     assert bool(backbone) == shared_trunk
+
+
+def test_separate_critic_model_learns_alone_during_warmup(tiny_qwen2_dir, tmp_path):
+    critic = CriticConfig(kind="model", model_path=str(tiny_qwen2_dir), lr=3e-3, value_clip=None, warmup_steps=6)
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "m", lambda trajs, recs: [1.0] * len(trajs), steps=8,
+                  checkpoint_every=0, critic=critic)
+    policy_ptrs = {p.data_ptr() for p in tr.policy.parameters()}
+    assert not policy_ptrs & {p.data_ptr() for p in tr.value_head.parameters()}  # its own trunk, not the policy's
+    start = {k: v.clone() for k, v in tr.policy.state_dict().items()}
+    critic_start = {k: v.clone() for k, v in tr.value_head.state_dict().items()}
+    hist = tr.train(stop_after=6)
+    losses = [h["value_loss"] for h in hist]
+    print("separate critic value losses", [round(x, 4) for x in losses])
+    assert losses[0] == pytest.approx(0.5, abs=1e-6)  # zero head: V = 0 against returns of 1
+    assert max(losses[-2:]) < 0.5 * losses[0], losses
+    for k, v in tr.policy.state_dict().items():  # warm-up: the policy did not move at all
+        assert torch.equal(v, start[k]), k
+    assert not tr.optimizer.state and tr.scheduler.last_epoch == 0  # neither its optimizer nor its lr schedule ran
+    assert any(not torch.equal(v, critic_start[k]) for k, v in tr.value_head.state_dict().items())
+    tr.save()
+    resumed = _trainer(tiny_qwen2_dir, tmp_path / "m", lambda trajs, recs: [1.0] * len(trajs), steps=8,
+                       checkpoint_every=0, critic=critic)
+    assert resumed.resume() and resumed.step == 6
+    for k, v in tr.value_head.state_dict().items():
+        assert torch.equal(v, resumed.value_head.state_dict()[k]), k
+    tr.train()  # steps 7 and 8 are past the warm-up: now the policy learns too
+    assert any(not torch.equal(v, start[k]) for k, v in tr.policy.state_dict().items())
+
+
+def test_critic_kind_and_warmup_are_checked(tiny_qwen2_dir, tmp_path):
+    with pytest.raises(ValueError, match="critic.kind must be one of"):
+        _trainer(tiny_qwen2_dir, tmp_path / "k", _digit_reward, critic=CriticConfig(kind="twin"))
+    with pytest.raises(ValueError, match="warmup_steps needs advantage 'gae'"):
+        _trainer(tiny_qwen2_dir, tmp_path / "w", _digit_reward, advantage="grpo", critic=CriticConfig(warmup_steps=2))

@@ -176,3 +176,26 @@ def test_tool_env_turns_a_tool_exception_into_an_error_observation():
     result = env.step(Action("tool_call", raw[11:-12], raw))
     assert "ValueError: unknown city 'Atlantis'" in result.observation
     assert result.info["calls"][0]["status"] == "error" and not result.done
+
+
+def test_search_env_template_docs_and_query_fn():
+    retriever = FakeRetriever()
+    env = SearchEnv(retriever, topk=1, observation_template="\n<evidence q='{query}'>{docs}</evidence>\n",
+                    query_fn=lambda record, query: f"{record['question']} {query}")
+    env.reset({"question": "Capital of France?"})
+    result = env.step(Action("search", "capital", "<search>capital</search>"))
+    assert retriever.queries == ["Capital of France? capital"]  # rewritten per episode before retrieval
+    assert result.observation == "\n<evidence q='capital'>Doc 1(Title: France) Paris is the capital.</evidence>\n"
+    assert result.info["docs"] == [{"id": "d1", "contents": "France\nParis is the capital.", "score": 1.0}]
+    assert result.info["query"] == "capital" and result.info["retrieval_query"] == "Capital of France? capital"
+    empty = env.step(Action("search", "", "<search></search>"))
+    assert empty.observation == "\n<evidence q=''>Empty search query.</evidence>\n" and empty.info["docs"] == []
+    plain = SearchEnv(FakeRetriever(), topk=1)  # the default stays Search-R1's wrapper
+    plain.reset({})
+    assert plain.step(Action("search", "x", "")).observation.startswith("\n\n<information>Doc 1(Title: France)")
+    with pytest.raises(ValueError, match="must contain {docs}"):
+        SearchEnv(FakeRetriever(), observation_template="<information></information>")
+    bad = SearchEnv(FakeRetriever(), query_fn=lambda record, query: None)
+    bad.reset({})
+    with pytest.raises(TypeError, match="query_fn must return a string"):
+        bad.step(Action("search", "x", ""))

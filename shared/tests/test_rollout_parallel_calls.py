@@ -42,7 +42,8 @@ TWO_CALLS = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_cal
 
 def test_parallel_turn_holds_two_calls_and_eos_ends_only_the_turn(tok):
     gen = EosGenerator(tok, [(TWO_CALLS, True), ("<answer>5 -4</answer>", False)])
-    loop = AgentLoop(gen, _env, max_turns=4, parallel_tags=("tool_call",))
+    # the scripted turn is 131 tokens: the per-turn budget must hold it (the loop cuts a turn at its budget)
+    loop = AgentLoop(gen, _env, max_turns=4, parallel_tags=("tool_call",), max_new_tokens_per_turn=200)
     [traj] = loop.run([{"id": "q", "prompt": "Q: "}])
     # the closing tool tag is no longer a stop string; the answer's still is
     assert gen.stops[0] == ("</answer>", "</python>")
@@ -66,7 +67,7 @@ def test_eos_without_a_parallel_action_still_ends_the_episode(tok):
 
 def test_default_loop_keeps_one_action_per_turn_and_eos_ends_the_episode(tok):
     gen = EosGenerator(tok, [(TWO_CALLS, True), ("<answer>5</answer>", False)])
-    loop = AgentLoop(gen, _env, max_turns=4)
+    loop = AgentLoop(gen, _env, max_turns=4, max_new_tokens_per_turn=200)
     [traj] = loop.run([{"id": "q", "prompt": "Q: "}])
     assert gen.stops[0] == ("</answer>", "</python>", "</tool_call>")
     # the scripted text ignores the stop, but without parallel tags an eos ends the episode after the calls

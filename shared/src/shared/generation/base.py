@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-FinishReason = Literal["stop", "length", "eos"]
+FinishReason = Literal["stop", "length", "eos", "context"]  # "context": cut at the model's context limit
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class SamplingParams:
 
     ``logprobs``: return the log-probability of each generated token under softmax(logits / temperature)
     (temperature 1 when greedy). ``top_logprobs``: also return the k most likely (token_id, logprob) per position.
+    ``entropy``: return the entropy of softmax(logits / temperature) at each generated position (before top-k /
+    top-p filtering; temperature 1 when greedy). The HF backend computes it exactly over the whole vocabulary; the
+    vLLM backend approximates it from the top ``max(top_logprobs, ENTROPY_TOPK)`` logprobs (see its module).
     ``stop``: generation ends right after the first occurrence of any of these strings (kept in the text).
     ``ignore_eos``: do not stop at end-of-sequence tokens (fixed-length throughput measurements).
     """
@@ -33,6 +36,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     ignore_eos: bool = False  # keep generating past end tokens (fixed-length benchmarks)
+    entropy: bool = False  # per-token entropies of softmax(logits / T) in Completion.entropies
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):  # a single stop string given bare
@@ -69,7 +73,8 @@ class Completion:
     """One generated continuation.
 
     ``token_ids`` are the generated ids only (ending at the eos token or at the token that completed the stop
-    string); ``logprobs[i]`` belongs to ``token_ids[i]``; ``top_logprobs[i]`` lists (token_id, logprob) best first.
+    string); ``logprobs[i]`` belongs to ``token_ids[i]``; ``top_logprobs[i]`` lists (token_id, logprob) best first;
+    ``entropies[i]`` is the entropy of the distribution ``token_ids[i]`` was drawn from (when asked for).
     """
 
     text: str
@@ -78,6 +83,7 @@ class Completion:
     top_logprobs: list[list[tuple[int, float]]] | None = None
     finish_reason: FinishReason = "length"
     prompt_token_ids: list[int] = field(default_factory=list)
+    entropies: list[float] | None = None
 
 
 Prompts = Sequence[str] | Sequence[Sequence[int]]
@@ -127,3 +133,22 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> int | None:
             if best is None or (pos, -end) < (best[0], -best[1]):
                 best = (pos, end)
     return None if best is None else best[1]
+
+
+def end_token_ids(generator: Any) -> set[int]:
+    """Every token id that ends a generation of ``generator``: its own ``eos_token_ids`` when it has them (the HF
+    backend adds the model's generation-config ids, which may be a list, e.g. ``<|im_end|>`` and ``<|endoftext|>``),
+    else the tokenizer's ``eos_token_id``."""
+    ids = getattr(generator, "eos_token_ids", None)
+    out = {int(i) for i in ids} if ids else set()
+    eos = getattr(getattr(generator, "tokenizer", None), "eos_token_id", None)
+    if eos is not None:
+        out.add(int(eos))
+    return out
+
+
+def context_limit(generator: Any) -> int | None:
+    """The most tokens (prompt + generated) the generator's model attends to, when it says: its
+    ``max_context_tokens`` attribute (the HF backend reads ``max_position_embeddings``), else None (unknown)."""
+    limit = getattr(generator, "max_context_tokens", None)
+    return int(limit) if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None

@@ -2,7 +2,8 @@
 
 An own decoding loop rather than ``model.generate``: it returns, per generated token, the log-probability under
 softmax(logits / temperature) of the raw logits (what RL ratios need, independent of top-k/top-p filtering), the
-top-k alternatives per position (tree rollouts branch on them), and cuts at stop strings at the exact token that
+top-k alternatives per position (tree rollouts branch on them), the exact entropy of softmax(logits / T) per
+position when asked (``SamplingParams.entropy``), and cuts at stop strings at the exact token that
 completes them. Rows are independent (own position ids under left padding), so a prompt's continuation does not
 depend on its batch mates. On the tiny CPU models it is about as fast as ``generate`` (tools/bench measures both).
 """
@@ -70,6 +71,19 @@ class HFGenerator:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def eos_token_ids(self) -> set[int]:
+        """Ids that end a generation: the tokenizer's eos and every id of the model's generation-config eos."""
+        return self._eos_ids()
+
+    @property
+    def max_context_tokens(self) -> int | None:
+        """The model's ``max_position_embeddings`` when its config has one (prompt + generated tokens)."""
+        config = getattr(self.model, "config", None)
+        config = getattr(config, "text_config", None) or config  # VL models keep the LM's settings apart
+        limit = getattr(config, "max_position_embeddings", None)
+        return int(limit) if isinstance(limit, int) and limit > 0 else None
+
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         if self.tokenizer.eos_token_id is not None:
@@ -134,6 +148,7 @@ class HFGenerator:
         out_ids: list[list[int]] = [[] for _ in range(bsz)]
         out_lp: list[list[float]] = [[] for _ in range(bsz)]
         out_top: list[list[list[tuple[int, float]]]] = [[] for _ in range(bsz)]
+        out_ent: list[list[float]] = [[] for _ in range(bsz)]
         finish: list[str | None] = [None] * bsz
         cut_text: list[str | None] = [None] * bsz
         temp = 1.0 if params.greedy else params.temperature
@@ -155,6 +170,8 @@ class HFGenerator:
                 probs = filtered.softmax(dim=-1)
                 chosen = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
             chosen_lp = logp.gather(-1, chosen[:, None]).squeeze(-1).tolist()
+            # entropy of softmax(logits / T) over the whole vocabulary; exp(-inf) * -inf terms are masked to 0
+            ent = (-(logp.exp() * logp).nan_to_num(0.0).sum(-1)).tolist() if params.entropy else None
             top = None
             if params.top_logprobs:
                 k = min(params.top_logprobs, logp.shape[-1])
@@ -169,6 +186,8 @@ class HFGenerator:
                 out_lp[i].append(chosen_lp[i])
                 if top is not None:
                     out_top[i].append(list(zip(top[0][i], top[1][i])))
+                if ent is not None:
+                    out_ent[i].append(ent[i])
                 if tok in eos_ids:
                     finish[i] = "eos"
                 elif params.stop:
@@ -196,5 +215,6 @@ class HFGenerator:
                 top_logprobs=out_top[i] if params.top_logprobs else None,
                 finish_reason=reason,  # type: ignore[arg-type]
                 prompt_token_ids=list(rows[i]),
+                entropies=out_ent[i] if params.entropy else None,
             ))
         return completions

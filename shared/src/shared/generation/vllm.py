@@ -4,14 +4,25 @@
 Outputs are converted to the shared ``Completion`` type by ``completion_from_vllm``, which is pure and unit-tested
 against plain objects shaped like vLLM's ``CompletionOutput``. Logprobs are requested as "processed" (after
 temperature) where the installed vLLM supports ``logprobs_mode`` so they match the HF backend's definition.
+
+Entropies (``SamplingParams.entropy``): vLLM returns logprobs of the top-k tokens only, so the entropy is
+approximated by -sum p log p over the returned entries of each position (at least ``ENTROPY_TOPK`` of them, plus
+the sampled token). It is a lower bound of the exact entropy (the missing tail only adds non-negative terms) and
+equals it when those tokens hold all the mass; with ``logprobs_mode`` "processed_logprobs" the entries are after
+temperature, as in the HF backend. For exact values score the completions with a forward pass
+(``shared.rl.losses.entropy_from_logits``), as the trainer does. Only the pure conversion runs on CPU here; the
+live engine test runs where vLLM and a GPU are present.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from shared.generation.base import Completion, Prompts, SamplingParams, check_prompts, cut_at_stop
+
+ENTROPY_TOPK = 20  # logprobs per position requested for the entropy approximation (vLLM's default max_logprobs)
 
 
 def _logprob_value(entry: Any) -> float:
@@ -21,13 +32,15 @@ def _logprob_value(entry: Any) -> float:
 def completion_from_vllm(output: Any, params: SamplingParams, prompt_token_ids: list[int] | None = None) -> Completion:
     """Convert one vLLM ``CompletionOutput`` (text, token_ids, logprobs, finish_reason, stop_reason)."""
     token_ids = [int(t) for t in output.token_ids]
-    logprobs = top = None
-    if (params.logprobs or params.top_logprobs) and output.logprobs is not None:
-        logprobs, top = [], []
+    logprobs = top = entropies = None
+    if (params.logprobs or params.top_logprobs or params.entropy) and output.logprobs is not None:
+        logprobs, top, entropies = [], [], []
         for tok, entries in zip(token_ids, output.logprobs):
             logprobs.append(_logprob_value(entries[tok]))
             ranked = sorted(entries.items(), key=lambda kv: -_logprob_value(kv[1]))
             top.append([(int(t), _logprob_value(e)) for t, e in ranked[: params.top_logprobs]])
+            values = [_logprob_value(e) for _, e in ranked]
+            entropies.append(-sum(math.exp(v) * v for v in values if v > float("-inf")))
     text = output.text
     if output.finish_reason == "length":
         reason = "length"
@@ -44,6 +57,7 @@ def completion_from_vllm(output: Any, params: SamplingParams, prompt_token_ids: 
         top_logprobs=top if params.top_logprobs else None,
         finish_reason=reason,
         prompt_token_ids=list(prompt_token_ids or []),
+        entropies=entropies if params.entropy else None,
     )
 
 
@@ -71,9 +85,27 @@ class VLLMGenerator:
             kwargs.pop("logprobs_mode")
             self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        model_config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        self.max_context_tokens = getattr(model_config, "max_model_len", None)  # the rollout context guard reads it
+        self.eos_token_ids = self._generation_eos_ids(str(model))
+
+    @staticmethod
+    def _generation_eos_ids(model: str) -> set[int]:
+        """The eos ids of the model's generation config (a list on chat models); vLLM stops on them too."""
+        try:
+            from transformers import GenerationConfig
+
+            extra = GenerationConfig.from_pretrained(model).eos_token_id
+        except (OSError, ValueError):  # no generation_config.json: the tokenizer's eos is all there is
+            return set()
+        if extra is None:
+            return set()
+        return {int(extra)} if isinstance(extra, int) else {int(x) for x in extra}
 
     def _sampling(self, params: SamplingParams) -> Any:
         want = max(params.top_logprobs, 1) if (params.logprobs or params.top_logprobs) else None
+        if params.entropy:
+            want = max(want or 0, ENTROPY_TOPK)
         return self._vllm.SamplingParams(
             n=params.n, temperature=params.temperature, top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,

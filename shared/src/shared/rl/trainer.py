@@ -9,10 +9,21 @@ entropy bonus). Losses are normalised by global token/sequence counts across pro
 `accelerate launch --num_processes 2` computes the same update as one process on the same global batch.
 After each step the new weights are pushed to the generator; checkpoints are written atomically every
 `checkpoint_every` steps and `resume=True` continues exactly (same RNG, data position, optimizer state).
-With `advantage: gae` the trainer also trains a value head (`shared.rl.critic`, settings in `critic`): values are
-read from the policy's last hidden states on the rollout batch, GAE (gamma, lam from `adv_options`) gives
-advantages and returns, and `critic.coef` x the clipped value loss joins the PPO loss; the head and its optimizer
-are saved in the checkpoint's trainer state.
+With `advantage: gae` the trainer also trains a critic (`shared.rl.critic`, settings in `critic`): a value head on
+the policy's last hidden states (`kind: head`) or a separate critic LM (`kind: model`, own forward and lr); GAE
+(gamma, lam from `adv_options`) gives advantages and returns, and `critic.coef` x the clipped value loss joins the
+PPO loss; during `critic.warmup_steps` only the critic learns. The critic and its optimizer are saved in the
+checkpoint's trainer state.
+
+Groups: GRPO/RLOO and dynamic sampling compare trajectories of one `Trajectory.group` (its `group_key`, else its
+`group_id`); `group_id` links a trajectory to its record. Dynamic sampling keeps a group when the chosen signal
+(`dynamic_sampling_signal`: "reward", the final reward, or "return", the sum of final, turn and token rewards)
+varies in it; every step logs `groups_informative`, the share of groups where it varies.
+
+External rollouts: `step_on(trajs, stats)` updates on trajectories collected (and scored) outside the trainer, e.g.
+a joint rollout of two policies (`shared.rollout.driver`), with the step counter, history, logging and checkpoint
+cadence of `train()`. `shared.rl.checkpoint.MultiPolicyCheckpoint` saves and resumes several trainers under one
+step folder.
 
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
@@ -27,10 +38,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,81 +48,24 @@ from tqdm.auto import tqdm
 
 from shared.modeling import clone_model
 from shared.rl.advantages import compute_advantages
-from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from shared.rl.critic import CriticConfig, ValueHead, hidden_size_of
+from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_checkpoint
+from shared.rl.critic import ValueHead, build_critic_model, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
 from shared.rl.launch import check_launch
 from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
-from shared.rollout.trajectory import Trajectory, group_index, pad_trajectories
+from shared.rl.settings import RLConfig, lr_factor
+from shared.rollout.trajectory import (
+    GROUP_SIGNALS,
+    Trajectory,
+    group_index,
+    informative_groups,
+    pad_trajectories,
+    rollout_stats,
+)
 
-
-@dataclass
-class RLConfig:
-    """Settings of an on-policy run; defaults follow the CPU calibration (8 prompts x 8 generations, lr 3e-5)."""
-
-    output_dir: str = "runs/grpo"
-    seed: int = 0
-    steps: int = 300
-    prompts_per_step: int = 8
-    generations: int = 8
-    max_new_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    lr: float = 3e-5
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # constant | cosine | linear
-    warmup_steps: int = 0
-    ppo_epochs: int = 1
-    mini_batches: int = 1
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    clip_low: float = 0.2
-    clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
-    dual_clip: float | None = None
-    loss_agg: str = "token-mean"
-    loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
-    advantage: str = "grpo"  # "gae" trains a value head (settings in `critic`; gamma, lam in adv_options)
-    adv_options: dict[str, float] = field(default_factory=dict)
-    critic: CriticConfig = field(default_factory=CriticConfig)
-    beta: float = 0.0  # KL coefficient against the frozen reference
-    kl_estimator: str = "k3"
-    kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
-    entropy_coef: float = 0.0
-    dynamic_sampling: bool = False
-    max_refill_rounds: int = 3
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    eval_every: int = 0
-    threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
-    seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
-    gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
-    generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
-    tensorboard: bool = True  # scalars under output_dir/tensorboard when tensorboard is installed
-    wandb_project: str = ""  # a W&B project name logs there too when wandb is installed
-    progress: bool = True
-
+__all__ = ["BATCH_WHITENED", "RLConfig", "RLTrainer", "lr_factor"]  # RLConfig, lr_factor live in rl.settings
 
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
-    """Learning-rate multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then `schedule`
-    (constant, cosine or linear decay to 0 at `total`). Shared by the RL trainer and the packages' SFT loops."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    frac = (step - warmup) / max(1, total - warmup)
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-    if schedule == "linear":
-        return max(0.0, 1 - frac)
-    if schedule == "constant":
-        return 1.0
-    raise ValueError(f"unknown lr_schedule {schedule!r}; known: constant, cosine, linear")
-
-
-def _lr_lambda(cfg: RLConfig, total: int) -> Callable[[int], float]:
-    return lambda i: lr_factor(i, cfg.warmup_steps, total, cfg.lr_schedule)
 
 
 def _chunks(items: list, k: int) -> list[list]:
@@ -152,8 +104,9 @@ class RLTrainer:
             raise ValueError("ppo_epochs, mini_batches and grad_accum must be >= 1")
         if cfg.generations < 1 or cfg.prompts_per_step < 1:
             raise ValueError("prompts_per_step and generations must be >= 1")
-        if not records:
-            raise ValueError("RLTrainer needs at least one prompt record")
+        if cfg.dynamic_sampling_signal not in GROUP_SIGNALS:
+            raise ValueError(f"dynamic_sampling_signal must be one of {GROUP_SIGNALS}, got "
+                             f"{cfg.dynamic_sampling_signal!r}")
         self.cfg = cfg
         self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.world = self.accelerator.num_processes
@@ -171,17 +124,24 @@ class RLTrainer:
         total_updates = cfg.steps * cfg.ppo_epochs * cfg.mini_batches
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # The scheduler is stepped by hand once per optimizer step, so it sees the same count on any world size.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_updates))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: lr_factor(i, cfg.warmup_steps, total_updates, cfg.lr_schedule))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
         self.critic = self.critic_optimizer = self.value_head = None
+        self.critic_kind = ""
         if cfg.advantage == "gae" and advantage_fn is None:
-            if cfg.critic.lr <= 0 or cfg.critic.coef <= 0:
-                raise ValueError(f"advantage 'gae' needs critic.lr > 0 and critic.coef > 0, got {cfg.critic}")
-            head = ValueHead(hidden_size_of(self.policy))
-            head_opt = torch.optim.AdamW(head.parameters(), lr=cfg.critic.lr)
-            self.critic, self.critic_optimizer = self.accelerator.prepare(head, head_opt)
-            self.value_head = self.accelerator.unwrap_model(self.critic)
+            cfg.critic.validate()
+            self.critic_kind = cfg.critic.kind
+            if cfg.critic.kind == "model":  # a separate critic LM with its own forward
+                module = build_critic_model(cfg.critic, self.policy).to(self.accelerator.device)
+            else:
+                module = ValueHead(hidden_size_of(self.policy))
+            critic_opt = torch.optim.AdamW(module.parameters(), lr=cfg.critic.lr)
+            self.critic, self.critic_optimizer = self.accelerator.prepare(module, critic_opt)
+            self.value_head = self.accelerator.unwrap_model(self.critic)  # the head, or the whole critic model
+        elif cfg.critic.warmup_steps:
+            raise ValueError("critic.warmup_steps needs advantage 'gae' (a critic to warm up)")
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.policy.forward).parameters
         if generator is None:
             from shared.generation import HFGenerator
@@ -189,7 +149,8 @@ class RLTrainer:
             generator = HFGenerator(self.policy, tokenizer, batch_size=cfg.gen_batch_size)
         self.generator = generator
         self.rollout_fn = rollout_fn
-        self.stream = PromptStream(len(self.records), seed=cfg.seed)
+        # no records: the trainer only updates on trajectories collected outside it (step_on)
+        self.stream = PromptStream(len(self.records), seed=cfg.seed) if self.records else None
         self.step = 0
         self.group_counter = 0
         self.out_dir = Path(cfg.output_dir)
@@ -244,6 +205,8 @@ class RLTrainer:
     def collect(self) -> tuple[list[Trajectory], dict[str, float]]:
         """Roll out and score one step's groups; with dynamic sampling keep only groups with reward variance."""
         cfg = self.cfg
+        if self.stream is None:
+            raise ValueError("this RLTrainer was built without prompt records; update it with step_on(trajs)")
         kept: list[Trajectory] = []
         all_trajs: list[Trajectory] = []
         need, rounds, gen_tokens, t0 = cfg.prompts_per_step, 0, 0, time.perf_counter()
@@ -267,10 +230,7 @@ class RLTrainer:
             if not cfg.dynamic_sampling:
                 kept = trajs
                 break
-            groups: dict[Any, list[Trajectory]] = {}
-            for t in trajs:
-                groups.setdefault(t.group_id, []).append(t)
-            good = [g for g in groups.values() if len({t.reward for t in g}) > 1]
+            good = informative_groups(trajs, cfg.dynamic_sampling_signal)
             kept += [t for g in good for t in g]
             need -= int(self._global_sum(len(good)))
             if rounds > cfg.max_refill_rounds:
@@ -279,7 +239,8 @@ class RLTrainer:
         stats = {
             "reward": self._global_sum(float(rewards.sum())) / max(1.0, self._global_sum(len(all_trajs))),
             "reward_std": float(rewards.std()) if len(all_trajs) > 1 else 0.0,
-            "groups_kept": self._global_sum(len({t.group_id for t in kept})),
+            "groups_kept": self._global_sum(len({t.group for t in kept})),
+            "groups_informative": rollout_stats(all_trajs, cfg.dynamic_sampling_signal)["groups_informative"],
             "rollout_rounds": rounds,
             "response_len": gen_tokens / max(1, len(all_trajs)),
             "gen_seconds": time.perf_counter() - t0,
@@ -290,7 +251,7 @@ class RLTrainer:
 
     # ---- update --------------------------------------------------------------------------------------------
     def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False,
-                          value_head: torch.nn.Module | None = None):
+                          value_head: torch.nn.Module | None = None, detach_hidden: bool = False):
         """Response-token logprobs [B, R]; with need_logits also the logits, with value_head also values [B, R]."""
         p = batch["prompt_len"]
         r = batch["input_ids"].shape[1] - p
@@ -304,19 +265,28 @@ class RLTrainer:
         if value_head is not None:
             # the value of the state each response token is sampled from: the same positions as its logits
             hidden = out.hidden_states[-1][:, -(r + 1) : -1]
-            if not self.cfg.critic.shared_trunk:
+            if detach_hidden or not self.cfg.critic.shared_trunk:
                 hidden = hidden.detach()  # the value loss trains the head only, never the policy's backbone
             return lp, logits, value_head(hidden)
         return (lp, logits) if need_logits else lp
 
+    def _critic_values(self, critic: torch.nn.Module, batch: dict) -> torch.Tensor:
+        """A separate critic's values [B, R]: at the positions the response tokens are sampled from."""
+        r = batch["input_ids"].shape[1] - batch["prompt_len"]
+        values = critic(batch["input_ids"], batch["attention_mask"], batch["position_ids"])
+        return values[:, -(r + 1) : -1]
+
     @torch.no_grad()
     def _score_values(self, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
-        """The value head's estimates on the rollout batch, before any update (V_old of the value clip)."""
+        """The critic's estimates on the rollout batch, before any update (V_old of the value clip)."""
         rows = []
         for i in range(0, len(trajs), micro):
             part = trajs[i : i + micro]
             b = pad_trajectories(part, self.pad_id, self.accelerator.device)
-            _, _, v = self._forward_logprobs(self.policy, b, value_head=self.value_head)
+            if self.critic_kind == "model":
+                v = self._critic_values(self.value_head, b)
+            else:
+                _, _, v = self._forward_logprobs(self.policy, b, value_head=self.value_head)
             rows += [v[j, : len(t.response_ids)].float().cpu() for j, t in enumerate(part)]
         return rows
 
@@ -375,18 +345,26 @@ class RLTrainer:
         var = self._global_sum(float((((x - mean) ** 2) * mask).sum())) / max(n - 1.0, 1.0)
         return (x - mean) * torch.rsqrt(torch.tensor(var + eps, dtype=x.dtype)) * mask
 
+    @property
+    def critic_warming_up(self) -> bool:
+        """True during critic.warmup_steps: only the critic learns this step."""
+        return self.critic is not None and self.step < self.cfg.critic.warmup_steps
+
     def _micro_loss(self, trajs, advs, olds, refs, denom, vals=None, rets=None) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         b = pad_trajectories(trajs, self.pad_id, self.accelerator.device)
         r = b["response_mask"].shape[1]
+        warm = self.critic_warming_up
 
         def stack(rows):
             return torch.stack([torch.nn.functional.pad(x, (0, r - len(x))) for x in rows]).to(b["response_mask"])
 
-        if self.critic is not None:
-            lp, logits, values = self._forward_logprobs(self.model, b, value_head=self.critic)
+        if self.critic is not None and self.critic_kind == "head":
+            lp, logits, values = self._forward_logprobs(self.model, b, value_head=self.critic, detach_hidden=warm)
         else:
             lp, logits = self._forward_logprobs(self.model, b, need_logits=True)
+            if self.critic is not None:
+                values = self._critic_values(self.critic, b)
         mask, adv = b["response_mask"], stack(advs)
         old = stack(olds) if olds is not None else lp.detach()
         agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
@@ -396,12 +374,6 @@ class RLTrainer:
             kl = kl_penalty(lp, stack(refs), cfg.kl_estimator)
             loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
             stats["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
-        if self.critic is not None:
-            vf = value_loss(values, stack(vals), stack(rets), mask, cfg.critic.value_clip, "token-mean",
-                            num_tokens=denom["tokens"])
-            loss = loss + cfg.critic.coef * vf
-            stats["value_loss"] = float(vf.detach()) * float(denom["tokens"]) / float(mask.sum().clamp(min=1))
-            stats["value_mean"] = float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
         if cfg.entropy_coef > 0:
             ent = entropy_from_logits(logits)
             loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
@@ -409,6 +381,14 @@ class RLTrainer:
             with torch.no_grad():
                 ent = entropy_from_logits(logits.detach())
         stats["entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+        if warm:  # critic warm-up: the policy terms weigh 0 (the policy stays in the graph, as DDP expects)
+            loss = loss * 0.0
+        if self.critic is not None:
+            vf = value_loss(values, stack(vals), stack(rets), mask, cfg.critic.value_clip, "token-mean",
+                            num_tokens=denom["tokens"])
+            loss = loss + cfg.critic.coef * vf
+            stats["value_loss"] = float(vf.detach()) * float(denom["tokens"]) / float(mask.sum().clamp(min=1))
+            stats["value_mean"] = float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
         stats["tokens"] = float(mask.sum())
         return loss * self.world, stats  # DDP averages gradients over processes; the denominators are global
 
@@ -457,11 +437,12 @@ class RLTrainer:
                     loss_sum += float(loss.detach()) / self.world  # this process's share of the mini-batch loss
                     for k, v in st.items():
                         sums[k] = sums.get(k, 0.0) + v * w
-                if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-                    gn = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                    grad_norms.append(float(gn))
-                self.optimizer.step()
-                self.scheduler.step()
+                if not self.critic_warming_up:  # during critic warm-up the policy, its optimizer and lr stay put
+                    if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+                        gn = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                        grad_norms.append(float(gn))
+                    self.optimizer.step()
+                    self.scheduler.step()
                 if self.critic is not None:
                     if cfg.max_grad_norm and cfg.max_grad_norm > 0:
                         self.accelerator.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
@@ -486,34 +467,50 @@ class RLTrainer:
 
     # ---- loop ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state = {"step": self.step, "stream": self.stream.state_dict(), "group_counter": self.group_counter,
-                 "history": self.history, "world": self.world, "extra": self.extra_state}
-        if self.critic is not None:  # the value head lives outside the HF model, so it rides in trainer_state.pt
-            state["critic"] = {"head": self.value_head.state_dict(), "optimizer": self.critic_optimizer.state_dict()}
+        state = {"step": self.step, "stream": self.stream.state_dict() if self.stream is not None else None,
+                 "group_counter": self.group_counter, "history": self.history, "world": self.world,
+                 "extra": self.extra_state}
+        if self.critic is not None:  # the critic lives outside the HF model, so it rides in trainer_state.pt
+            key = "head" if self.critic_kind == "head" else "model"
+            state["critic"] = {key: self.value_head.state_dict(), "optimizer": self.critic_optimizer.state_dict()}
         return state
 
     def save(self) -> Path:
         return save_checkpoint(self.out_dir, self.step, self.model, self.tokenizer, self.optimizer, self.scheduler,
                                self.state_dict(), self.accelerator, keep=self.cfg.keep_checkpoints)
 
+    def write_to(self, folder: str | Path) -> Path:
+        """Write this trainer's checkpoint files into `folder` (not atomic; `MultiPolicyCheckpoint` swaps the
+        whole step folder in)."""
+        return write_checkpoint(folder, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                                self.state_dict(), self.accelerator)
+
     def resume(self, path: str | Path | None = None) -> bool:
         """Load `path` or the latest checkpoint of output_dir; False when there is none."""
         path = Path(path) if path else latest_checkpoint(self.out_dir)
         if path is None:
             return False
+        self.load_from(path)
+        return True
+
+    def load_from(self, path: str | Path) -> None:
+        """Restore weights, optimizer, scheduler, RNG, counters, data position and critic from a checkpoint folder."""
+        path = Path(path)
         state = load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.accelerator)
         self.step, self.group_counter = state["step"], state["group_counter"]
-        self.stream.load_state_dict(state["stream"])
+        if self.stream is not None and state.get("stream") is not None:
+            self.stream.load_state_dict(state["stream"])
         self.history = list(state["history"])
         self.extra_state = dict(state.get("extra", {}))
         if self.critic is not None:
-            if "critic" not in state:
-                raise ValueError(f"{path}: checkpoint has no value head state, but advantage 'gae' needs one")
-            self.value_head.load_state_dict(state["critic"]["head"])
+            key = "head" if self.critic_kind == "head" else "model"
+            if key not in state.get("critic", {}):
+                raise ValueError(f"{path}: checkpoint has no {'value head' if key == 'head' else 'critic model'} "
+                                 f"state, but advantage 'gae' with critic.kind {self.critic_kind!r} needs one")
+            self.value_head.load_state_dict(state["critic"][key])
             self.critic_optimizer.load_state_dict(state["critic"]["optimizer"])
         self.logger.truncate_after(self.step)
         self.sync_weights()
-        return True
 
     def train_step(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -525,6 +522,41 @@ class RLTrainer:
         self.step += 1
         return stats
 
+    def step_on(self, trajs: Sequence[Trajectory], stats: Mapping[str, Any] | None = None,
+                save: bool = True) -> dict[str, Any]:
+        """One training step on trajectories collected and scored outside the trainer (rewards already set):
+        update, step + 1, evaluation hook, history, log line and (with `save`) the checkpoint cadence, as in
+        `train()`. `stats` (e.g. the joint rollout's) join the rollout statistics computed here."""
+        t0 = time.perf_counter()
+        trajs = list(trajs)
+        for i, t in enumerate(trajs):
+            if not isinstance(t, Trajectory):
+                raise TypeError(f"step_on: item {i} is a {type(t).__name__}, not a Trajectory")
+        out: dict[str, Any] = rollout_stats(trajs, self.cfg.dynamic_sampling_signal)
+        out.update(stats or {})
+        if trajs:
+            self._dummy = trajs[:1]  # for processes left without data: keeps collective calls in step
+        self.policy.train()
+        out.update(self.update(trajs))
+        out["train_seconds"] = time.perf_counter() - t0
+        self.step += 1
+        return self._end_step(out, save)
+
+    def _end_step(self, stats: dict[str, Any], save: bool = True) -> dict[str, Any]:
+        """After a step's update: evaluation hook, history, log line, checkpoint cadence."""
+        cfg = self.cfg
+        if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+            stats.update({f"eval/{k}": v for k, v in self.eval_fn(self).items()})
+        self.history.append({"step": self.step, **stats})
+        self.logger.log(self.step, stats)
+        if save and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+            self.save()
+        return stats
+
+    def close(self) -> None:
+        """Flush and close the metrics sinks (train() does it at its end; callers of step_on call it)."""
+        self.logger.close()
+
     def train(self, resume: bool = False, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Run until cfg.steps; `stop_after` ends this call after that many steps (the rest can be resumed)."""
         cfg = self.cfg
@@ -534,17 +566,11 @@ class RLTrainer:
                    self.accelerator.is_main_process), dynamic_ncols=True)
         done_now = 0
         while self.step < cfg.steps and (stop_after is None or done_now < stop_after):
-            stats = self.train_step()
+            stats = self._end_step(self.train_step())
             done_now += 1
-            if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
-                stats.update({f"eval/{k}": v for k, v in self.eval_fn(self).items()})
-            self.history.append({"step": self.step, **stats})
-            self.logger.log(self.step, stats)
             bar.update(1)
             bar.set_postfix(reward=f"{stats['reward']:.3f}", kept=int(stats["groups_kept"]),
                             s=f"{stats['step_seconds']:.2f}")
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self.save()
         bar.close()
-        self.logger.close()
+        self.close()
         return self.history

@@ -6,8 +6,10 @@ complete `<tag>...</tag>` among the environment's tags), and the environment ans
 loop appends with loss mask 0.
 
 - `SearchEnv`: `<search>query</search>` -> top-k passages from any object with `retrieve(queries, topk)` (a
-  `shared.retrieval.Retriever` or `SearchClient`), formatted as Search-R1's `<information>Doc 1(Title: ...) ...`;
-  `<answer>...</answer>` ends the episode.
+  `shared.retrieval.Retriever` or `SearchClient`), formatted as Search-R1's `<information>Doc 1(Title: ...) ...`
+  (`observation_template` changes the wrapper); `<answer>...</answer>` ends the episode. `query_fn(record, query)`
+  rewrites the query per episode before retrieval (e.g. prepends the question); `info["docs"]` holds the retrieved
+  documents ({id, contents, ...}) for rewards and other roles.
 - `ToolEnv`: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (Hermes/Qwen format, several per turn
   allowed) -> `<tool_response>` per call. Tools are trusted Python callables, or code strings that run only in
   `shared.sandbox`; `<python>code</python>` runs model-written code in the sandbox. `<answer>` ends the episode.
@@ -102,8 +104,14 @@ def parse_tool_calls(text: str) -> list[dict[str, Any] | ActionError]:
     return out
 
 
+SEARCH_R1_TEMPLATE = "\n\n<information>{docs}</information>\n\n"
+
+
 class SearchEnv:
-    """Search-R1 style environment over a retriever; reward comes from `answer_reward(answer, record)` if given."""
+    """Search-R1 style environment over a retriever; reward comes from `answer_reward(answer, record)` if given.
+
+    `observation_template` wraps the formatted documents (`{docs}`; `{query}` is the query as written); `query_fn`
+    maps (record, query) to the query sent to the retriever."""
 
     tags = ("search", "answer")
 
@@ -113,13 +121,19 @@ class SearchEnv:
         topk: int = 3,
         answer_reward: Callable[[str, Mapping[str, Any]], float] | None = None,
         max_query_chars: int = 512,
+        observation_template: str = SEARCH_R1_TEMPLATE,
+        query_fn: Callable[[Mapping[str, Any], str], str] | None = None,
     ) -> None:
         if not hasattr(retriever, "retrieve"):
             raise TypeError(f"SearchEnv needs an object with retrieve(queries, topk); got {type(retriever).__name__}")
+        if "{docs}" not in observation_template:
+            raise ValueError(f"SearchEnv observation_template must contain {{docs}}, got {observation_template!r}")
         self.retriever = retriever
         self.topk = topk
         self.answer_reward = answer_reward
         self.max_query_chars = max_query_chars
+        self.observation_template = observation_template
+        self.query_fn = query_fn
         self.record: Mapping[str, Any] = {}
         self.queries: list[str] = []
 
@@ -151,11 +165,18 @@ class SearchEnv:
             raise ActionError(f"unknown action <{action.kind}>; use <search>query</search> or <answer>...</answer>")
         query = action.content[: self.max_query_chars]
         if not query:
-            return StepResult("\n\n<information>Empty search query.</information>\n\n", False, 0.0, {"query": ""})
+            obs = self.observation_template.format(docs="Empty search query.", query="")
+            return StepResult(obs, False, 0.0, {"query": "", "docs": [], "doc_ids": []})
         self.queries.append(query)
-        docs = [self.unwrap(hit) for hit in self.retriever.retrieve([query], topk=self.topk)[0]]
-        obs = f"\n\n<information>{self.format_docs(docs)}</information>\n\n"
-        return StepResult(obs, False, 0.0, {"query": query, "doc_ids": [d.get("id") for d in docs]})
+        sent = self.query_fn(self.record, query) if self.query_fn is not None else query
+        if not isinstance(sent, str):
+            raise TypeError(f"SearchEnv query_fn must return a string, got {type(sent).__name__}")
+        docs = [dict(self.unwrap(hit)) for hit in self.retriever.retrieve([sent], topk=self.topk)[0]]
+        obs = self.observation_template.format(docs=self.format_docs(docs), query=query)
+        info = {"query": query, "doc_ids": [d.get("id") for d in docs], "docs": docs}
+        if sent != query:
+            info["retrieval_query"] = sent
+        return StepResult(obs, False, 0.0, info)
 
 
 class ToolEnv:

@@ -1,0 +1,74 @@
+"""Settings of the on-policy RL trainer (`RLConfig`) and the learning-rate schedule it shares with SFT loops.
+
+`shared.rl.trainer` re-exports both, so `from shared.rl.trainer import RLConfig, lr_factor` keeps working.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from shared.rl.critic import CriticConfig
+
+
+@dataclass
+class RLConfig:
+    """Settings of an on-policy run; defaults follow the CPU calibration (8 prompts x 8 generations, lr 3e-5)."""
+
+    output_dir: str = "runs/grpo"
+    seed: int = 0
+    steps: int = 300
+    prompts_per_step: int = 8
+    generations: int = 8
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    lr: float = 3e-5
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    warmup_steps: int = 0
+    ppo_epochs: int = 1
+    mini_batches: int = 1
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
+    dual_clip: float | None = None
+    loss_agg: str = "token-mean"
+    loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
+    advantage: str = "grpo"  # "gae" trains a value head (settings in `critic`; gamma, lam in adv_options)
+    adv_options: dict[str, float] = field(default_factory=dict)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    beta: float = 0.0  # KL coefficient against the frozen reference
+    kl_estimator: str = "k3"
+    kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
+    entropy_coef: float = 0.0
+    dynamic_sampling: bool = False
+    dynamic_sampling_signal: str = "reward"  # reward: final reward | return: final + turn + token rewards
+    max_refill_rounds: int = 3
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
+    gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
+    generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
+    tensorboard: bool = True  # scalars under output_dir/tensorboard when tensorboard is installed
+    wandb_project: str = ""  # a W&B project name logs there too when wandb is installed
+    progress: bool = True
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Learning-rate multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then `schedule`
+    (constant, cosine or linear decay to 0 at `total`). Shared by the RL trainer and the packages' SFT loops."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+    if schedule == "linear":
+        return max(0.0, 1 - frac)
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"unknown lr_schedule {schedule!r}; known: constant, cosine, linear")
