@@ -146,6 +146,8 @@ def _common(p: argparse.ArgumentParser, recipe_arg: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command (for --help); `main` parses a command's line with that command's own parser,
+    intermixed, so overrides may come before or after the flags."""
     parser = argparse.ArgumentParser(
         prog="huijin", description="Staged domain training (QianfanHuijin): CPT -> SFT -> reasoning RL -> agentic RL "
                                    "-> general RL, checkpointed and evaluated per stage.")
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="recipe replacing the packaged replicate recipe")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.set_defaults(fn=cmd_replicate)
+    parser.commands = sub.choices  # type: ignore[attr-defined]
     return parser
 
 
@@ -186,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     from huijin.data import SourceError
     from huijin.runner import CheckpointError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = parser.commands  # type: ignore[attr-defined]
+    if argv and argv[0] in commands:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError, SourceError, CheckpointError) as err:

@@ -191,10 +191,12 @@ def train_rl(recipe: Recipe, name: str, model: Any, tok: Any, work: Path, out: P
                             rollout_fn=rollout_fn(holder) if rollout_fn else None)
         holder["trainer"] = trainer
         t0 = time.perf_counter()
-        history = trainer.train(resume=True)
+        resumed_from = trainer.step if trainer.resume() else 0  # a killed earlier build left a checkpoint in work
+        history = trainer.train()
     _keep_metrics(work / "rl", out)
     stamp.update({"model": trainer.policy, "reward_curve": [round(float(h["reward"]), 4) for h in history],
                   "groups_kept": [int(h.get("groups_kept", 0)) for h in history], "rl_seconds": time.perf_counter() - t0,
+                  "resumed_from_step": resumed_from,
                   "reward_counters": dict(ctx.counters)})
     return stamp
 

@@ -1,0 +1,77 @@
+"""The package face: --help lists the commands, bad input is one line with exit 2, --dry-run on the paper-scale
+config builds the model on the meta device, status reads the stamps, eval scores a saved model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huijin.cli import build_parser, main
+
+TINY = Path(__file__).with_name("tiny_recipe.yaml")
+GPU = Path(__file__).resolve().parents[1] / "configs" / "gpu_qwen7b.yaml"
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as err:
+        main(["--help"])
+    assert err.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("run", "train", "status", "eval", "replicate"):
+        assert verb in out
+    assert set(build_parser().commands) == {"run", "train", "status", "eval", "replicate"}
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "missing.yaml"], "config file not found: missing.yaml"),
+    (["run", str(TINY), "stages.reasoning_rl.trainer=grpoo"], "stages.reasoning_rl.trainer: 'grpoo' is not one of"),
+    (["run", str(TINY), "stages.cpt.mixture.filings=0"], "stages.cpt.mixture.filings: must be > 0"),
+    (["run", str(TINY), "--until", "nope"], "--until 'nope' is not a stage"),
+    (["run"], "give the recipe"),
+    (["status", str(TINY), "stpes=3"], "unknown config key 'stpes'"),
+    (["eval", "--config", str(TINY)], "give --model PATH"),
+    (["replicate", "--rows", "no_reasoning_rl"], "rows must include 'full'"),
+])
+def test_bad_input_is_one_line(capsys, tmp_path, argv, expected):
+    if argv[0] in ("run", "status", "replicate"):
+        argv += ["--out", str(tmp_path / "out")]
+    assert expected in _one_line_error(capsys, argv)
+
+
+def test_missing_weights_is_one_line(capsys, tmp_path):
+    (tmp_path / "model").mkdir()
+    err = _one_line_error(capsys, ["eval", "--config", str(TINY), "--model", str(tmp_path / "model")])
+    assert "stage 'model':" in err and "no model weights" in err
+
+
+def test_dry_run_of_the_paper_scale_config(capsys):
+    assert main(["run", str(GPU), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "7,615,616,512 parameters" in out and "GPU memory per process (estimate)" in out
+    assert "does NOT fit" not in out
+
+
+def test_status_and_eval_on_a_finished_run(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TQDM_DISABLE": "1", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "huijin.cli", "run", str(TINY), "--out", str(tmp_path), "--until",
+                          "cpt"], capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| cpt |" in run.stdout and (tmp_path / "stage_table.png").is_file()
+    assert (tmp_path / "config.yaml").is_file()
+    status = subprocess.run([sys.executable, "-m", "huijin.cli", "status", str(TINY), "--out", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=900)
+    lines = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()}
+    assert lines["cpt"] == "done" and lines["cpt.eval"] == "done" and lines["sft"] == "todo"
+    table = json.loads((tmp_path / "stage_table.json").read_text())
+    model = table["folders"]["cpt"]
+    assert main(["eval", "--config", str(TINY), "--model", model, "--out", str(tmp_path / "ev")]) == 0
+    results = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert results["rows"][0]["metrics"]["filings_ppl"] == pytest.approx(table["table"]["cpt"]["filings_ppl"])
