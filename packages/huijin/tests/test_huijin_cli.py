@@ -55,8 +55,13 @@ def test_missing_weights_is_one_line(capsys, tmp_path):
 def test_dry_run_of_the_paper_scale_config(capsys):
     assert main(["run", str(GPU), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "7,615,616,512 parameters" in out and "GPU memory per process (estimate)" in out
-    assert "does NOT fit" not in out
+    assert "7,615,616,512 total" in out and "memory per process (GiB, estimate)" in out
+    assert "GiB of a 80 GiB card per process: fits" in out
+
+
+def test_dry_run_of_an_unknown_model_is_one_line(capsys):
+    err = _one_line_error(capsys, ["run", str(GPU), "--dry-run", "model.path=org/unknown-model"])
+    assert "org/unknown-model" in err and "neither a local folder" in err
 
 
 def test_status_and_eval_on_a_finished_run(tmp_path):

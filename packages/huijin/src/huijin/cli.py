@@ -31,28 +31,42 @@ def _recipe(path: str | None, overrides: list[str], seed: int | None) -> Any:
     return load_recipe(path, items)
 
 
-def dry_run(recipe: Any) -> dict[str, Any]:
-    """Validate the recipe and estimate a training process's GPU memory from the model's config on `meta`."""
-    from shared.dryrun import dry_run_report
+def dry_run(recipe: Any) -> tuple[dict[str, Any], str]:
+    """Validate the recipe, build its model on the meta device (a bundled architecture, a local folder, or the CPU
+    calibration model) and estimate one training process's GPU memory (`shared.dryrun`); returns (report, text)."""
+    from shared.dryrun import DryRunSpec, build_on_meta, estimate_memory, format_report
+    from shared.dryrun import dry_run as core_dry_run
 
-    arch = dict(recipe.model.arch)
-    if not arch:  # the CPU model: the calibration Qwen2 with the character vocabulary
+    g = recipe.gpu
+    beta = any(s.rl is not None and s.rl.beta > 0 for s in recipe.stages.values())
+    spec = DryRunSpec(model=recipe.model.path or "tiny calibration model (qwen2, character tokenizer)",
+                      world_size=g.gpus, sharding=g.sharding, micro_batch=g.micro_batch, seq_len=g.seq_len,
+                      gradient_checkpointing=g.gradient_checkpointing, reference_model=beta,
+                      rollout_tokens=g.rollout_tokens)
+    if recipe.model.path:
+        report = core_dry_run(spec)
+    else:  # the calibration model is built on the fly, so its config is made here, not read from a folder
+        from dataclasses import asdict
+
         from shared.modeling.tiny import build_tokenizer
+        from transformers import Qwen2Config
 
         from huijin.trainers import EXTRA_TAGS
 
         m = recipe.model
-        arch = {"model_type": "qwen2", "vocab_size": len(build_tokenizer(kind="char", extra_tags=EXTRA_TAGS)),
-                "hidden_size": m.hidden, "intermediate_size": m.ffn, "num_hidden_layers": m.layers,
-                "num_attention_heads": m.heads, "num_key_value_heads": m.heads, "max_position_embeddings":
-                    m.max_positions, "tie_word_embeddings": True}
-    g = recipe.gpu
-    beta = any(s.rl is not None and s.rl.beta > 0 for s in recipe.stages.values())
-    report = dry_run_report(arch, g.micro_batch_tokens, gpu_gib=g.gpu_gib, zero_stage=g.zero_stage, shards=g.gpus,
-                            reference=beta, gradient_checkpointing=g.gradient_checkpointing, rollout_gib=g.rollout_gib)
-    report["stages"] = {name: spec.trainer for name, spec in recipe.stages.items()}
-    report["model"] = recipe.model.path or "tiny calibration model"
-    return report
+        config = Qwen2Config(vocab_size=len(build_tokenizer(kind="char", extra_tags=EXTRA_TAGS)), hidden_size=m.hidden,
+                             intermediate_size=m.ffn, num_hidden_layers=m.layers, num_attention_heads=m.heads,
+                             num_key_value_heads=m.heads, max_position_embeddings=m.max_positions,
+                             tie_word_embeddings=True)
+        total = sum(p.numel() for p in build_on_meta(config).parameters())
+        dims = {"hidden": m.hidden, "layers": m.layers, "vocab": config.vocab_size, "kv_width": m.hidden}
+        report = {"spec": asdict(spec), "architecture": "Qwen2ForCausalLM", "parameters": total,
+                  "trainable_parameters": total, "dims": dims, "memory_gib": estimate_memory(spec, total, total, dims)}
+    total_gib = report["memory_gib"]["total"]
+    text = "\n".join([f"recipe OK: stages {({n: s.trainer for n, s in recipe.stages.items()})}", format_report(report),
+                      f"-> {total_gib:.1f} GiB of a {g.gpu_gib:g} GiB card per process: "
+                      f"{'fits' if total_gib <= g.gpu_gib else 'does NOT fit'} (an estimate, not a measurement)"])
+    return report, text
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,14 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     recipe = _recipe(args.recipe or args.config, args.overrides, args.seed)
     if args.dry_run:
-        report = dry_run(recipe)
-        mem = report["memory_per_process_gib"]
-        print(f"recipe OK: stages {report['stages']}")
-        print(f"model {report['model']}: {report['params']:,} parameters ({report['params_billions']} B)")
-        print(f"GPU memory per process (estimate): {mem['total_gib']} GiB of {report['gpu_gib']} "
-              f"(weights {mem['weights_gib']}, gradients {mem['gradients_gib']}, optimizer {mem['optimizer_gib']}, "
-              f"reference {mem['reference_gib']}, activations {mem['activations_gib']}, rollout {mem['rollout_gib']})"
-              f" -> {'fits' if report['fits'] else 'does NOT fit'}")
+        print(dry_run(recipe)[1])
         return 0
     out = Path(args.out or recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shared.dryrun import DryRunError
+
     from huijin.data import SourceError
     from huijin.runner import CheckpointError
 
@@ -199,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, SourceError, CheckpointError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, SourceError, CheckpointError,
+            DryRunError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"huijin {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2

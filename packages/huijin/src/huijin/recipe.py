@@ -36,19 +36,19 @@ class ModelSettings:
     heads: int = 4
     ffn: int = 512
     max_positions: int = 2048  # TAT-QA prompts are long; the finance suite needs ~300
-    arch: dict = field(default_factory=dict)  # GPU configs: the hub config.json fields, for --dry-run
 
 
 @dataclass
 class GpuSettings:
-    """What `--dry-run` assumes for the per-process memory estimate (shared.dryrun.training_memory)."""
+    """What `--dry-run` assumes for one training process (`shared.dryrun.DryRunSpec`)."""
 
-    gpus: int = 8
+    gpus: int = 8  # world size
+    sharding: str = "fsdp"  # none | ddp | zero1 | zero2 | zero3 | fsdp
     gpu_gib: float = 80.0
-    zero_stage: int = 3
-    micro_batch_tokens: int = 8192  # tokens of one training micro-batch per process
+    micro_batch: int = 1
+    seq_len: int = 8192
     gradient_checkpointing: bool = True
-    rollout_gib: float = 0.0  # vLLM's share when it sits on the training GPUs (gpu_memory_utilization x card)
+    rollout_tokens: int = 0  # tokens whose KV cache a colocated vLLM engine keeps
 
 
 @dataclass
