@@ -36,6 +36,13 @@ class ModelSettings:
     heads: int = 4
     ffn: int = 512
     max_positions: int = 2048  # TAT-QA prompts are long; the finance suite needs ~300
+    # random: the calibration model from scratch; arithmetic: a general base model, i.e. the calibration model SFT'd
+    # on general arithmetic until `base_target` validation accuracy (shared.rl.warmstart.sft_arithmetic_policy,
+    # cached under `base_cache` per seed), as the paper starts from a general LLM, not from random weights
+    base: Literal["random", "arithmetic"] = "random"
+    base_target: float = 0.4
+    base_steps: int = 1000
+    base_cache: str = "~/.cache/huijin/base"
 
 
 @dataclass

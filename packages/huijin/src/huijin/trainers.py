@@ -44,8 +44,9 @@ def _keep_metrics(src: Path, out: Path, log: list[dict] | None = None) -> None:
 
 
 def build_init(recipe: Recipe, out: Path) -> dict[str, Any]:
-    """The starting model: `model.path`, or the calibration model (Qwen2 h128/L2, character tokenizer with the tool
-    tags as single tokens) built from the recipe seed."""
+    """The starting model: `model.path`; the calibration model (Qwen2 h128/L2, character tokenizer with the tool
+    tags as single tokens) built from the recipe seed; or (`model.base: arithmetic`) that model SFT'd on general
+    arithmetic until a validation target (character tokenizer without extra tags: the tags are spelled out)."""
     from shared.atomic import save_pretrained
     from shared.modeling import load_model
     from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
@@ -55,6 +56,17 @@ def build_init(recipe: Recipe, out: Path) -> dict[str, Any]:
         model, tok = load_model(m.path, kind="causal", dtype="float32", device="cpu")
         save_pretrained(out, model, tok)
         return {"source": m.path}
+    if m.base == "arithmetic":
+        from shared.rl.warmstart import sft_arithmetic_policy
+
+        cache = Path(m.base_cache).expanduser() / f"arith-steps{m.base_steps}-target{m.base_target}-seed{recipe.seed}"
+        path = sft_arithmetic_policy(cache, steps=m.base_steps, seed=recipe.seed, target_accuracy=m.base_target,
+                                     eval_every=20)
+        model, tok = load_model(str(path), kind="causal", dtype="float32", device="cpu")
+        save_pretrained(out, model, tok)
+        stamp = json.loads((path / "warmstart.json").read_text())
+        return {"source": "arithmetic base", "base_folder": str(path), "base_stopped_at": stamp.get("stopped_at"),
+                "base_test_accuracy": stamp.get("test_accuracy")}
     tok = build_tokenizer(kind="char", extra_tags=EXTRA_TAGS)
     tiny_causal_lm(out, tokenizer=tok, hidden=m.hidden, layers=m.layers, heads=m.heads, ffn=m.ffn, seed=recipe.seed,
                    max_positions=m.max_positions)
