@@ -32,7 +32,7 @@ PACKAGES: list[PackageSpec] = [
     PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "adversarial reasoner/verifier training improves both roles"),
     PackageSpec("rose", "rose", "Math reasoning", "ROSE keeps accuracy with shorter answers and more diversity than GRPO"),
     PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "multi-agent credit gives lower reward variance than one agent"),
-    PackageSpec("huijin", "huijin", "Finance", "each training stage moves its target metric"),
+    PackageSpec("huijin", "huijin", "Finance", "reasoning RL raises fin_numeric over the no_reasoning_rl ablation (paired, after stage 3 and at the end)"),
 ]  # fmt: skip
 
 
