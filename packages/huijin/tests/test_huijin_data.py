@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from huijin.data import SourceError, draw, finance_suite, read_source_file, sft_examples
+from benchmarks.data.errors import DataError
+from huijin.data import draw, finance_suite, read_source_file, sft_examples
 from huijin.env import make_env_factory, observe_call
 from huijin.recipe import AgentSettings, SourceFile, StageSpec, load_recipe
 from shared.modeling.tiny import build_tokenizer
@@ -124,15 +125,15 @@ def test_source_files(tmp_path, recipe):
     assert read_source_file("r", recs, "records")[0] == {"id": "r-1", "kind": "file", "prompt": "Q: 1+1=?\nA: ",
                                                         "answer": "2"}
     bad = tmp_path / "bad.jsonl"
-    for content, message in [("{not json}\n", "bad.jsonl:1: not JSON"), ('{"text": 3}\n', "field 'text'"),
-                             ("[1]\n", "expected a JSON object")]:
+    for content, message in [("{not json}\n", "bad.jsonl:1: invalid JSON"), ('{"text": 3}\n', "bad.jsonl:1: field "
+                             "'text': must be a non-empty string"), ("[1]\n", "expected a JSON object")]:
         bad.write_text(content)
-        with pytest.raises(SourceError, match=message):
+        with pytest.raises(DataError, match=message):
             read_source_file("b", bad, "text")
     bad.write_text(json.dumps({"prompt": "Q"}) + "\n")
-    with pytest.raises(SourceError, match="bad.jsonl:1: a record needs 'completion'"):
+    with pytest.raises(DataError, match="bad.jsonl:1: a record needs 'completion'"):
         read_source_file("b", bad, "records")
-    with pytest.raises(SourceError, match="file not found"):
+    with pytest.raises(DataError, match="file not found"):
         read_source_file("b", tmp_path / "absent.jsonl", "text")
     r = dataclasses.replace(recipe, sources={"mine": SourceFile(str(good), "text")},
                             stages={"cpt": StageSpec("cpt", {"mine": 1}, records=3)})

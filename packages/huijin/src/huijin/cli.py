@@ -195,7 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from shared.dryrun import DryRunError
 
-    from huijin.data import SourceError
     from huijin.runner import CheckpointError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -208,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError, SourceError, CheckpointError,
-            DryRunError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, CheckpointError, DryRunError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"huijin {args.command}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2

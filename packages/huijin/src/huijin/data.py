@@ -5,8 +5,9 @@ Built-in sources (train split of `benchmarks.synthetic.finance`, plus general da
   `general_text` (general replay: calibration arithmetic worked solutions and synthetic-KB passages);
 - records (SFT and RL): `fin_numeric`, `fin_choice`, `fin_tool` (gold call traces), `general` (the calibration
   arithmetic). A record is `{id, kind, prompt, answer, ...}`: `completion` for single-turn kinds, `trace` for tool.
-File sources (`sources:` in the recipe) are JSONL: `{"text"}` per line (text) or `{"prompt", "completion"?,
-"answer"?, "kind"?}` (records); a bad line is a one-line error naming file, line and field.
+File sources (`sources:` in the recipe) are JSONL (read by `benchmarks.data.io.iter_jsonl`): `{"text"}` per line
+(text) or `{"prompt", "completion"?, "answer"?, "kind"?}` (records); a bad line is a `DataError` naming file, line
+and field.
 
 `draw(recipe, stage)` returns the stage's examples in exact mixture ratios (`shared.rl.mixture.MixtureStream`,
 seeded by the recipe seed and the stage name) with the count per source. `sft_examples` turns records into
@@ -17,7 +18,6 @@ environment's own text, masked out, exactly as the agent loop appends them.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -46,10 +46,6 @@ BUILTIN_SOURCES: dict[str, Source] = {
     "fin_tool": Source("records", "tool", "finance questions with 3-digit operands and gold call traces"),
     "general": Source("records", "general", "calibration arithmetic (general ability)"),
 }
-
-
-class SourceError(ValueError):
-    """A source file that cannot be read as the recipe declares it."""
 
 
 @lru_cache(maxsize=8)
@@ -92,36 +88,24 @@ def builtin_items(name: str, suite_seed: int, n_companies: int, split: str = "tr
 
 
 def read_source_file(name: str, path: str | Path, kind: str) -> list[Any]:
-    """Texts or records of a JSONL source file; SourceError names the file, line and field."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"source {name!r}: file not found: {path}")
+    """Texts or records of a JSONL source file; DataError names the file, line and field."""
+    from benchmarks.data.errors import DataError
+    from benchmarks.data.io import iter_jsonl
+
     out: list[Any] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise SourceError(f"{path}:{line_no}: not JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise SourceError(f"{path}:{line_no}: expected a JSON object")
-            need = ("text",) if kind == "text" else ("prompt",)
-            for key in need:
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise SourceError(f"{path}:{line_no}: field {key!r} must be a non-empty string")
-            if kind == "text":
-                out.append(row["text"])
-                continue
-            if "completion" not in row and "answer" not in row:
-                raise SourceError(f"{path}:{line_no}: a record needs 'completion' (SFT) or 'answer' (RL)")
-            out.append({"id": str(row.get("id", f"{name}-{line_no}")), "kind": str(row.get("kind", "file")),
-                        "prompt": row["prompt"], **({"completion": str(row["completion"])} if "completion" in row
-                                                    else {}), **({"answer": str(row["answer"])} if "answer" in row
-                                                                 else {})})
-    if not out:
-        raise SourceError(f"source {name!r}: {path} holds no examples")
+    for line_no, row in iter_jsonl(path):
+        for key in ("text",) if kind == "text" else ("prompt",):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise DataError(path, "must be a non-empty string", line=line_no, field=key)
+        if kind == "text":
+            out.append(row["text"])
+            continue
+        if "completion" not in row and "answer" not in row:
+            raise DataError(path, "a record needs 'completion' (SFT) or 'answer' (RL)", line=line_no)
+        out.append({"id": str(row.get("id", f"{name}-{line_no}")), "kind": str(row.get("kind", "file")),
+                    "prompt": row["prompt"], **({"completion": str(row["completion"])} if "completion" in row
+                                                else {}), **({"answer": str(row["answer"])} if "answer" in row
+                                                             else {})})
     return out
 
 
