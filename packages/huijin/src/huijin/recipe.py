@@ -41,6 +41,7 @@ class ModelSettings:
     # cached under `base_cache` per seed), as the paper starts from a general LLM, not from random weights
     base: Literal["random", "arithmetic"] = "random"
     base_target: float = 0.4
+    base_seed: int = 0  # one general base model for every training seed (as one pretrained LLM); -1: the recipe seed
     base_steps: int = 1000
     base_cache: str = "~/.cache/huijin/base"
 

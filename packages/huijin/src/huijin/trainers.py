@@ -59,8 +59,9 @@ def build_init(recipe: Recipe, out: Path) -> dict[str, Any]:
     if m.base == "arithmetic":
         from shared.rl.warmstart import sft_arithmetic_policy
 
-        cache = Path(m.base_cache).expanduser() / f"arith-steps{m.base_steps}-target{m.base_target}-seed{recipe.seed}"
-        path = sft_arithmetic_policy(cache, steps=m.base_steps, seed=recipe.seed, target_accuracy=m.base_target,
+        seed = recipe.seed if m.base_seed < 0 else m.base_seed
+        cache = Path(m.base_cache).expanduser() / f"arith-steps{m.base_steps}-target{m.base_target}-seed{seed}"
+        path = sft_arithmetic_policy(cache, steps=m.base_steps, seed=seed, target_accuracy=m.base_target,
                                      eval_every=20)
         model, tok = load_model(str(path), kind="causal", dtype="float32", device="cpu")
         save_pretrained(out, model, tok)
