@@ -16,7 +16,7 @@ STEPS = 40
 
 
 def _command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "huijin.cli", "run", str(TINY), "--out", str(out),
+    return [sys.executable, "-m", "huijin.cli", "run", "--config", str(TINY), "--out", str(out),
             f"stages.reasoning_rl.rl.steps={STEPS}", "stages.reasoning_rl.rl.checkpoint_every=2"]
 
 

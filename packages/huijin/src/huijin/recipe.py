@@ -173,7 +173,7 @@ def validate_recipe(recipe: Recipe, check_files: bool = True) -> None:
     from huijin.rewards import REWARDS
 
     if not recipe.stages:
-        raise ConfigError("the recipe has no stages: give a 'stages' mapping of name -> stage")
+        raise ConfigError("the recipe has no stages: give --config RECIPE, a YAML file whose 'stages' map name -> stage")
     sources = {**{k: v.kind for k, v in BUILTIN_SOURCES.items()}, **{k: v.kind for k, v in recipe.sources.items()}}
     for name, spec in recipe.stages.items():
         if not _STAGE_NAME.match(name) or name == "init":

@@ -25,8 +25,9 @@ from huijin.recipe import BENCHMARKS, Recipe, stage_dict
 WEIGHTS = "model.safetensors"
 
 
-class CheckpointError(RuntimeError):
-    """A finished stage folder that cannot be used (its weights are gone)."""
+class CheckpointError(ValueError):
+    """A finished stage folder that cannot be used (its weights are gone); a ValueError, so the CLI reports it as one
+    line with exit 2."""
 
 
 @dataclass
