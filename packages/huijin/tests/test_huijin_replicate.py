@@ -94,3 +94,9 @@ def test_tiny_replication_shares_the_prefix(tmp_path):
     again = json.loads(replicate(quick=True, out=tmp_path, config=TINY, log=lambda m: None).read_text())
     assert again["built"]["seed0"] == {"full": [], "no_reasoning_rl": []}  # a rerun reuses everything
     assert again["rows"] == doc["rows"]
+    # the full run's way: each seed alone (separate processes into one folder), then one call over all seeds that
+    # reuses every finished stage and writes the 3-seed results
+    replicate(quick=True, out=tmp_path, config=TINY, seed=1, seeds=1, log=lambda m: None)
+    both = json.loads(replicate(quick=True, out=tmp_path, config=TINY, seeds=2, log=lambda m: None).read_text())
+    assert both["built"] == {"seed0": {"full": [], "no_reasoning_rl": []}, "seed1": {"full": [], "no_reasoning_rl": []}}
+    assert both["claim"]["end"]["seeds"] == 2
