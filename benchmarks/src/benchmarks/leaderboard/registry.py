@@ -81,11 +81,13 @@ ROSE_CLAIMS = (
     Claim("more_distinct_answers", "rose", "grpo", "distinct_answers_per_group"),
     Claim("fewer_generated_tokens", "rose", "grpo", "generated_tokens", lower_is_better=True),
 )
-# The mean paired difference over seeds; the README's full test (ahead in 3/3 seeds and the mean above 2 standard
-# errors of the evaluation) is `extra.claim` in huijin's results.json
+# The mean paired difference over seeds above 0.044, two standard errors of a 500-item accuracy near 0.4 (the README's
+# threshold); the README's whole test (also ahead in 3/3 seeds, 2 SE at the rows' own accuracy) is `claim` in
+# huijin's results.json. A 1-item difference of the 100-item quick evaluation reads "fails", not "holds".
 HUIJIN_CLAIMS = (
-    Claim("reasoning_rl_raises_fin_numeric_after_stage3", "full", "no_reasoning_rl", "fin_numeric_after_stage3"),
-    Claim("reasoning_rl_raises_fin_numeric_at_the_end", "full", "no_reasoning_rl", "fin_numeric"),
+    Claim("reasoning_rl_raises_fin_numeric_after_stage3", "full", "no_reasoning_rl", "fin_numeric_after_stage3",
+          margin=0.044),
+    Claim("reasoning_rl_raises_fin_numeric_at_the_end", "full", "no_reasoning_rl", "fin_numeric", margin=0.044),
 )
 
 PACKAGES: list[PackageSpec] = [
