@@ -49,8 +49,7 @@ def _check_run(run: Run) -> None:
     until = run.args.until
     if until is not None and until not in run.cfg.stages:
         raise CLIError(f"--until {until!r} is not a stage of the recipe ({', '.join(run.cfg.stages)})")
-    if not run.args.dry_run:  # a dry run builds hub ids from the bundled architectures: no download, no cache
-        check_model_source(run.cfg.model.path, "model.path")
+    check_model_source(run.cfg.model.path, "model.path")
     _check_sources(run)
 
 
@@ -108,7 +107,8 @@ def dry_run(recipe: Any) -> tuple[dict[str, Any], str]:
         report = {"spec": asdict(spec), "architecture": "Qwen2ForCausalLM", "parameters": total,
                   "trainable_parameters": total, "dims": dims, "memory_gib": estimate_memory(spec, total, total, dims)}
     total_gib = report["memory_gib"]["total"]
-    text = "\n".join([f"recipe OK: stages {({n: s.trainer for n, s in recipe.stages.items()})}", format_report(report),
+    text = "\n".join([f"the config is valid: stages {({n: s.trainer for n, s in recipe.stages.items()})}",
+                      format_report(report),
                       f"-> {total_gib:.1f} GiB of a {g.gpu_gib:g} GiB card per process: "
                       f"{'fits' if total_gib <= g.gpu_gib else 'does NOT fit'} (an estimate, not a measurement)"])
     return report, text
@@ -127,9 +127,6 @@ def cmd_run(run: Run) -> int:
     from huijin.runner import format_table, run_recipe
 
     recipe, out = run.cfg, run.out
-    if run.args.dry_run:
-        print(dry_run(recipe)[1])
-        return 0
     out.mkdir(parents=True, exist_ok=True)
     claim_run_dir(recipe, out)  # finished stages in out are reused: only for the same recipe
     t0 = time.perf_counter()
@@ -184,11 +181,15 @@ def cmd_replicate(run: Run) -> int:
     return 0
 
 
+def cmd_dry_run(run: Run) -> int:
+    """`--dry-run` (the parent CLI runs it once the recipe is loaded and validated, before any other check): build
+    the model on the meta device, print parameters and the GPU memory estimate per process; nothing is written."""
+    print(dry_run(run.cfg)[1])
+    return 0
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", help="stop after this stage (the rest can be run later; finished stages are kept)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate the recipe, build the model on the meta device, print parameters and the GPU memory "
-                        "estimate per process; trains nothing and writes nothing")
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -202,7 +203,7 @@ def _replicate_args(p: argparse.ArgumentParser) -> None:
 
 
 COMMON = {"config": _recipe_cls, "seed_key": "seed", "out_key": "output_dir"}
-RUN = {"arguments": _run_args, "check": _check_run, "claim": "none", **COMMON}
+RUN = {"arguments": _run_args, "check": _check_run, "claim": "none", "dry_run": cmd_dry_run, **COMMON}
 APP = App(
     prog="huijin", version=__version__,
     description="Staged domain training (QianfanHuijin): CPT -> SFT -> reasoning RL -> agentic RL -> general RL, "
