@@ -1,19 +1,17 @@
-"""Command line of `mask`: this package is not built yet, and its CLI says exactly that."""
+"""Command line of `mask`: not built yet; `shared.cli.unbuilt_app` answers every command with one line saying so
+(`--help` and `--version` work). The method's verbs replace it when the package lands (API: shared/README.md)."""
 
-import argparse
 import sys
 
-STATUS = "not built yet: only the package skeleton exists in this release (see the workspace issues)"
+from shared.cli import unbuilt_app
+
+from mask import __version__
+
+APP = unbuilt_app("mask", __version__, "Multi-agent search with roles, memory and per-turn credit (MASK).")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mask",
-        description="Multi-agent search with roles, memory and per-turn credit (MASK). Status: " + STATUS + ".",
-    )
-    parser.parse_args(argv)
-    print(f"mask: {STATUS}", file=sys.stderr)
-    return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":
