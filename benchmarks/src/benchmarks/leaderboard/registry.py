@@ -86,6 +86,14 @@ ARR_CLAIMS = (
     Claim("reject_gap_above_warm_start", "arr", "sft", "reject_gap"),
     Claim("f1_noninferior_to_reasoner_alone", "arr", "reasoner_only", "f1", margin=-0.02, inclusive=True),
 )
+# The mean paired difference over seeds above 0.044, two standard errors of a 500-item accuracy near 0.4 (the README's
+# threshold); the README's whole test (also ahead in 3/3 seeds, 2 SE at the rows' own accuracy) is `claim` in
+# huijin's results.json. A 1-item difference of the 100-item quick evaluation reads "fails", not "holds".
+HUIJIN_CLAIMS = (
+    Claim("reasoning_rl_raises_fin_numeric_after_stage3", "full", "no_reasoning_rl", "fin_numeric_after_stage3",
+          margin=0.044),
+    Claim("reasoning_rl_raises_fin_numeric_at_the_end", "full", "no_reasoning_rl", "fin_numeric", margin=0.044),
+)
 
 PACKAGES: list[PackageSpec] = [
     PackageSpec("dome", "dome", "Generative retrieval", "DOME edits add new docs as well as incremental training, faster", DOME_CLAIMS),
@@ -97,7 +105,7 @@ PACKAGES: list[PackageSpec] = [
     PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "verifier rejects answer-less evidence more than answer-bearing (gap > 0, above the warm start); F1 >= reasoner alone - 0.02", ARR_CLAIMS),
     PackageSpec("rose", "rose", "Math reasoning", "ROSE keeps accuracy with shorter answers and more diversity than GRPO", ROSE_CLAIMS),
     PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "multi-agent credit gives lower reward variance than one agent"),
-    PackageSpec("huijin", "huijin", "Finance", "each training stage moves its target metric"),
+    PackageSpec("huijin", "huijin", "Finance", "reasoning RL raises fin_numeric over the no_reasoning_rl ablation (paired, after stage 3 and at the end)", HUIJIN_CLAIMS),
 ]  # fmt: skip
 
 
