@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("missing_file", "malformed_yaml", "unknown_key", "wrong_type", "bad_enum", "unknown_model",
          "unknown_hub_id", "unwritable_out", "broken_jsonl")
-UNBUILT = ("arr", "dr9k", "mask")
+UNBUILT = ("dr9k", "mask")
 HUIJIN_TINY = ROOT / "packages" / "huijin" / "tests" / "tiny_recipe.yaml"
 
 
@@ -122,6 +122,8 @@ TABLE: dict[str, dict] = {
                                lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
     "rose": _config_script(["train"], "rl.steps=abc", "rose.score=bogus", "model.path={}",
                            lambda i: ["train", "--out", str(i.out), f"data.train={i.jsonl}"]),
+    "arr": _config_script(["train"], "rl.steps=abc", "train.schedule=bogus", "model.path={}",
+                          lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
     "huijin": _config_script(["run", "--config", str(HUIJIN_TINY)], "threads=abc", "model.base=bogus",
                              "model.path={}", lambda i: ["run", "--config", str(HUIJIN_TINY), "--out", str(i.out),
                                                          f"sources.news.path={i.jsonl}", "sources.news.kind=text",
@@ -190,6 +192,7 @@ def test_bad_input_is_one_line_exit_2_and_claims_nothing(script, case, tmp_path,
 REPLICATE = {  # the verb the leaderboard runs: the same checks before any warm start or base training
     "dome": "docids.scheme=bogus", "cocoa": "data.suite=bogus", "sage": "train.method=bogus",
     "agentic-r": "agent.kind=bogus", "matchtir": "advantage.mode=bogus", "rose": "rose.score=bogus",
+    "arr": "train.schedule=bogus",
     "huijin": "model.base=bogus",
 }
 
@@ -225,7 +228,8 @@ def test_messages_name_what_is_wrong(tmp_path, capsys, monkeypatch):
          r"^matchtir train: model.path: 'no-such-org/no-such-model-xyz' is not a local folder, and the hub is off"),
         ("cocoa", ["train", "--out", str(inp.unwritable)], rf"^cocoa train: --out {re.escape(str(inp.unwritable))}: "
                                                            r"cannot create it, .* is a file"),
-        ("arr", ["train"], r"^arr: not built yet: this release ships only the package skeleton"),
+        ("arr", ["train", "train.schedule=sometimes"],
+         r"^arr train: key 'train.schedule'.*'sometimes' is not one of \['simultaneous', 'alternate'\]"),
     ]
     for script, argv, pattern in cases:
         assert _entry(script)(argv) == 2

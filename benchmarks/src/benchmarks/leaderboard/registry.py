@@ -81,6 +81,11 @@ ROSE_CLAIMS = (
     Claim("more_distinct_answers", "rose", "grpo", "distinct_answers_per_group"),
     Claim("fewer_generated_tokens", "rose", "grpo", "generated_tokens", lower_is_better=True),
 )
+# arr's claim 1 also asks reject_gap(arr) > 0 itself (two metrics of one row): `arr replicate` checks it in results.json
+ARR_CLAIMS = (
+    Claim("reject_gap_above_warm_start", "arr", "sft", "reject_gap"),
+    Claim("f1_noninferior_to_reasoner_alone", "arr", "reasoner_only", "f1", margin=-0.02, inclusive=True),
+)
 # The mean paired difference over seeds above 0.044, two standard errors of a 500-item accuracy near 0.4 (the README's
 # threshold); the README's whole test (also ahead in 3/3 seeds, 2 SE at the rows' own accuracy) is `claim` in
 # huijin's results.json. A 1-item difference of the 100-item quick evaluation reads "fails", not "holds".
@@ -97,7 +102,7 @@ PACKAGES: list[PackageSpec] = [
     PackageSpec("sage", "sage", "Math reasoning", "SAGE pair selection converges faster than uniform DPO", SAGE_CLAIMS),
     PackageSpec("agentic-r", "agentic_r", "Search agents (multi-hop QA)", "utility-trained retriever beats the base encoder", AGENTIC_R_CLAIMS),
     PackageSpec("matchtir", "matchtir", "Tool use", "dual-level advantages reach higher solve F1 than trajectory-only", MATCHTIR_CLAIMS),
-    PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "adversarial reasoner/verifier training improves both roles"),
+    PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "verifier rejects answer-less evidence more than answer-bearing (gap > 0, above the warm start); F1 >= reasoner alone - 0.02", ARR_CLAIMS),
     PackageSpec("rose", "rose", "Math reasoning", "ROSE keeps accuracy with shorter answers and more diversity than GRPO", ROSE_CLAIMS),
     PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "multi-agent credit gives lower reward variance than one agent"),
     PackageSpec("huijin", "huijin", "Finance", "reasoning RL raises fin_numeric over the no_reasoning_rl ablation (paired, after stage 3 and at the end)", HUIJIN_CLAIMS),
