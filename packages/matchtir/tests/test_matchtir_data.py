@@ -39,7 +39,7 @@ def test_bad_samples_name_file_line_and_field(tmp_path, mutate, field):
 
 def test_empty_file_is_an_error(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(DataError, match="no samples"):
+    with pytest.raises(DataError, match="holds no records"):
         load_samples(tmp_path / "empty.jsonl")
 
 

@@ -1,5 +1,6 @@
 """Retriever: a corpus plus a backend (dense encoder + faiss index, or BM25) answering top-k queries.
 
+A BM25 retriever imports neither torch nor faiss (the dense modules load only for a TextEncoder backend).
 The corpus loader accepts the two common jsonl layouts (`{"id", "contents"}` as in Search-R1/Pyserini, and
 `{"id", "title", "text"}` which becomes contents "title\\ntext") and reports bad lines by file, line and field.
 """
@@ -10,10 +11,13 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .bm25 import BM25Index
-from .encoders import TextEncoder
-from .index import DenseIndex
+
+if TYPE_CHECKING:  # the dense modules import torch/faiss; a BM25 retriever never loads them
+    from .encoders import TextEncoder
+    from .index import DenseIndex
 
 
 class CorpusError(ValueError):
@@ -103,7 +107,11 @@ class Retriever:
             if set(backend.ids) != set(ids):
                 raise CorpusError("BM25Index ids do not match the docs' ids")
             self.searcher = backend
-        elif isinstance(backend, TextEncoder):
+            return
+        from .encoders import TextEncoder
+        from .index import DenseIndex
+
+        if isinstance(backend, TextEncoder):
             self.encoder = backend
             if index is None:
                 index = DenseIndex(backend.dim, kind=index_kind, nlist=nlist, nprobe=nprobe, use_gpu=use_gpu)
@@ -123,7 +131,7 @@ class Retriever:
 
     @property
     def index(self) -> DenseIndex | None:
-        return self.searcher if isinstance(self.searcher, DenseIndex) else None
+        return None if self.encoder is None else self.searcher
 
     def retrieve(self, queries: Sequence[str], topk: int = 3) -> list[list[dict]]:
         """Per query, the top-k documents as {"id", "contents", "score"}, best first."""

@@ -5,7 +5,9 @@ a resumed run draws exactly the prompts the uninterrupted run would. Every proce
 the same global prompts, then keeps its own share. `MetricsLogger` appends one JSON line per step to
 `metrics.jsonl` and mirrors scalars to TensorBoard (`tensorboard/` beside it) when tensorboard is installed, and
 to Weights & Biases when a project is named and wandb is installed (both import-guarded: a missing one is skipped
-with a warning, never a crash).
+with a warning, never a crash). The file survives kills: the first line a process logs drops lines at or after
+its step (a run killed before its first checkpoint leaves no duplicates), a half-written last line is dropped
+with a warning, and a bad line elsewhere is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from shared.atomic import write_text as atomic_write_text
 
 
 class PromptStream:
@@ -63,6 +67,7 @@ class MetricsLogger:
         self.path = Path(out_dir) / "metrics.jsonl"
         self.writer = None
         self.wandb_run = None
+        self._checked = False  # whether this process has reconciled the file with the step it logs from
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,11 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        if not self._checked:
+            # the first line of this process: lines at or after `step` belong to a run that died before saving
+            # them in a checkpoint (or before its first one), and a half-written last line must not have our
+            # line glued to it
+            self.truncate_after(step - 1)
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.writer is not None:
@@ -95,12 +105,44 @@ class MetricsLogger:
         if self.wandb_run is not None:
             self.wandb_run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
 
+    def read(self) -> list[dict[str, Any]]:
+        """The logged records. A half-written last line (a kill mid-write) is skipped; a bad line before the last
+        raises ValueError naming the file and line."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                    raise ValueError("expected an object with an integer 'step'")
+            except ValueError as err:  # JSONDecodeError is a ValueError
+                if number == len(lines):
+                    warnings.warn(f"{self.path}:{number}: dropping a half-written last line", stacklevel=2)
+                    break
+                raise ValueError(f"{self.path}:{number}: bad metrics line ({err}): {line[:80]!r}") from None
+            records.append(record)
+        return records
+
     def truncate_after(self, step: int) -> None:
-        """On resume, drop lines written after the checkpoint so the file matches an uninterrupted run."""
-        if not self.enabled or not self.path.exists():
+        """Drop lines after `step` (and a half-written last line) so the file matches an uninterrupted run.
+
+        Called on resume with the checkpoint's step, and by the first `log` of a process; rewritten atomically.
+        """
+        if not self.enabled:
             return
-        kept = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        self.path.write_text("".join(ln + "\n" for ln in kept))
+        self._checked = True
+        if not self.path.exists():
+            return
+        kept = [record for record in self.read() if record["step"] <= step]
+        text = "".join(json.dumps(record) + "\n" for record in kept)
+        if text != self.path.read_text(encoding="utf-8"):
+            atomic_write_text(self.path, text)
 
     def close(self) -> None:
         if self.writer is not None:
