@@ -1,3 +1,3 @@
 """Multi-agent search with roles, memory and per-turn credit (MASK)."""
 
-__version__ = "0.0.1"
+__version__ = "0.1.0"

@@ -71,6 +71,7 @@ def rollout(cfg: MaskConfig, row: str, generator: Any, records: Sequence[Mapping
     else:
         raise ValueError(f"unknown row {row!r}; known: mask, monolithic")
     stats["generated_tokens"] = float(sum(t.num_policy_tokens for t in trajs))
+    stats["nonzero_reward"] = float(np.mean([t.reward != 0 for t in trajs])) if trajs else 0.0
     return [t for t in trajs if t.response_ids], stats
 
 
