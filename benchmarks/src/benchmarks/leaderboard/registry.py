@@ -31,7 +31,7 @@ PACKAGES: list[PackageSpec] = [
     PackageSpec("matchtir", "matchtir", "Tool use", "dual-level advantages reach higher solve F1 than trajectory-only"),
     PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "adversarial reasoner/verifier training improves both roles"),
     PackageSpec("rose", "rose", "Math reasoning", "ROSE keeps accuracy with shorter answers and more diversity than GRPO"),
-    PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "multi-agent credit gives lower reward variance than one agent"),
+    PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "per-call context stays bounded vs a monolithic agent's; lower reward-curve sd across seeds (full run)"),
     PackageSpec("huijin", "huijin", "Finance", "each training stage moves its target metric"),
 ]  # fmt: skip
 
