@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from mask.replicate import aggregate, claims, pick_lr, replicate
+from mask.replicate import aggregate, claims, pick_lr, pilot, replicate
 
 TOY = ["data.n_people=120", "data.n_companies=20", "data.n_cities=15", "data.n_countries=6",
        "data.n_dev=2", "data.n_test=3", "data.n_train=4", "model.hidden=32", "model.layers=1", "model.heads=2",
@@ -13,6 +13,7 @@ TOY = ["data.n_people=120", "data.n_companies=20", "data.n_cities=15", "data.n_c
        "loop.max_iterations=2", "monolithic.max_turns=3"]
 
 
+@pytest.mark.slow  # ~2 min under load: builds two toy warm starts, two seeds, the pilot
 def test_replicate_toy_two_seeds(tmp_path):
     out = tmp_path / "run"
     path = replicate(quick=False, out=out, seeds=2, overrides=[*TOY, f"warm_start.cache_dir={tmp_path / 'ws'}"],
@@ -32,6 +33,13 @@ def test_replicate_toy_two_seeds(tmp_path):
     again = json.loads(replicate(quick=False, out=out, seeds=2, log=lambda m: None,
                                  overrides=[*TOY, f"warm_start.cache_dir={tmp_path / 'ws'}"]).read_text())
     assert again["rows"] == doc["rows"]
+    # the dev pilot in two parts (as two processes would), then the decision
+    args = dict(overrides=[*TOY, f"warm_start.cache_dir={tmp_path / 'ws'}"], steps=2, dev_every=1, log=lambda m: None)
+    assert pilot(tmp_path / "pilot", rows=["mask"], **args) is None  # monolithic runs still missing
+    decision = json.loads(pilot(tmp_path / "pilot", **args).read_text())
+    assert set(decision["lr"]) == {"mask", "monolithic"} and decision["lr"]["mask"] in (1e-5, 3e-5)
+    assert set(decision["curves"]["mask"]) == {"1e-05", "3e-05"} and len(decision["curves"]["mask"]["1e-05"]) == 3
+    assert not (tmp_path / "pilot" / "sft").exists()  # the pilot reads no test data
 
 
 def _seed(f1, curve, dev, ctx):

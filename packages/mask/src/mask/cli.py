@@ -163,7 +163,12 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     from mask.replicate import pilot, replicate
 
     if args.pilot:
-        path = pilot(args.out, config=args.config, overrides=args.overrides, seed=args.seed or 0)
+        rows = [r for r in args.rows.split(",") if r] if args.rows else None
+        lrs = [float(x) for x in args.lrs.split(",")] if args.lrs else None
+        path = pilot(args.out, config=args.config, overrides=args.overrides, seed=args.seed or 0, rows=rows, lrs=lrs)
+        if path is None:
+            print("pilot: runs of other rows or lrs are still missing; rerun without --rows/--lrs once they finish")
+            return 0
         doc = json.loads(Path(path).read_text())
         print(f"pilot: lr per row {doc['lr']}; dev F1 max move {doc['dev_f1_max_move']}; testable {doc['testable']}")
         print(f"pilot: {path}")
@@ -220,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", help="comma-separated subset of mask,monolithic; 'sft' alone builds and scores the warm "
                    "starts only")
     p.add_argument("--pilot", action="store_true", help="the dev-only pilot that picks the lr (writes pilot.json)")
+    p.add_argument("--lrs", help="with --pilot: comma-separated subset of train.lr_grid")
     p.add_argument("--config", help="config replacing the packaged replicate config")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     p.set_defaults(fn=cmd_replicate)

@@ -269,11 +269,31 @@ def _data_name(cfg: MaskConfig) -> str:
     return data_name(cfg.data)
 
 
+def warm_dev(cfg: MaskConfig, ctx: Context, out: Path, log: Callable[[str], Any] = print) -> dict[str, dict]:
+    """Greedy and sampled (the RL temperature) dev F1 of both warm starts, once per folder (no test data read)."""
+    from mask.evaluate import evaluate
+
+    res = {}
+    hot = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, temperature=cfg.rl.temperature))
+    for row in ROWS:
+        done = out / "warm_dev" / f"{row}.json"
+        if not done.exists():
+            model, tok = _load(ctx.warm[row])
+            greedy = evaluate(cfg, row, model, tok, ctx.splits["dev"], ctx.retriever, ctx.retrieve)
+            sampled = evaluate(hot, row, model, tok, ctx.splits["dev"], ctx.retriever, ctx.retrieve, seed=1)
+            write_json(done, {"dev_f1": greedy["f1"], "dev_sampled_f1": sampled["f1"], "dev": greedy})
+        res[row] = json.loads(done.read_text())
+        log(f"{row} warm start: dev F1 greedy {res[row]['dev_f1']:.3f}, sampled {res[row]['dev_sampled_f1']:.3f}")
+    return res
+
+
 def pilot(out: str | Path, config: str | Path | None = None, overrides: Sequence[str] = (), seed: int = 0,
-          steps: int = 20, dev_every: int = 5, log: Callable[[str], Any] = print) -> Path:
+          steps: int = 20, dev_every: int = 5, rows: Sequence[str] | None = None, lrs: Sequence[float] | None = None,
+          log: Callable[[str], Any] = print) -> Path | None:
     """The dev-only pilot: per row and lr of `train.lr_grid`, `steps` RL steps (seed `seed`), dev F1 every
-    `dev_every` steps. Writes pilot.json with the curves, the lr the README's rule picks per row and whether any row
-    moved beyond the churn."""
+    `dev_every` steps. `rows` / `lrs` run a subset (separate processes can share `out`); once every run is done,
+    pilot.json gets the curves, the lr the README's rule picks per row, whether any row moved beyond the churn and
+    the preconditions. Returns its path (None while runs are missing)."""
     torch.set_num_threads(1)
     cfg = load_config(MaskConfig, config or default_config(False), list(overrides))
     cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, steps=steps))
@@ -281,20 +301,32 @@ def pilot(out: str | Path, config: str | Path | None = None, overrides: Sequence
     out.mkdir(parents=True, exist_ok=True)
     claim_run_dir(cfg, out)
     ctx = prepare(cfg, out, log)
-    sft = sft_results(cfg, ctx, out, log=log)
-    curves: dict[str, dict[str, list]] = {}
-    for row in ROWS:
-        curves[row] = {}
-        for lr in cfg.train.lr_grid:
+    start = warm_dev(cfg, ctx, out, log)
+    grid = [float(x) for x in cfg.train.lr_grid]
+    for row in rows or ROWS:
+        for lr in lrs or grid:
             rcfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, lr=lr))
             res = run_row(rcfg, ctx, row, seed, out / f"{row}_lr{lr:g}", dev_every=dev_every, final_test=False,
                           log=log)
-            curves[row][f"{lr:g}"] = [[0, sft[row]["dev_f1"]], *res["dev_curve"]]
-            log(f"pilot {row} lr {lr:g}: dev F1 {curves[row][f'{lr:g}']}")
-    choice = {row: pick_lr(c) for row, c in curves.items()}
-    moved = {row: max(abs(f1 - sft[row]["dev_f1"]) for c in curves[row].values() for _, f1 in c) for row in ROWS}
-    doc = {"curves": curves, "lr": choice, "dev_f1_max_move": moved, "churn": CHURN,
-           "testable": max(moved.values()) > CHURN, "steps": steps, "seed": seed}
+            log(f"pilot {row} lr {lr:g}: dev F1 {res['dev_curve']}")
+    done = {(row, lr): out / f"{row}_lr{lr:g}" / "result.json" for row in ROWS for lr in grid}
+    if not all(p.exists() for p in done.values()):
+        return None
+    runs = {key: json.loads(p.read_text()) for key, p in done.items()}
+    curves = {row: {f"{lr:g}": [[0, start[row]["dev_f1"]], *runs[(row, lr)]["dev_curve"]] for lr in grid}
+              for row in ROWS}
+    moved = {row: max(abs(f1 - start[row]["dev_f1"]) for c in curves[row].values() for _, f1 in c) for row in ROWS}
+
+    def mean_of(row: str, key: str) -> float:
+        return float(np.mean([h[key] for lr in grid for h in runs[(row, lr)]["history"] if key in h]))
+
+    pre = {"sampled_dev_f1": {row: start[row]["dev_sampled_f1"] for row in ROWS},
+           "sampled_in_range": {row: 0.2 <= start[row]["dev_sampled_f1"] <= 0.8 for row in ROWS},
+           "mask_nonzero_reward_share": mean_of("mask", "nonzero_reward"),
+           "groups_informative": {row: mean_of(row, "groups_informative") for row in ROWS}}
+    doc = {"curves": curves, "lr": {row: pick_lr(c) for row, c in curves.items()}, "dev_f1_max_move": moved,
+           "churn": CHURN, "testable": max(moved.values()) > CHURN, "preconditions": pre, "steps": steps,
+           "seed": seed, "train_f1": {row: {f"{lr:g}": runs[(row, lr)]["train_f1"] for lr in grid} for row in ROWS}}
     return write_json(out / "pilot.json", doc)
 
 
