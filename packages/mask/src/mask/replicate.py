@@ -288,7 +288,7 @@ def warm_dev(cfg: MaskConfig, ctx: Context, out: Path, log: Callable[[str], Any]
 
 
 def pilot(out: str | Path, config: str | Path | None = None, overrides: Sequence[str] = (), seed: int = 0,
-          steps: int = 20, dev_every: int = 5, rows: Sequence[str] | None = None, lrs: Sequence[float] | None = None,
+          steps: int = 10, dev_every: int = 5, rows: Sequence[str] | None = None, lrs: Sequence[float] | None = None,
           log: Callable[[str], Any] = print) -> Path | None:
     """The dev-only pilot: per row and lr of `train.lr_grid`, `steps` RL steps (seed `seed`), dev F1 every
     `dev_every` steps. `rows` / `lrs` run a subset (separate processes can share `out`); once every run is done,
