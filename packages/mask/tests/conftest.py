@@ -28,7 +28,9 @@ class ScriptedGenerator:
             reply = self.reply(text) if self.by_prompt else self.reply()
             tok = self.tokenizer(reply, add_special_tokens=False)["input_ids"][: params.max_new_tokens]
             text_out = self.tokenizer.decode(tok)
-            out.append([Completion(text=text_out, token_ids=tok, logprobs=[0.0] * len(tok), finish_reason="eos")])
+            # a reply ending at one of the request's stop strings stopped there; any other reply ended with eos
+            reason = "stop" if any(text_out.endswith(s) for s in params.stop) else "eos"
+            out.append([Completion(text=text_out, token_ids=tok, logprobs=[0.0] * len(tok), finish_reason=reason)])
         return out
 
 

@@ -123,3 +123,27 @@ def test_loop_is_a_plain_generator(cfg):
     with pytest.raises(StopIteration) as stop:
         loop.send("<end>")
     assert stop.value.value.answer == "Alpha Beta"  # the EpisodeLog the loop returns
+
+
+def test_monolithic_context_counts_by_hand(cfg, char_tok, scripted, small_kb):
+    """The monolithic agent's context at turn 2 = prompt + turn 1 + observation 1 (char tokenizer: one token per
+    character, one per tag)."""
+    from mask.baseline import prompt_text, turn_contexts
+    from mask.baseline import run_episodes as run_monolithic
+    from mask.evaluate import monolithic_episode_stats
+
+    q = small_kb["questions"][0]
+    sub = q["sub_questions"][0]["question"]
+    gen = scripted(char_tok, [f"<search>{sub}</search>", f"<answer>{q['golden_answers'][0]}</answer>"])
+    cfg.monolithic.max_new_tokens_per_turn = 200
+    (traj,) = run_monolithic(cfg, gen, small_kb["retriever"], [q], n=1, temperature=1.0, seed=0)
+    prompt = prompt_text(cfg, q["question"])
+    turn1 = 1 + len(sub) + 1  # <search>, the query's characters, </search>
+    observation = gen.prompts[1][len(prompt) + len(f"<search>{sub}</search>"):]
+    assert observation.startswith("\n\n<information>Doc 1(Title: ") and observation.endswith("</information>\n\n")
+    n_obs = len(observation) - (len("<information>") - 1) - (len("</information>") - 1)  # each tag is one token
+    assert turn_contexts(traj) == [len(prompt), len(prompt) + turn1 + n_obs]
+    assert traj.reward == 1.0 and traj.loss_mask.count(0) == n_obs
+    stats = monolithic_episode_stats([traj], [q])
+    assert stats["context_curve"] == {1: len(prompt), 2: len(prompt) + turn1 + n_obs}
+    assert stats["f1"] == 1.0 and stats["mean_iterations"] == 1.0
