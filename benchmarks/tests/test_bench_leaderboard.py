@@ -73,13 +73,15 @@ def test_run_collects_results_and_lists_unbuilt(fake_env, capsys):
     assert "[1/2] fakepkg    running" in printed and "ok (" in printed
     assert "[2/2] ghost      not built yet" in printed
     md = (out / "leaderboard.md").read_text()
-    assert "| fakepkg | Toy suite | ok | 0.3.0 | accuracy | fakepkg **0.75 ± 0.01** | baseline 0.5 |" in md
-    assert "| ghost | Toy suite | not built yet |" in md
-    assert "| package | data | method | accuracy | length | command |" in md  # accuracy_std folded into accuracy
-    assert "| fakepkg | toy | **fakepkg** | 0.75 ± 0.01 | 12 | `uv run fakepkg replicate --quick --out" in md
-    assert "| fakepkg | toy | baseline | 0.5 | – |" in md  # a null metric renders as n/a
-    img = Image.open(out / "leaderboard.png")
-    assert img.size[0] > 300 and img.size[1] > 200
+    # one seed: no "± sd" (the fake's accuracy_std is not a spread over seeds)
+    assert "| fakepkg | Toy suite | – | accuracy: fakepkg **0.75** vs baseline 0.5 | ok |" in md
+    assert "| ghost | Toy suite | – | – | not built yet |" in md
+    assert "### quick run (plumbing check)\n\n`uv run fakepkg replicate --quick --out" in md
+    assert "| method | accuracy | length |" in md  # the package's own metrics; accuracy_std folded into accuracy
+    assert "| **fakepkg** | 0.75 | 12 |" in md and "| baseline | 0.5 | – |" in md  # a null metric renders as n/a
+    for name in ("leaderboard.png", "leaderboard_curves.png"):
+        img = Image.open(out / name)
+        assert img.size[0] > 300 and img.size[1] > 200
     run = json.loads((out / "fakepkg" / "run.json").read_text())
     assert run["status"] == "ok" and run["results"] == "fakepkg/nested/results.json"
 
@@ -105,7 +107,7 @@ def test_render_only_redraws_without_running(fake_env):
     (out / "leaderboard.png").unlink()
     (out / "leaderboard.md").unlink()
     assert main(["--render", str(out)]) == 0
-    assert (out / "leaderboard.png").is_file() and "fakepkg **0.75 ± 0.01**" in (out / "leaderboard.md").read_text()
+    assert (out / "leaderboard.png").is_file() and "fakepkg **0.75**" in (out / "leaderboard.md").read_text()
     assert (out / "fakepkg_calls.txt").read_text() == "1"
 
 
@@ -132,7 +134,7 @@ def test_failing_package_is_reported_not_hidden(fake_env, capsys):
     out = tmp / "lb"
     assert main(["--out", str(out)]) == 1
     assert "failed" in capsys.readouterr().out
-    assert "| fakepkg | Toy suite | failed |" in (out / "leaderboard.md").read_text()
+    assert "| fakepkg | Toy suite | – | – | failed |" in (out / "leaderboard.md").read_text()
     assert "boom" in (out / "fakepkg" / "replicate.log").read_text()
 
 
@@ -146,7 +148,7 @@ def test_hanging_package_is_killed_at_the_timeout(fake_env, capsys):
     assert main(["--out", str(out), "--timeout", "3"]) == 1
     assert time.perf_counter() - t0 < 30
     assert "timeout" in capsys.readouterr().out
-    assert "| fakepkg | Toy suite | timeout |" in (out / "leaderboard.md").read_text()
+    assert "| fakepkg | Toy suite | – | – | timeout |" in (out / "leaderboard.md").read_text()
 
 
 def test_unknown_package_name(fake_env, capsys):

@@ -69,6 +69,54 @@ def test_cranfield_bundled_and_malformed(tmp_path):
         load_cranfield(folder)
 
 
+def test_cranfield_slice_numbered_from_later_query(tmp_path):
+    """A slice of cran.qry that starts at the 57th block: numbering it from 1 matches none of its judgements, which
+    is an error naming the qrels file (it used to drop every judged query silently); first_query=57 loads it."""
+    full = load_bundled("cranfield")
+    folder = tmp_path / "cran"
+    shutil.copytree(bundled_path("retrieval/cranfield"), folder)
+    text = (folder / "cran.qry").read_text()
+    starts = [i for i, line in enumerate(text.splitlines(keepends=True)) if line.startswith(".I ")]
+    lines = text.splitlines(keepends=True)
+    (folder / "cran.qry").write_text("".join(lines[starts[56]:]))
+    qrels = [x for x in (folder / "cranqrel").read_text().splitlines() if int(x.split()[0]) >= 57]
+    (folder / "cranqrel").write_text("\n".join(qrels) + "\n")
+    with pytest.raises(DataError, match=r"cranqrel: field 'query-id': 56 of 56 judged query ids match no query .*"
+                       r"numbered 1\.\.56: pass first_query="):
+        load_cranfield(folder)
+    part = load_cranfield(folder, first_query=57)
+    assert list(part.queries) == [str(i) for i in range(57, 113)]
+    assert part.queries == {q: full.queries[q] for q in part.queries} and part.qrels == {
+        q: full.qrels[q] for q in part.queries
+    }
+
+
+def test_cranfield_codes_follow_the_readme_by_bm25_rank():
+    """cranqrel.readme: code 1 = complete answer ... 4 = minimum interest; -1 is undefined there. On the bundled
+    queries BM25 ranks code-1 documents highest and code-4 lowest, so grade = 5 - code has the right direction;
+    each query has exactly one -1 document and it is the closest in wording (median rank <= 3)."""
+    import collections
+    import statistics
+
+    from benchmarks.data.retrieval import _read_tsv
+    from shared.retrieval import BM25Index
+
+    cran = load_bundled("cranfield")
+    codes = {(p[0], p[1]): int(p[2]) for _, p in _read_tsv(bundled_path("retrieval/cranfield/cranqrel"), (3,))}
+    assert all(cran.qrels[q][d] == (0 if c == -1 else 5 - c) for (q, d), c in codes.items())
+    assert collections.Counter(q for (q, _), c in codes.items() if c == -1) == {q: 1 for q in cran.queries}
+    ids = list(cran.corpus)
+    index = BM25Index([cran.corpus[d].title + " " + cran.corpus[d].text for d in ids], ids)
+    ranks = collections.defaultdict(list)
+    for q, text in cran.queries.items():
+        _, (ranked,) = index.search([text], k=len(ids))
+        pos = {d: r for r, d in enumerate(ranked, start=1)}
+        for d, c in ((d, c) for (qq, d), c in codes.items() if qq == q):
+            ranks[c].append(pos[d])
+    medians = {c: statistics.median(r) for c, r in ranks.items()}
+    assert medians[1] < medians[2] < medians[3] < medians[4] and medians[-1] <= 3
+
+
 def test_beir_and_msmarco_formats(tmp_path):
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
@@ -82,6 +130,9 @@ def test_beir_and_msmarco_formats(tmp_path):
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     rs = load_beir(beir)
     assert rs.qrels == {"q1": {"d1": 1}} and rs.corpus["d1"].contents == '"T"\nalpha' and rs.queries == {"q1": "alpha?"}
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    with pytest.raises(DataError, match=r"test\.tsv: field 'query-id': 1 of 2 judged query ids match no query"):
+        load_beir(beir)
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
     with pytest.raises(DataError, match=r"test\.tsv:2: expected 3 or 4 columns, got 2"):
         load_beir(beir)
@@ -91,6 +142,10 @@ def test_beir_and_msmarco_formats(tmp_path):
     (tmp_path / "qrels.dev.tsv").write_text("1048585\t0\t1\t1\n")
     ms = load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.dev.tsv", tmp_path / "qrels.dev.tsv")
     assert ms.queries == {"1048585": "what is paula deen's brother"} and ms.qrels == {"1048585": {"1": 1}}
+    (tmp_path / "qrels.dev.tsv").write_text("1048585\t0\t1\t1\n7\t0\t0\t1\n")  # query 7 is not in queries.dev.tsv
+    with pytest.raises(DataError, match=r"qrels\.dev\.tsv: field 'query-id': 1 of 2 judged query ids match no query"):
+        load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.dev.tsv", tmp_path / "qrels.dev.tsv")
+    (tmp_path / "qrels.dev.tsv").write_text("1048585\t0\t1\t1\n")
     (tmp_path / "collection.tsv").write_text("0\tok\n1\n")
     with pytest.raises(DataError, match=r"collection\.tsv:2: expected 2 columns, got 1"):
         load_msmarco(tmp_path / "collection.tsv", tmp_path / "queries.dev.tsv", tmp_path / "qrels.dev.tsv")

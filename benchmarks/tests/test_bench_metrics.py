@@ -1,5 +1,5 @@
 """Metric use in the benchmarks: trec_eval conventions on a toy graded qrels (hand-computed), Cranfield's grade
-mapping feeding nDCG, and MMEB P@1 grouping."""
+mapping feeding nDCG, and MMEB P@1 aggregation (per dataset, then meta-task; overall over datasets)."""
 
 import math
 
@@ -43,15 +43,24 @@ def test_cranfield_grades_feed_ndcg():
     assert retrieval_metrics({q: ideal}, {q: cran.qrels[q]}, ks=(10,))["ndcg@10"] == pytest.approx(1.0)
 
 
-def test_mmeb_p_at_1_by_meta_task_hand_values():
-    def item(i, task):
-        return MMEBItem(f"i{i}", task, "toy", "q", None, ["a", "b"], [None, None])
+def test_mmeb_p_at_1_by_dataset_then_meta_task_hand_values():
+    def item(i, task, dataset):
+        return MMEBItem(f"i{i}", task, dataset, "q", None, ["a", "b"], [None, None])
 
-    items = [item(0, "vqa"), item(1, "vqa"), item(2, "classification")]
-    right = {"i0": True, "i1": False, "i2": True}
+    # vqa: OK-VQA 1 of 2, DocVQA 1 of 1; classification: N24News 1 of 3
+    items = [item(0, "vqa", "OK-VQA"), item(1, "vqa", "OK-VQA"), item(2, "vqa", "DocVQA")]
+    items += [item(3, "classification", "N24News"), item(4, "classification", "N24News")]
+    items += [item(5, "classification", "N24News")]
+    right = {"i0", "i2", "i5"}
     out = evaluate_mmeb(
         items,
-        lambda it: np.array([1.0, 0.0]) if right[it.id] else np.array([0.0, 1.0]),
+        lambda it: np.array([1.0, 0.0]) if it.id in right else np.array([0.0, 1.0]),
         lambda it: np.eye(2),
     )
-    assert out.metrics == {"p@1_vqa": 0.5, "p@1_classification": 1.0, "p@1": 0.75}
+    # MMEB: P@1 per dataset, a meta-task is the mean of its datasets, the overall score the mean over datasets
+    assert out.metrics == pytest.approx({
+        "p@1/OK-VQA": 0.5, "p@1/DocVQA": 1.0, "p@1/N24News": 1 / 3,
+        "p@1_vqa": 0.75, "p@1_classification": 1 / 3, "p@1": (0.5 + 1.0 + 1 / 3) / 3,
+    })  # fmt: skip
+    # what the previous aggregation gave: per-query vqa 2/3, overall over meta-tasks (2/3 + 1/3) / 2 = 0.5
+    assert out.metrics["p@1_vqa"] != pytest.approx(2 / 3) and out.metrics["p@1"] != pytest.approx(0.5)

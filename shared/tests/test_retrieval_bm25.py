@@ -51,3 +51,20 @@ def test_bad_inputs() -> None:
         index.search("cat", 1)
     with pytest.raises(BM25Error, match="k must be >= 1"):
         index.search(["cat"], 0)
+
+
+def test_pyserini_preset_hand_computed_with_length_norm() -> None:
+    # lengths after stop words: 1, 3, 1 -> avgdl 5/3; "cat" is in the first two (df 2 of 3)
+    docs, ids = ["cat", "cat dog bird", "fish"], ["s", "l", "f"]
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+
+    def term(k1: float, b: float, dl: int) -> float:
+        return idf / (1 + k1 * (1 - b + b * dl / (5 / 3)))
+
+    index = BM25Index.preset(docs, ids, "pyserini")
+    assert (index.k1, index.b) == (0.9, 0.4)
+    assert np.allclose(index.scores("cat"), [term(0.9, 0.4, 1), term(0.9, 0.4, 3), 0.0], atol=1e-6)
+    # the default (bm25s) parameters give other values: k1 1.5, b 0.75
+    assert np.allclose(BM25Index(docs, ids).scores("cat"), [term(1.5, 0.75, 1), term(1.5, 0.75, 3), 0.0], atol=1e-6)
+    with pytest.raises(BM25Error, match="unknown BM25 preset 'lucene'"):
+        BM25Index.preset(docs, ids, "lucene")

@@ -79,10 +79,8 @@ def test_shared_rl_says_in_one_line_when_the_records_are_not_installed(monkeypat
         raise warmstart.RecordSourceError(f"no record source {name!r} is installed")
 
     monkeypatch.setattr(warmstart, "record_source", missing)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["warmstart", "--out", str(tmp_path / "ws"), "--steps", "1"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == "shared-rl: no record source 'arithmetic' is installed"
+    assert cli.main(["warmstart", "--out", str(tmp_path / "ws"), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "shared-rl warmstart: no record source 'arithmetic' is installed"
     assert not (tmp_path / "ws").exists()
 
 

@@ -2,8 +2,10 @@
 
 Generative tasks (qa, math) run through `shared.generation` (greedy, the task's stop strings) and are scored by
 `shared.eval` (qa_metrics, math_accuracy); retrieval tasks run a `shared.retrieval.Retriever` (a dense encoder
-from a path, or "bm25") and are scored by `shared.eval.retrieval_metrics`; MMEB tasks take query/candidate
-embedding functions and report Precision@1 per meta-task with `shared.eval.precision_at_1`.
+loaded with its saved settings, or BM25 with bm25s' or pyserini's parameters) and are scored by
+`shared.eval.retrieval_metrics`; MMEB tasks take query/candidate
+embedding functions and report Precision@1 per dataset, per meta-task and overall as MMEB aggregates it
+(`shared.eval.mmeb_scores`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class EvalConfig:
     batch_size: int = 16
     seed: int = 0
     max_new_tokens: int = 0
+    num_fewshot: int = 0  # solved examples before each prompt (benchmarks.prompting)
+    apply_chat_template: bool = False  # the prompt as one user turn of the tokenizer's chat template
+    dtype: str = "auto"
 
 
 def score_generative(task: Task, completions: Sequence[str], golds: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -54,16 +59,18 @@ def score_generative(task: Task, completions: Sequence[str], golds: Sequence[Seq
 
 
 def evaluate_generative(
-    task: Task, generator, limit: int | None = None, max_new_tokens: int | None = None
+    task: Task, generator, limit: int | None = None, max_new_tokens: int | None = None,
+    prepare: Callable[[list], list[str]] | None = None,
 ) -> EvalOutput:
-    """Greedy generation on the task's prompts with any `shared.generation.Generator`."""
+    """Greedy generation on the task's prompts with any `shared.generation.Generator`; `prepare(examples)` may
+    turn the examples into other prompts (few-shot, chat template: `benchmarks.prompting`)."""
     from shared.generation import SamplingParams
 
     examples = load_examples(task, limit)
     if not examples:
         raise ValueError(f"task {task.name} has no examples (limit={limit})")
     params = SamplingParams(max_new_tokens=max_new_tokens or task.max_new_tokens, temperature=0.0, stop=task.stop)
-    outputs = generator.generate([e.prompt for e in examples], params)
+    outputs = generator.generate(prepare(examples) if prepare else [e.prompt for e in examples], params)
     texts = [out[0].text for out in outputs]
     metrics = score_generative(task, texts, [e.golds for e in examples])
     preds = [
@@ -73,15 +80,29 @@ def evaluate_generative(
     return EvalOutput(metrics, preds)
 
 
+def retrieval_backend(model: str, docs: list[dict]):
+    """The backend `benchmarks eval` ranks with: "bm25" (k1 1.5, b 0.75, bm25s' defaults), "bm25:pyserini" (k1 0.9,
+    b 0.4, Anserini/pyserini's defaults), or an encoder. A local folder loads with the pooling, prefixes,
+    normalisation and length saved beside it (`TextEncoder.load` reads text_encoder.json; a plain model folder gets
+    the defaults); anything else is a hub id with default settings."""
+    from shared.retrieval import BM25Index, TextEncoder
+
+    if model == "bm25" or model.startswith("bm25:"):
+        preset = model.partition(":")[2] or "bm25s"
+        return BM25Index.preset([d["contents"] for d in docs], [d["id"] for d in docs], preset)
+    if Path(model).is_dir():
+        return TextEncoder.load(model)
+    return TextEncoder(model)
+
+
 def evaluate_retrieval(task: Task, model: str, limit: int | None = None, topk: int = 100) -> EvalOutput:
-    """Rank the task's corpus for each query with `model` ("bm25" or an encoder path) and score the run."""
+    """Rank the task's corpus for each query with `model` (see `retrieval_backend`) and score the run."""
     from shared.eval import retrieval_metrics
-    from shared.retrieval import Retriever, TextEncoder
+    from shared.retrieval import Retriever
 
     rs = load_retrieval_set(task, limit)
     docs = [{"id": d.id, "contents": d.contents} for d in rs.corpus.values()]
-    backend = "bm25" if model == "bm25" else TextEncoder(model)
-    retriever = Retriever(backend, docs)
+    retriever = Retriever(retrieval_backend(model, docs), docs)
     qids = list(rs.queries)
     hits = retriever.retrieve([rs.queries[q] for q in qids], topk=min(topk, len(docs)))
     run = {q: {h["id"]: float(h["score"]) for h in hs} for q, hs in zip(qids, hits)}
@@ -95,21 +116,22 @@ def evaluate_mmeb(
     embed_query: Callable[[MMEBItem], np.ndarray],
     embed_candidates: Callable[[MMEBItem], np.ndarray],
 ) -> EvalOutput:
-    """Precision@1 per meta-task (candidate 0 is the positive) and their unweighted mean as `p@1`.
+    """Precision@1 as MMEB reports it (candidate 0 is the positive): per dataset (`p@1/<dataset>`), per meta-task the
+    mean over its datasets (`p@1_<meta>`), and `p@1` the mean over all datasets (`shared.eval.mmeb_scores`).
 
     embed_query(item) -> (d,) vector; embed_candidates(item) -> (n_candidates, d) matrix.
     """
-    from shared.eval import hits_at_1, mean_by_group
+    from shared.eval import hits_at_1, mmeb_scores
 
-    groups, hits = [], []
+    hits = []
     for it in items:
         q = np.asarray(embed_query(it), dtype=np.float32)[None, :]
         c = np.asarray(embed_candidates(it), dtype=np.float32)[None, :, :]
         hits.append(float(hits_at_1(q, c, [0])[0]))
-        groups.append(it.meta_task)
-    per = mean_by_group(groups, hits)
-    metrics = {f"p@1_{g}": v for g, v in per.items() if g != "overall"}
-    metrics["p@1"] = per["overall"]
+    scores = mmeb_scores([it.dataset for it in items], [it.meta_task for it in items], hits)
+    metrics = {f"p@1/{name}": v for name, v in scores["datasets"].items()}
+    metrics |= {f"p@1_{meta}": v for meta, v in scores["meta_tasks"].items()}
+    metrics["p@1"] = scores["overall"]
     return EvalOutput(metrics, [{"id": it.id, "hit": h} for it, h in zip(items, hits)])
 
 
@@ -139,23 +161,31 @@ def write_eval_outputs(
     )  # fmt: skip
 
 
-def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path) -> tuple[EvalOutput, Path]:
-    """Load the model named in `cfg`, evaluate, write the outputs; returns (output, results.json path)."""
+def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path, generator=None,
+             progress: bool = True) -> tuple[EvalOutput, Path]:
+    """Load the model named in `cfg` (or use `generator`, loaded once for several tasks), evaluate with a progress
+    bar, write the outputs; returns (output, results.json path)."""
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     limit = cfg.limit or None
     if task.kind == "retrieval":
         output = evaluate_retrieval(task, cfg.model, limit)
     elif task.kind in ("qa", "math"):
-        from shared.generation import make_generator
+        from benchmarks.prompting import ProgressGenerator, chat_prompts, fewshot_prompts
 
+        if generator is None:
+            generator = load_generator(cfg)
         if cfg.backend == "hf":
             import torch
 
             torch.manual_seed(cfg.seed)
-            generator = make_generator("hf", cfg.model, batch_size=cfg.batch_size)
-        else:
-            generator = make_generator(cfg.backend, cfg.model)
-        output = evaluate_generative(task, generator, limit, cfg.max_new_tokens or None)
+
+        def prepare(examples: list) -> list[str]:
+            pool = load_examples(task) if cfg.num_fewshot else examples
+            prompts = fewshot_prompts(task, examples, pool, cfg.num_fewshot, cfg.seed)
+            return chat_prompts(prompts, generator.tokenizer) if cfg.apply_chat_template else prompts
+
+        bar = ProgressGenerator(generator, cfg.batch_size, task.name, enabled=progress)
+        output = evaluate_generative(task, bar, limit, cfg.max_new_tokens or None, prepare)
     else:
         raise ValueError(
             f"task {task.name} ({task.kind}) needs query/candidate embedding functions: call "
@@ -163,3 +193,12 @@ def run_eval(cfg: EvalConfig, task: Task, out_dir: str | Path) -> tuple[EvalOutp
         )
     path = write_eval_outputs(out_dir, cfg, task, output, started, time.perf_counter() - t0)
     return output, path
+
+
+def load_generator(cfg: EvalConfig):
+    """The generation backend of `cfg` (hf: the model through shared.modeling; vllm: a vLLM engine)."""
+    from shared.generation import make_generator
+
+    if cfg.backend == "hf":
+        return make_generator("hf", cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+    return make_generator(cfg.backend, cfg.model)

@@ -52,6 +52,9 @@ def test_loop_runs_resumes_and_evaluates(tiny_bert, tmp_path):
     stats = json.loads((tmp_path / "round0/stats.json").read_text())
     assert stats["label"]["group_ok"] > 0 and stats["label"]["agent"] == "kb-reader-agent (deterministic)"
     assert stats["train"]["loss_last_epoch"] < stats["train"]["loss_first_epoch"]  # the retriever learns
+    curve = [json.loads(x) for x in (tmp_path / "round0/retriever/metrics.jsonl").read_text().splitlines()]
+    assert len(curve) == stats["train"]["steps"] and "losses" not in stats["train"]  # per step, not in stats.json
+    assert [r["step"] for r in curve] == list(range(1, len(curve) + 1)) and all("train/loss" in r for r in curve)
     rollouts = [json.loads(x) for x in (tmp_path / "round0/rollouts.jsonl").read_text().splitlines()]
     assert all(t["retriever_query"] == t["query"] for r in rollouts for t in r["turns"])  # round 0: bare query
     rollouts = [json.loads(x) for x in (tmp_path / "round1/rollouts.jsonl").read_text().splitlines()]

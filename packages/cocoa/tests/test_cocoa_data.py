@@ -111,3 +111,31 @@ def test_unknown_eval_combos_is_an_error():
 
     with pytest.raises(DataError, match="eval_combos"):
         synthetic_suite(DataConfig(train_size=4, eval_queries=4, image_size=56, eval_combos="mixed"))
+
+
+def test_tiny_tokenizer_learns_from_training_texts_only(tmp_path, monkeypatch):
+    from cocoa import replicate
+    from cocoa.config import CocoaConfig, DataConfig
+    from cocoa.suite import synthetic_suite
+
+    suite = synthetic_suite(DataConfig(train_size=12, eval_queries=6, candidates=4, image_size=56), seed=0)
+    train = {it.text for it in suite.generative} | {
+        x.text for p in suite.train for x in (p.query, p.positive, p.negative) if x is not None
+    }
+    evals = {it.text for ds in suite.evals for q in ds.queries for it in (q.query, *q.candidates)}
+    eval_only = evals - train
+    assert eval_only  # held-out combinations: captions and labels the training split never shows
+    seen = {}
+
+    class Built(Exception):
+        pass
+
+    def fake_build_tiny(out_dir, texts, cfg, image_size, seed=0):
+        seen["texts"] = list(texts)
+        raise Built
+
+    monkeypatch.setattr(replicate, "build_tiny", fake_build_tiny)
+    with pytest.raises(Built):
+        replicate.base_model(tmp_path, suite, CocoaConfig(), seed=0)
+    assert set(seen["texts"]) == train
+    assert not eval_only & set(seen["texts"])

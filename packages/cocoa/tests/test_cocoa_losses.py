@@ -6,6 +6,7 @@ import pytest
 import torch
 from cocoa.losses import (
     cached_contrastive_backward,
+    duplicate_positives,
     image_patch_targets,
     info_nce,
     mask_text_tokens,
@@ -32,6 +33,32 @@ def test_info_nce_hard_negatives_join_every_candidate_set():
     # q0 candidates: t0 (cos 1), t1 (0), h0 (0), h1 (1); q1 symmetric.
     expected = -math.log(math.e / (math.e + 1 + 1 + math.e))
     assert info_nce(q, t, temperature=1.0, hard_negatives=hard).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_info_nce_does_not_push_a_query_away_from_copies_of_its_positive():
+    # hand batch, tau = 1: q0 and q2 share the positive "red" (t0 and t2 are equal), q1's positive is t1
+    e1, e2 = [1.0, 0.0], [0.0, 1.0]
+    q = torch.tensor([e1, e2, e1])
+    t = torch.tensor([e1, e2, e1])
+    keys = ["red", "blue", "red"]
+    # q0: candidates t0 (pos, cos 1), t1 (0), t2 = copy of t0 (masked) -> -log(e / (e + 1)); q2 likewise;
+    # q1: t0 and t2 are real negatives (cos 0 each) -> -log(e / (e + 2))
+    masked = (2 * math.log(1 + 1 / math.e) + math.log(1 + 2 / math.e)) / 3
+    assert info_nce(q, t, 1.0, target_keys=keys).item() == pytest.approx(masked, abs=1e-6)
+    # without keys the copy counts as a negative as strong as the positive: -log(e / (2e + 1)) for q0 and q2
+    unmasked = (2 * -math.log(math.e / (2 * math.e + 1)) + math.log(1 + 2 / math.e)) / 3
+    assert info_nce(q, t, 1.0).item() == pytest.approx(unmasked, abs=1e-6)
+    # a hard negative equal to a query's positive is masked too: q1's hard negative is "red" (masked for q0, q2)
+    hard = torch.tensor([[e2], [e1], [e2]])
+    hard_keys = ["blue", "red", "blue"]
+    # q0: t0 (1), t1 (0), h0 = "blue" (0), h1 = "red" masked, h2 = "blue" (0) -> -log(e / (e + 3)); q2 the same;
+    # q1 (positive "blue"): t0 (0), t2 (0), h1 "red" (0) are negatives, h0 and h2 are copies of "blue" (masked)
+    want = (2 * math.log(1 + 3 / math.e) + math.log(1 + 3 / math.e)) / 3
+    got = info_nce(q, t, 1.0, hard_negatives=hard, target_keys=keys, negative_keys=hard_keys)
+    assert got.item() == pytest.approx(want, abs=1e-6)
+    assert duplicate_positives(keys) == 2 and duplicate_positives(keys, hard_keys) == 3
+    with pytest.raises(ValueError, match="negative_keys"):
+        info_nce(q, t, 1.0, hard_negatives=hard, target_keys=keys)
 
 
 def test_info_nce_rejects_bad_shapes():

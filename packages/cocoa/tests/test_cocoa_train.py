@@ -4,6 +4,7 @@ import pytest
 import torch
 from cocoa.data import TrainPair
 from cocoa.evaluate import reconstruction_probe
+from cocoa.losses import info_nce
 from cocoa.model import Item
 from cocoa.train import contrastive_step, optimise, stage1_loss, stage2_loss
 
@@ -43,6 +44,21 @@ def test_contrastive_loss_falls(tiny_model, random_image):
         tiny_model, lambda b: contrastive_step(tiny_model, b, 0.05, True, 0), pairs, 25, 4, 3e-3, 3, 0, "stage3"
     )
     assert logs[-1]["nce"] < 0.5 * logs[0]["nce"]
+
+
+def test_contrastive_step_masks_duplicate_positives(tiny_model, random_image):
+    # two image queries of one class share the label text "red": equal content, so not each other's negative
+    pairs = [TrainPair(Item("", random_image(k)), Item(label)) for k, label in enumerate(["red", "blue", "red"])]
+    loss, log = contrastive_step(tiny_model, pairs, 0.05, False, 0)
+    assert log["dup_positive_queries"] == 2
+    with torch.no_grad():
+        q = tiny_model.embed(tiny_model.encode_items([p.query for p in pairs]))
+        t = tiny_model.embed(tiny_model.encode_items([p.positive for p in pairs]))
+    assert loss.item() == pytest.approx(info_nce(q, t, 0.05, target_keys=["red", "blue", "red"]).item(), abs=1e-5)
+    assert abs(loss.item() - info_nce(q, t, 0.05).item()) > 1e-3
+    # equal text with different images are different candidates: nothing to mask
+    pairs = [TrainPair(Item("q"), Item("x", random_image(k))) for k in range(3)]
+    assert contrastive_step(tiny_model, pairs, 0.05, False, 0)[1]["dup_positive_queries"] == 0
 
 
 def test_grad_cache_equals_full_batch_on_the_model(tiny_model, random_image):

@@ -24,11 +24,15 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
         "model.vocab_size=300", "train.steps=30", "train.batch_size=16", "edit.steps=10", "memit.steps=10",
         "edit.top_layers=1", "edit.trace_queries=8", "protocol.initial_share=0.75", "protocol.batches=1",
         "protocol.incremental_max_steps=10", "protocol.incremental_check_every=5", "eval.beams=3",
-        "protocol.new_queries=5", "protocol.weight_grid=[1000.0,10000.0]",
+        "protocol.new_queries=5", "protocol.weight_grid=[1000.0,10000.0]", "data.index_words=3",
+        "data.query_words_min=3", "data.query_words_max=3", "data.test_queries=2", "protocol.old_dev_per_doc=1",
     ])
     assert code == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "config.yaml").is_file()
+    for s in (1, 2):  # each seed's training on D0 as a per-step curve (the leaderboard's curves picture reads it)
+        steps = [json.loads(line) for line in (out / "work" / f"seed{s}" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in steps] == list(range(1, 31)) and all(r["train/loss"] > 0 for r in steps)
     assert res["package"] == "dome" and res["experiment"] == "replicate" and res["seed"] == 1
     assert res["data"]["seeds"] == [1, 2] and set(res["data"]["per_seed"]) == {"1", "2"}
     assert [r["method"] for r in res["rows"]] == ["none", "incremental", "memit_asis", "memit", "dome"]
@@ -52,4 +56,27 @@ def test_replicate_tiny_end_to_end(tmp_path, capsys):
         seed_rows = {r["method"]: r["metrics"] for r in seed["rows"]}
         assert seed_rows[method]["c0_weight"] == chosen[0]
     assert rows["memit_asis"]["c0_weight"] == 1e3 and rows["none"]["c0_weight"] is None
+    # the λ selection time is a row metric of the editors that chose λ (mean over the two seeds)
+    sel = [res["data"]["per_seed"][s]["updates"]["dome"]["selection_seconds"] for s in ("1", "2")]
+    assert rows["dome"]["selection_seconds"] == pytest.approx(sum(sel) / 2) and rows["dome"]["selection_seconds"] > 0
+    assert rows["memit"]["selection_seconds"] > 0 and rows["incremental"]["selection_seconds"] is None
+    # the test and dev spans of each seed are stored; counted here, none shares a word trigram with a training
+    # input (training spans of old and new documents, indexing prefixes), and both old and new documents have some
+    for s in ("1", "2"):
+        stored = [json.loads(x) for x in (out / "work" / f"seed{s}" / "queries.jsonl").read_text().splitlines()]
+        training = [r["text"] for r in stored if r["split"] == "train"]
+        training += [" ".join(t.split()[:3]) for t in (json.loads(x)["text"] for x in lines)]
+        held = [r["text"] for r in stored if r["split"] in ("test", "dev")]
+
+        def trigrams(text):
+            w = text.split()
+            return {tuple(w[i : i + 3]) for i in range(len(w) - 2)}
+
+        banned = set().union(*map(trigrams, training))
+        assert held and all(len(trigrams(t)) >= 1 for t in held) and not [t for t in held if trigrams(t) & banned]
+        kinds = {r["kind"] for r in stored if r["split"] == "test"}
+        assert kinds == {"old", "new"}
+        split = res["data"]["per_seed"][s]["split"]
+        assert split["heldout"]["test_overlap_after"] == 0 and split["heldout"]["ngram"] == 3
+        assert split["test_queries_new"] == sum(r["kind"] == "new" for r in stored if r["split"] == "test")
     assert "| dome |" in capsys.readouterr().out

@@ -1,6 +1,10 @@
-"""Bad input gets clear errors: empty texts, duplicate ids, re-indexed ids, unusable vocabulary, bad configs."""
+"""Inputs: held-out spans n-gram disjoint from training inputs (counted), stored queries; bad input gets clear errors
+(empty texts, duplicate ids, re-indexed ids, unusable vocabulary, bad configs)."""
 
+import dataclasses
 import json
+import random
+import string
 
 import numpy as np
 import pytest
@@ -8,12 +12,14 @@ from dome.config import DataConfig
 from dome.data import (
     Document,
     DocumentError,
-    pseudo_queries,
+    index_text,
+    load_documents,
     read_documents_jsonl,
     split_protocol,
     validate_documents,
 )
 from dome.docids import naive_ids, semantic_ids
+from dome.heldout import make_queries, ngram_overlap, read_queries, write_queries
 
 
 def _write(path, rows):
@@ -59,14 +65,84 @@ def test_edit_batch_with_indexed_ids_is_rejected():
         sem.add(["a"], emb[:1])
 
 
-def test_pseudo_queries_held_out_and_deterministic():
+def _grams(text, n):
+    # independent of dome.heldout: lower-case, strip edge punctuation, all word n-grams
+    w = [t.strip(string.punctuation).lower() for t in text.split()]
+    w = [x for x in w if x]
+    return {tuple(w[i : i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def _overlapping(queries, training, n=3):
+    banned = set().union(*(_grams(t, n) for t in training))
+    return [q for q in queries if _grams(q, n) & banned]
+
+
+def test_heldout_spans_share_no_trigram_with_any_training_input():
+    """The quick replication's data (150 HotpotQA passages, 6 training spans per D0 passage, 20 per new one, the
+    indexing prefix): no test or dev span shares a word trigram with any training input (counted: 0). Spans drawn
+    freely from the same documents, as before, do (the count can fail)."""
+    docs, _ = load_documents(DataConfig(max_docs=150))
+    new = {d.id for d in split_protocol(docs, 0.8, 1, seed=0)[1]}
+    cfg = DataConfig(max_docs=150, train_queries=6)
+    qs = make_queries(docs, cfg, seed=0, train_counts={i: 20 for i in new}, dev_per_doc=2)
+    training = [q.text for q in qs.train] + [index_text(d, cfg.index_words) for d in docs]
+    assert len(qs.test) > 200 and len(qs.dev) > 180 and {q.doc_id for q in qs.test} & new
+    assert _overlapping([q.text for q in qs.test + qs.dev], training) == []
+    c = qs.counts
+    assert c["test_kept"] == len(qs.test) == c["test_wanted"] - c["test_no_room"] - c["test_overlap"] and c["test_overlap"]
+    # the previous way: a span anywhere in the document, only required to differ from the training spans
+    rng = random.Random(0)
+    free = []
+    for d in docs:
+        words = d.text.split()
+        for _ in range(2):
+            n = rng.randint(5, 10)
+            start = rng.randrange(max(1, len(words) - n + 1))
+            free.append(" ".join(words[start : start + n]))
+    assert len(_overlapping(free, training)) > 0.5 * len(free)
+
+
+def test_heldout_windows_same_for_any_number_of_training_spans():
+    """Old (6 spans) and new (20 spans) documents get the same windows: the ban covers the text training spans may
+    come from, not the spans drawn. Training spans never contain a held-out word; the first 6 of 20 spans are the 6."""
+    docs = [Document(f"d{i}", " ".join(f"w{i}_{j}" for j in range(60))) for i in range(4)]
+    cfg = DataConfig(train_queries=6, test_queries=2, query_words_min=4, query_words_max=6, index_words=8)
+    few = make_queries(docs, cfg, seed=3, dev_per_doc=1)
+    many = make_queries(docs, cfg, seed=3, train_counts={d.id: 20 for d in docs}, dev_per_doc=1)
+    assert few.test == many.test and few.dev == many.dev and len(few.test) == 8 and len(few.dev) == 4
+    for d in docs:
+        six = [q.text for q in few.train if q.doc_id == d.id]
+        assert six == [q.text for q in many.train if q.doc_id == d.id][:6]
+    held = {w for q in many.test + many.dev for w in q.text.split()}
+    assert not held & {w for q in many.train for w in q.text.split()}
+    assert not held & {w for d in docs for w in index_text(d, 8).split()}
+    assert make_queries(docs, cfg, seed=3, dev_per_doc=1) == few and make_queries(docs, cfg, seed=4).test != few.test
+
+
+def test_short_documents_get_fewer_windows_and_overlap_is_dropped():
+    # 12 words, prefix 8: room for one 4-word window only (the test one); a window repeating a trained phrase
+    # ("alpha beta gamma" is in the prefix) is dropped
+    cfg = DataConfig(train_queries=2, test_queries=2, query_words_min=4, query_words_max=4, index_words=8)
+    short = make_queries([Document("s", " ".join(f"s{j}" for j in range(12)))], cfg, seed=0, dev_per_doc=1)
+    assert len(short.test) == 1 and short.counts["test_no_room"] == 1 and short.counts["dev_no_room"] == 1
+    rep = Document("r", "alpha beta gamma delta p4 p5 p6 p7 alpha beta gamma delta")
+    out = make_queries([rep], dataclasses.replace(cfg, test_queries=1), seed=0)
+    assert out.test == [] and out.counts["test_overlap"] == 1
+    assert ngram_overlap(["x alpha beta gamma"], ["alpha beta gamma delta"], 3) == 1
+    assert ngram_overlap(["x alpha beta"], ["alpha beta gamma delta"], 3) == 0
+
+
+def test_stored_queries_round_trip_and_bad_records(tmp_path):
     docs = [Document(f"d{i}", " ".join(f"w{i}_{j}" for j in range(40))) for i in range(3)]
-    cfg = DataConfig(train_queries=4, test_queries=2, query_words_min=4, query_words_max=6)
-    tr, te = pseudo_queries(docs, cfg, seed=0)
-    assert len(tr) == 12 and len(te) == 6
-    assert {q.text for q in tr}.isdisjoint({q.text for q in te})
-    assert all(q.text in next(d.text for d in docs if d.id == q.doc_id) for q in tr + te)
-    assert pseudo_queries(docs, cfg, seed=0) == (tr, te)
+    qs = make_queries(docs, DataConfig(train_queries=2, index_words=8), seed=0, dev_per_doc=1)
+    path = write_queries(tmp_path / "queries.jsonl", qs)
+    back = read_queries(path)
+    assert (back.train, back.test, back.dev) == (qs.train, qs.test, qs.dev)
+    path.write_text('{"qid": "a", "doc_id": "d0", "text": "x", "split": "holdout"}\n')
+    with pytest.raises(DocumentError, match=r"queries.jsonl: line 1: field 'split' must be train, test or dev"):
+        read_queries(path)
+    with pytest.raises(DocumentError, match="no stored queries"):
+        read_queries(tmp_path / "missing.jsonl")
 
 
 def test_split_protocol_partitions_and_rejects_bad_shares():

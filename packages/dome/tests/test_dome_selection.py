@@ -66,6 +66,7 @@ def test_aggregate_mean_and_sample_sd_over_seeds():
         aggregate([rows[0], rows[1][::-1]])
 
 
-def test_replicate_rejects_zero_seeds(tmp_path):
-    with pytest.raises(SystemExit, match="--seeds must be >= 1"):
-        main(["replicate", "--out", str(tmp_path), "--seeds", "0"])
+def test_replicate_rejects_zero_seeds(tmp_path, capsys):
+    assert main(["replicate", "--out", str(tmp_path / "r"), "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

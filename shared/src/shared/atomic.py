@@ -5,12 +5,15 @@ so a killed process never leaves half a file or half a model, and a reader sees 
 one. `cached_dir` is the pattern behind warm-start policies and other expensive artefacts: a folder holds a
 stamp file with the settings that produced it; a folder with the same settings is reused, one with other settings
 is refused (never silently reused), and a folder without a stamp is an unfinished leftover and is rebuilt.
+`sweep_stale` removes the temporary names a killed writer left behind (commands call it on their output folder at
+start, `cached_dir` on its cache folder).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -20,6 +23,50 @@ from typing import Any
 def _tmp_name(path: Path) -> Path:
     # pid in the name: two processes writing the same target never share a temporary file
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+_LEFTOVER = re.compile(r"^\..+\.(\d+)\.(tmp|old)$")  # the names _tmp_name and replace_dir give
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process holds that pid
+        return True
+    return True
+
+
+def sweep_stale(root: str | Path, depth: int = 3) -> list[Path]:
+    """Remove the temporary files and folders (`.NAME.PID.tmp`, `.NAME.PID.old`) that writers of this module left
+    under `root` (down to `depth` folder levels) when their process was killed. Only leftovers whose process no
+    longer runs are removed, so a concurrent writer is never disturbed. Returns the removed paths."""
+    root = Path(root)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    level = [root]
+    for _ in range(depth + 1):
+        below = []
+        for folder in level:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                match = _LEFTOVER.match(entry.name)
+                if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+                    path = Path(entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+                    removed.append(path)
+                elif entry.is_dir(follow_symlinks=False):
+                    below.append(Path(entry.path))
+        level = below
+    return removed
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -109,6 +156,7 @@ def cached_dir(target: str | Path, settings: Mapping[str, Any], build: Callable[
                                   f"another folder")
         return target, True
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(target.parent, depth=0)  # builds of this cache killed earlier leave their folders beside it
     tmp = _tmp_name(target)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

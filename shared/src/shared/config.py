@@ -3,7 +3,8 @@
 Every package describes its experiment as (nested) dataclasses. ``load_config`` fills them from a YAML file, applies
 command-line overrides such as ``train.lr=3e-5`` or ``stop=[a,b]`` (values parsed as YAML, then coerced to the
 annotated type), and rejects unknown keys by their dotted name and the file they came from, so a typo never passes
-silently. ``save_config`` writes the resolved config beside the outputs; ``claim_run_dir`` does the same for a run
+silently. ``get_key``/``set_key`` read and set one dotted key of a loaded config (``set_key`` coerces like an
+override: the command line's ``--seed`` and ``--out`` go through it). ``save_config`` writes the resolved config beside the outputs; ``claim_run_dir`` does the same for a run
 that resumes from its output folder and refuses a folder holding a run with another config.
 """
 
@@ -168,31 +169,70 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def read_config_file(path: str | Path) -> dict:
+    """The top-level mapping of a YAML config file; ConfigError naming the file (and line) when it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}" if not path.exists() else f"config {path} is not a file")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = ": ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+        raise ConfigError(f"malformed YAML in {path}{where}: {problem or err}") from err
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
     """Build config dataclass ``cls`` from a YAML file (optional) plus dotted overrides."""
     data: dict = {}
     source = ""
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"malformed YAML in {path}{line}: {err}") from err
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(loaded).__name__}")
-        data = loaded
+        data = read_config_file(path)
     base = config_to_dict(_build(cls, data, "", source))
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(base, key, value)
     return _build(cls, base, "", f"{source} + overrides" if source and overrides else (source or "overrides"))
+
+
+def config_file_overrides(path: str | Path) -> list[str]:
+    """A YAML config file as dotted ``key=value`` overrides (leaves only; values JSON-encoded, which YAML reads
+    back unchanged), for commands whose config is built from presets plus overrides: the file's keys then replace
+    the presets' and the user's overrides still come last. Errors name the file like ``load_config``."""
+    import json
+
+    return [f"{key}={json.dumps(value)}" for key, value in _flat(read_config_file(path)).items()]
+
+
+def get_key(cfg: Any, dotted: str) -> Any:
+    """The value at a dotted key of a (nested) config dataclass; ConfigError naming the key when it is absent."""
+    node = cfg
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node) or not any(f.name == part for f in dataclasses.fields(node)):
+            raise ConfigError(f"unknown config key '{dotted}'")
+        node = getattr(node, part)
+    return node
+
+
+def set_key(cfg: Any, dotted: str, value: Any, source: str = "") -> None:
+    """Set a dotted key of a (nested) config dataclass, coerced to the field's annotated type like an override."""
+    *parents, last = dotted.split(".")
+    node = cfg
+    for part in parents:
+        node = get_key(node, part)
+    if not dataclasses.is_dataclass(node) or not any(f.name == last for f in dataclasses.fields(node)):
+        raise ConfigError(f"unknown config key '{dotted}'{_where(source)}")
+    hints = typing.get_type_hints(type(node))
+    setattr(node, last, _coerce(value, hints[last], dotted, source))
 
 
 def config_to_dict(cfg: Any) -> Any:

@@ -3,12 +3,12 @@
 Builds a tiny Qwen2 and saves/reloads it, generates with the HF backend, scores QA and math answers, retrieves
 with BM25 and the offline MiniLM through the Search-R1 service, runs code in the sandbox (including one run that
 must be stopped), computes retrieval metrics and writes a results.json. Each step prints OK or FAIL with its
-figure; the exit status is the number of failed steps. Run: `uv run python -m shared.selfcheck [--out DIR]`.
+figure; the exit status is the number of failed steps. Run: `uv run shared-selfcheck [--out DIR]`
+(the MiniLM half of the retrieval step runs when the core's `minilm` extra is installed).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 import tempfile
@@ -73,7 +73,10 @@ def check_retrieval_and_service() -> str:
     from shared.retrieval import Retriever, SearchClient, SearchServer, TextEncoder
 
     figures = []
-    for name, backend in [("bm25", "bm25"), ("minilm", TextEncoder())]:
+    from shared.cli import minilm_available
+
+    backends = [("bm25", "bm25")] + ([("minilm", TextEncoder())] if minilm_available() else [])
+    for name, backend in backends:
         retriever = Retriever(backend, DOCS)
         with SearchServer(retriever) as server:
             hits = SearchClient(server.url).retrieve(list(QUERIES.values()), topk=2, return_scores=True)
@@ -110,14 +113,13 @@ def check_results(out: Path) -> str:
     return f"results.json written and validated (git {doc['git'][:8]})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shared-selfcheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="folder for the tiny model and results.json")
-    args = parser.parse_args(argv)
+def _selfcheck(run) -> int:
     import torch
 
+    from shared.cli import minilm_available
+
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and stays fast when the machine is busy
-    work = args.out or Path(tempfile.mkdtemp(prefix="shared-selfcheck-"))
+    work = run.out or Path(tempfile.mkdtemp(prefix="shared-selfcheck-"))
     work.mkdir(parents=True, exist_ok=True)
     steps: list[tuple[str, Callable[[], str]]] = [
         ("modeling + generation", lambda: check_model_and_generation(work)),
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         ("sandbox", check_sandbox),
         ("results writer", lambda: check_results(work)),
     ]
+    if not minilm_available():  # the dense half of the retrieval step needs the core's minilm extra
+        print("note: the offline MiniLM is not installed (extra shared[minilm]); retrieval checks BM25 only")
     failed = 0
     start = time.perf_counter()
     for name, step in steps:
@@ -136,9 +140,21 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # report every step, then fail with the count
             failed += 1
             print(f"FAIL {name:<28} {time.perf_counter() - t0:5.1f}s  {type(exc).__name__}: {exc}")
-            traceback.print_exc(limit=3)
+            if run.debug:
+                traceback.print_exc(limit=3)
     print(f"selfcheck: {len(steps) - failed}/{len(steps)} steps OK in {time.perf_counter() - start:.1f}s ({work})")
     return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared import __version__
+    from shared.cli import App, Verb
+
+    app = App(prog="shared-selfcheck", version=__version__, description=__doc__.splitlines()[0],
+              verbs=[Verb("", "", _selfcheck, seed=False, claim="none",
+                          description=__doc__.splitlines()[0] + " --out: folder for the tiny model and results.json "
+                                      "(default: a new temporary folder); --debug: tracebacks of failed steps.")])
+    return app.main(argv)
 
 
 if __name__ == "__main__":

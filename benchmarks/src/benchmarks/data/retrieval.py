@@ -1,5 +1,8 @@
 """Loaders for retrieval collections: BEIR (corpus/queries jsonl + qrels tsv), MS MARCO passage (collection.tsv,
 queries.tsv, TREC qrels), Cranfield (.I/.T/.W blocks + cranqrel), and NQ320k-style generative-retrieval splits.
+
+Every loader keeps the judged queries only and raises a DataError when a judged query id has no query text,
+instead of scoring a silently smaller set.
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ def load_qrels(path: str | Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
+def judged_queries(
+    queries: dict[str, str], qrels: dict[str, dict[str, int]], qrels_path: Path, hint: str = ""
+) -> dict[str, str]:
+    """The queries that have judgements; a judged query id with no query text is a DataError naming the qrels
+    file, how many judged ids matched nothing and the first of them (a silent drop would score a different set)."""
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise DataError(
+            qrels_path,
+            f"{len(missing)} of {len(qrels)} judged query ids match no query (first: {missing[:5]}){hint}",
+            field="query-id",
+        )
+    return {q: t for q, t in queries.items() if q in qrels}
+
+
 def load_beir(folder: str | Path, split: str = "test") -> RetrievalSet:
     """BEIR layout: corpus.jsonl `{_id, title, text}`, queries.jsonl `{_id, text}`, qrels/<split>.tsv."""
     folder = Path(folder)
@@ -59,7 +77,7 @@ def load_beir(folder: str | Path, split: str = "test") -> RetrievalSet:
         for line, obj in iter_jsonl(folder / "queries.jsonl")
     }
     qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
-    return RetrievalSet(corpus, {q: t for q, t in queries.items() if q in qrels}, qrels)
+    return RetrievalSet(corpus, judged_queries(queries, qrels, folder / "qrels" / f"{split}.tsv"), qrels)
 
 
 def load_msmarco(collection: str | Path, queries: str | Path, qrels: str | Path) -> RetrievalSet:
@@ -73,7 +91,7 @@ def load_msmarco(collection: str | Path, queries: str | Path, qrels: str | Path)
         corpus[parts[0]] = Document(parts[0], parts[1])
     qs = {parts[0]: parts[1] for _, parts in _read_tsv(queries, (2,))}
     judged = load_qrels(qrels)
-    return RetrievalSet(corpus, {q: t for q, t in qs.items() if q in judged}, judged)
+    return RetrievalSet(corpus, judged_queries(qs, judged, Path(qrels)), judged)
 
 
 def _cran_blocks(path: Path) -> list[tuple[int, str, dict[str, str]]]:
@@ -97,11 +115,18 @@ def _cran_blocks(path: Path) -> list[tuple[int, str, dict[str, str]]]:
     return blocks
 
 
-def load_cranfield(folder: str | Path) -> RetrievalSet:
-    """Cranfield-1400: cran.all.1400, cran.qry, cranqrel. Query ids are ordinals 1..N (as the qrels use).
+def load_cranfield(folder: str | Path, first_query: int = 1) -> RetrievalSet:
+    """Cranfield-1400: cran.all.1400, cran.qry, cranqrel. Query ids are ordinals (as the qrels use them, since the
+    .I numbers of cran.qry are not sequential): the first block is `first_query` (1 for the whole file; a slice that
+    starts at the 113th query block passes 113). Judged queries that match no block are a DataError.
 
-    cranqrel codes (Cleverdon): 1 = complete answer ... 4 = minimum interest, -1 = not relevant; they are mapped
-    to graded relevance 4..1 (higher is better, as trec_eval expects) and -1 to 0.
+    cranqrel codes, as its readme (Cleverdon) defines them: 1 = complete answer, 2 = high degree of relevance,
+    3 = useful, 4 = minimum interest; they are mapped to graded relevance 4..1 (higher is better, as trec_eval
+    expects). The readme does not define -1. In the file every query has exactly one -1 document, close to the
+    query in wording (BM25 median rank 2 on the bundled queries; checked by a test): it is mapped to 0, judged not
+    relevant, as ir_datasets and trec_eval's relevance > 0 rule treat it. The same BM25 check confirms the
+    direction of 1..4 that the readme gives: code-1 documents rank highest, code-4 lowest (some redistributions
+    label 4 as the complete answer; the ranks contradict that).
     """
     folder = Path(folder)
     corpus = {}
@@ -110,7 +135,7 @@ def load_cranfield(folder: str | Path) -> RetrievalSet:
             raise DataError(folder / "cran.all.1400", "document without a .W text field", line=line, field="W")
         corpus[did] = Document(did, fields["W"].strip(), fields.get("T", "").strip())
     queries = {}
-    for i, (line, _, fields) in enumerate(_cran_blocks(folder / "cran.qry"), start=1):
+    for i, (line, _, fields) in enumerate(_cran_blocks(folder / "cran.qry"), start=first_query):
         if "W" not in fields:
             raise DataError(folder / "cran.qry", "query without a .W text field", line=line, field="W")
         queries[str(i)] = fields["W"].strip()
@@ -121,7 +146,11 @@ def load_cranfield(folder: str | Path) -> RetrievalSet:
         if code not in (-1, 1, 2, 3, 4):
             raise DataError(path, f"relevance code must be -1 or 1..4, got {code}", line=line, field="relevance")
         qrels.setdefault(parts[0], {})[parts[1]] = 0 if code == -1 else 5 - code
-    return RetrievalSet(corpus, {q: t for q, t in queries.items() if q in qrels}, qrels)
+    hint = (
+        f"; cran.qry's {len(queries)} blocks were numbered {first_query}..{first_query + len(queries) - 1}: "
+        "pass first_query= the ordinal of its first block in the full 225-query file"
+    )
+    return RetrievalSet(corpus, judged_queries(queries, qrels, path, hint), qrels)
 
 
 def load_nq320k(docs: str | Path, train: str | Path, test: str | Path) -> GenRetrievalSplit:

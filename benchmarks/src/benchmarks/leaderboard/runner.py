@@ -1,7 +1,7 @@
 """Running one package's quick replication as a subprocess, with a cache keyed by version and source hash.
 
 Each package runs as `python -m <import_name>.cli replicate [--quick] --out DIR/<name>` with its output logged to
-DIR/<name>/replicate.log. DIR/<name>/run.json records the fingerprint (package version, sha256 of its sources
+DIR/<name>/replicate.log; a `progress(elapsed, last log line)` callback is called every second while it runs. DIR/<name>/run.json records the fingerprint (package version, sha256 of its sources
 and configs, quick flag), the command and the seconds; when the fingerprint matches and results.json is there,
 the run is skipped, so a second leaderboard run is instant.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,13 +47,39 @@ def user_command(spec: PackageSpec, out: Path, quick: bool) -> str:
     return f"uv run {spec.name} replicate{' --quick' if quick else ''} --out {shlex.quote(str(out))}"
 
 
-def _run_group(argv: list[str], log, env: dict, timeout_s: float) -> str:
-    """Run argv in its own process group; on timeout or any interruption the whole group is killed, so no
-    replication keeps running after the leaderboard stops."""
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+Progress = Callable[[float, str], None]  # (seconds elapsed, last line of the log) while a package runs
+
+
+def log_tail(path: Path, limit: int = 4096) -> str:
+    """The last non-empty line of a log (progress bars rewrite their line with \r: the newest state is kept)."""
     try:
-        rc = proc.wait(timeout=timeout_s)
-        return "ok" if rc == 0 else "failed"
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in re.split(r"[\r\n]", text) if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _run_group(argv: list[str], log, env: dict, timeout_s: float, progress: Progress | None = None,
+               log_path: Path | None = None, every: float = 1.0) -> str:
+    """Run argv in its own process group, calling `progress(elapsed, tail)` about every `every` seconds; on
+    timeout or any interruption the whole group is killed, so no replication keeps running after the
+    leaderboard stops."""
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    started = time.perf_counter()
+    try:
+        while True:
+            elapsed = time.perf_counter() - started
+            if elapsed >= timeout_s:
+                raise subprocess.TimeoutExpired(argv, timeout_s)
+            try:
+                rc = proc.wait(timeout=min(every, timeout_s - elapsed))
+                return "ok" if rc == 0 else "failed"
+            except subprocess.TimeoutExpired:
+                if progress is not None:
+                    progress(time.perf_counter() - started, log_tail(log_path) if log_path else "")
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         return "timeout"
@@ -94,7 +122,7 @@ def cached_record(spec: PackageSpec, out_dir: Path, quick: bool) -> RunRecord | 
 
 def run_package(
     spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True,
-    fresh: bool = False,
+    fresh: bool = False, progress: Progress | None = None,
 ) -> RunRecord:
     """Run (or reuse) one package's replication; never raises for a failing package, it reports it.
 
@@ -127,7 +155,7 @@ def run_package(
     with log_path.open("w", encoding="utf-8") as log:
         log.write("$ " + shlex.join(argv) + "\n")
         log.flush()
-        status = _run_group(argv, log, env, timeout_s)
+        status = _run_group(argv, log, env, timeout_s, progress, log_path)
     seconds = time.perf_counter() - started
     results = find_results(pkg_out)
     if status == "ok" and results is None:

@@ -302,6 +302,7 @@ def make_image_suite(
 
 
 def _mmeb_items(scenes: dict[str, Scene], rng: random.Random, k: int, dataset: str) -> dict[str, list[MMEBItem]]:
+    # one MMEB dataset per task (`<dataset>-t2i`, ...): MMEB averages P@1 per dataset, then per meta-task
     out: dict[str, list[MMEBItem]] = {"classification": [], "vqa": [], "t2i": [], "i2t": []}
     ordered = list(scenes.values())
     for s in ordered:
@@ -314,7 +315,7 @@ def _mmeb_items(scenes: dict[str, Scene], rng: random.Random, k: int, dataset: s
             MMEBItem(
                 f"{s.id}-cls",
                 "classification",
-                dataset,
+                f"{dataset}-classification",
                 INSTRUCTIONS["classification"],
                 s.id,
                 labels,
@@ -327,7 +328,7 @@ def _mmeb_items(scenes: dict[str, Scene], rng: random.Random, k: int, dataset: s
             MMEBItem(
                 f"{s.id}-vqa",
                 "vqa",
-                dataset,
+                f"{dataset}-vqa",
                 INSTRUCTIONS["vqa"].format(q=s.question),
                 s.id,
                 answers,
@@ -341,7 +342,7 @@ def _mmeb_items(scenes: dict[str, Scene], rng: random.Random, k: int, dataset: s
             MMEBItem(
                 f"{s.id}-t2i",
                 "retrieval",
-                dataset,
+                f"{dataset}-t2i",
                 INSTRUCTIONS["t2i"].format(c=s.caption),
                 None,
                 [""] * (len(negatives) + 1),
@@ -352,7 +353,7 @@ def _mmeb_items(scenes: dict[str, Scene], rng: random.Random, k: int, dataset: s
             MMEBItem(
                 f"{s.id}-i2t",
                 "retrieval",
-                dataset,
+                f"{dataset}-i2t",
                 INSTRUCTIONS["i2t"],
                 s.id,
                 [s.caption] + [o.caption for o in negatives],

@@ -1,3 +1,3 @@
 """Training the retriever of a search agent from passage utility (Agentic-R)."""
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from agentic_r.data import KBSettings
 from agentic_r.tiny_agent import TinyAgentSettings
@@ -18,7 +19,7 @@ class ModelSettings:
     "endpoint" (base_url + model through shared.rewards.JudgeClient; the API key is read from env var api_key_env).
     """
 
-    kind: str = "reader"
+    kind: Literal["reader", "lexical", "tiny", "hf", "endpoint"] = "reader"
     path: str = ""
     base_url: str = ""
     model: str = ""

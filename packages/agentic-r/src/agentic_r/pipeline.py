@@ -36,6 +36,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from shared.atomic import save_pretrained, write_json
+from shared.cli import write_metrics
 from shared.eval import qa_metrics, retrieval_metrics
 from shared.retrieval import DenseIndex, Retriever, SearchClient, SearchServer
 from shared.stages import Stage, StageContext, StageResult, StageRunner
@@ -434,6 +435,7 @@ class Pipeline:
             groups = read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives", "negatives"))
             encoder = self.encoder()  # re-initialised from the base encoder every round
             stats = train_retriever(encoder, groups, self.corpus, self.cfg.train, self.cfg.seed + r, self.progress)
+            write_metrics([{"train/loss": loss} for loss in stats.pop("losses")], folder)  # the training curve
             encoder.save(folder / "encoder")
             self.save_cache()
             build_index(encoder, self.corpus_docs, folder / "index")

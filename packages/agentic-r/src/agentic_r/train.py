@@ -103,6 +103,7 @@ def train_retriever(
         "loss_first_epoch": sum(first) / len(first),
         "loss_last_epoch": sum(last) / len(last),
         **dict(stats),
+        "losses": losses,  # per step, for metrics.jsonl
     }
 
 

@@ -1,3 +1,3 @@
 """Content-reconstruction pre-training for multimodal embeddings (CoCoA)."""
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"

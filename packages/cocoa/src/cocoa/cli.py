@@ -1,12 +1,14 @@
 """Command line of ``cocoa``: pre-training stages, contrastive training, MMEB evaluation and the replication.
 
-    cocoa pretrain --stage generative|1|2 --config FILE [key=value ...]
-    cocoa train    --config FILE [key=value ...]
-    cocoa eval     --config FILE [key=value ...]
+    cocoa pretrain --stage generative|1|2 [--config FILE] [--out DIR] [key=value ...]
+    cocoa train    [--config FILE] [--out DIR] [key=value ...]
+    cocoa eval     [--config FILE] [--out DIR] [key=value ...]
     cocoa replicate [--quick] [--out DIR] [--seed N] [--config FILE] [key=value ...]
 
-``pretrain``/``train`` start from ``model.path`` (empty: a tiny random Qwen2-VL built on the fly), write the trained
-model to ``OUT/model`` and the resolved config to ``OUT/config.yaml``; ``eval`` writes ``OUT/results.json``.
+Built on the workspace's parent CLI (``shared.cli``: one set of flags, one-line errors, checks before work).
+``pretrain``/``train`` start from ``model.path`` (empty: a tiny random Qwen2-VL built on the fly inside the output
+folder), write the trained model to ``OUT/model``, the resolved config to ``OUT/config.yaml`` and the training curve
+to ``OUT/metrics.jsonl`` (+ TensorBoard); ``eval`` writes ``OUT/results.json``. ``--out`` sets ``out_dir``.
 """
 
 from __future__ import annotations
@@ -15,60 +17,37 @@ import argparse
 import datetime as dt
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from shared.cli import App, Run, Verb
+
 from cocoa import __version__
 
-
-def _common(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
-    parser.add_argument("--config", required=config_required, help="YAML config (see packages/cocoa/configs)")
-    parser.add_argument("--out", help="output folder (default: the config's out_dir)")
-    parser.add_argument("--seed", type=int, help="random seed (default: the config's first seed)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides such as contrastive.steps=50")
+PRESETS = Path(__file__).parent / "presets"  # the replication's quick.yaml and full.yaml
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cocoa",
-        description="CoCoA: content-reconstruction pre-training with collaborative attention for multimodal "
-        "embeddings (Qwen2-VL backbones, MMEB-format evaluation).",
-    )
-    parser.add_argument("--version", action="version", version=f"cocoa {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
-        "pretrain", help="run one pre-training stage: generative, 1 (collaborative attention) or 2 (EOS reconstruction)"
-    )
-    p.add_argument("--stage", required=True, choices=["generative", "1", "2"], help="which stage to run")
-    _common(p)
-    _common(sub.add_parser("train", help="stage 3: contrastive InfoNCE training on <EOS> embeddings"))
-    _common(sub.add_parser("eval", help="MMEB-format evaluation: P@1 per meta-task and overall, plus the <EOS> probe"))
-    r = sub.add_parser("replicate", help="CPU-scale replication: contrastive-only vs stage 2 + contrastive")
-    r.add_argument("--quick", action="store_true", help="the short version (one seed, fewer steps)")
-    _common(r, config_required=False)
-    return parser
-
-
-def _setup(args):
-    import torch
-    from shared.config import load_config, save_config
-
+def _config_cls():
     from cocoa.config import CocoaConfig
 
-    cfg = load_config(CocoaConfig, args.config, list(args.overrides))
-    if args.seed is not None:
-        cfg.seeds = [args.seed]
-    if args.out:
-        cfg.out_dir = args.out
+    return CocoaConfig
+
+
+def _check_data(run: Run) -> None:
+    """An MMEB folder is read and checked record by record before any model is built (images stay lazy)."""
+    if run.cfg.data.suite == "mmeb":
+        from cocoa.suite import load_suite
+
+        load_suite(run.cfg.data)
+
+
+def _threads(cfg) -> None:
+    import torch
+
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
-    return cfg, out
 
 
-def _model_and_suite(cfg, seed: int):
+def _model_and_suite(cfg, seed: int, out: Path):
     from cocoa.backbone import build_tiny, load_cocoa
     from cocoa.pipeline import set_seed
     from cocoa.suite import load_suite
@@ -77,54 +56,61 @@ def _model_and_suite(cfg, seed: int):
     set_seed(seed)
     path = cfg.model.path
     if not path:
-        path = build_tiny(
-            Path(tempfile.mkdtemp(prefix="cocoa-tiny-")), suite.texts, cfg.model, cfg.data.image_size, seed
-        )
+        # inside the run folder (not /tmp): nothing is left behind elsewhere, and a rerun rebuilds it in place
+        path = build_tiny(out / "tiny_init", suite.texts, cfg.model, cfg.data.image_size, seed)
         print(f"model.path is empty: built a tiny random Qwen2-VL at {path}")
     return load_cocoa(path, cfg.model), suite
 
 
-def cmd_pretrain(args) -> int:
+def _finish_training(run: Run, model, logs: list[dict], label: str) -> None:
+    model.save(run.out / "model")
+    (run.out / "train_log.json").write_text(json.dumps(logs))
+    run.write_metrics(logs, prefix="train/")
+    print(f"{label}: first {logs[0]} last {logs[-1]}; model saved to {run.out / 'model'}")
+
+
+def cmd_pretrain(run: Run) -> int:
     from cocoa import pipeline
 
-    cfg, out = _setup(args)
+    cfg, stage = run.cfg, run.args.stage
+    _threads(cfg)
     seed = cfg.seeds[0]
-    model, suite = _model_and_suite(cfg, seed)
-    if args.stage == "generative":
+    model, suite = _model_and_suite(cfg, seed, run.out)
+    if stage == "generative":
         logs = pipeline.generative_pretrain(model, pipeline.generative_items(suite, cfg), cfg, seed)
-    elif args.stage == "1":
+    elif stage == "1":
         logs = pipeline.stage1(model, pipeline.pair_items(suite.train), cfg, seed)
     else:
         logs = pipeline.stage2(model, pipeline.pair_items(suite.train), cfg, seed)
-    model.save(out / "model")
-    (out / "train_log.json").write_text(json.dumps(logs))
-    print(f"stage {args.stage}: first {logs[0]} last {logs[-1]}; model saved to {out / 'model'}")
+    _finish_training(run, model, logs, f"stage {stage}")
     return 0
 
 
-def cmd_train(args) -> int:
+def cmd_train(run: Run) -> int:
+    from shared.cli import CLIError
+
     from cocoa import pipeline
 
-    cfg, out = _setup(args)
+    cfg = run.cfg
+    _threads(cfg)
     seed = cfg.seeds[0]
-    model, suite = _model_and_suite(cfg, seed)
+    model, suite = _model_and_suite(cfg, seed, run.out)
     if not suite.train:
-        raise SystemExit(f"cocoa train: {cfg.data.suite} data at {cfg.data.path!r} has no training pairs")
+        raise CLIError(f"{cfg.data.suite} data at {cfg.data.path!r} has no training pairs")
     logs = pipeline.contrastive(model, suite.train, cfg, seed)
-    model.save(out / "model")
-    (out / "train_log.json").write_text(json.dumps(logs))
-    print(f"contrastive: first {logs[0]} last {logs[-1]}; model saved to {out / 'model'}")
+    _finish_training(run, model, logs, "contrastive")
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(run: Run) -> int:
     from shared.eval import write_results
 
     from cocoa import pipeline
 
     started, t0 = dt.datetime.now(dt.UTC), time.time()
-    cfg, out = _setup(args)
-    model, suite = _model_and_suite(cfg, cfg.seeds[0])
+    cfg, out = run.cfg, run.out
+    _threads(cfg)
+    model, suite = _model_and_suite(cfg, cfg.seeds[0], out)
     metrics = pipeline.measure(model, suite.evals, cfg)
     for key, value in metrics.items():
         print(f"{key}\t{value:.4f}")
@@ -137,24 +123,45 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_replicate(args) -> int:
+def cmd_replicate(run: Run) -> int:
     from cocoa.replicate import replicate
 
-    replicate(quick=args.quick, out=args.out, seed=args.seed, config=args.config, overrides=list(args.overrides))
+    # replicate() loads the same config itself (checked above) and claims the folder (finished rows are reused)
+    replicate(quick=run.args.quick, out=run.out, seed=run.seed, config=run.config_path, overrides=run.overrides)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handlers = {"pretrain": cmd_pretrain, "train": cmd_train, "eval": cmd_eval, "replicate": cmd_replicate}
-    from shared.modeling import ModelLoadError
+def _stage_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage", required=True, choices=["generative", "1", "2"], help="which stage to run")
 
-    try:
-        return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, ModelLoadError) as err:
-        # config, data and model errors carry the file, record and field; show them without a traceback
-        print(f"cocoa {args.command}: {err}", file=sys.stderr)
-        return 2
+
+def _replicate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="the short version (one seed, fewer steps)")
+
+
+COMMON = {"config": _config_cls, "out_key": "out_dir", "model_keys": ("model.path",), "check": _check_data}
+APP = App(
+    prog="cocoa", version=__version__,
+    description="CoCoA: content-reconstruction pre-training with collaborative attention for multimodal embeddings "
+                "(Qwen2-VL backbones, MMEB-format evaluation).",
+    verbs=[
+        Verb("pretrain", "run one pre-training stage: generative, 1 (collaborative attention) or 2 (EOS "
+             "reconstruction)", cmd_pretrain, arguments=_stage_args, seed_key="seeds", trains=True, **COMMON),
+        Verb("train", "stage 3: contrastive InfoNCE training on <EOS> embeddings", cmd_train, seed_key="seeds",
+             trains=True, **COMMON),
+        Verb("eval", "MMEB-format evaluation: P@1 per meta-task and overall, plus the <EOS> probe", cmd_eval,
+             seed_key="seeds", **COMMON),
+        Verb("replicate", "CPU-scale replication: contrastive-only vs stage 2 + contrastive", cmd_replicate,
+             arguments=_replicate_args, claim="none",
+             default_config=lambda args: PRESETS / ("quick.yaml" if args.quick else "full.yaml"),
+             description="CPU-scale replication: contrastive-only vs stage 2 + contrastive. --config replaces the "
+                         "packaged quick.yaml/full.yaml; --seed N shifts the seeds to N, N+1, ...", **COMMON),
+    ],
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ class ModelConfig:
     tokenizer_vocab: int = 400
     input_attention: Literal["causal", "bidirectional"] = "causal"
     max_text_tokens: int = 48
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
-    attn_implementation: str = "sdpa"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
 
 
 @dataclass

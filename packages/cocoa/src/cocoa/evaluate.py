@@ -1,8 +1,9 @@
 """MMEB-format evaluation (Precision@1 per dataset, per meta-task and overall) and the <EOS> reconstruction probe.
 
 Each query is scored against its own candidate list by cosine similarity of <EOS> embeddings; P@1 is the share
-of queries whose gold is the unique top candidate (``shared.eval.hits_at_1``). As in MMEB, a meta-task's score is the mean over its datasets and the
-overall score the mean over all datasets. Identical candidates (same text, same image object) are embedded once.
+of queries whose gold is the unique top candidate (``shared.eval.hits_at_1``). As in MMEB
+(``shared.eval.mmeb_scores``), a meta-task's score is the mean over its datasets and the overall score the mean
+over all datasets. Identical candidates (same text, same image object) are embedded once.
 The probe lays each item out with its reconstruction copy and reports the copy's next-token loss from <EOS>
 (nats per text token): how much of the input can still be decoded from the <EOS> state alone.
 Two checks of the generative starting model: ``image_reliance`` (caption loss with swapped minus with the right
@@ -12,10 +13,9 @@ images) and ``caption_ranking`` (each query image's candidate captions ranked by
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 
 import torch
-from shared.eval import hits_at_1
+from shared.eval import hits_at_1, mmeb_scores
 from tqdm import tqdm
 
 from cocoa.data import EvalDataset
@@ -43,8 +43,9 @@ def evaluate(model: CocoaModel, datasets: list[EvalDataset], batch_size: int = 6
     """P@1 for every dataset (``p@1/<name>``), every meta-task (``p@1_<meta>``) and overall (``p@1_overall``)."""
     if not datasets:
         raise ValueError("no evaluation datasets")
-    metrics: dict[str, float] = {}
-    by_meta: dict[str, list[float]] = defaultdict(list)
+    names: list[str] = []
+    metas: list[str] = []
+    hits: list[float] = []
     for ds in tqdm(datasets, desc="eval", leave=False):
         unique: dict[tuple, int] = {}
         cand_items: list[Item] = []
@@ -58,17 +59,15 @@ def evaluate(model: CocoaModel, datasets: list[EvalDataset], batch_size: int = 6
         c_emb = embed_items(model, cand_items, batch_size)
         # candidate lists may differ in length, so each query is scored against its own (1, c, d) stack;
         # shared.eval counts a hit only when the gold is the unique top candidate (ties are misses)
-        hits = []
         for qi, q in enumerate(ds.queries):
             idx = torch.tensor([unique[_item_key(c)] for c in q.candidates])
-            hits.append(hits_at_1(q_emb[qi : qi + 1].numpy(), c_emb[idx][None].numpy(), [q.gold])[0])
-        p1 = float(sum(hits)) / len(hits)
-        metrics[f"p@1/{ds.name}"] = p1
-        by_meta[ds.meta_task].append(p1)
-    for meta, values in by_meta.items():
-        metrics[f"p@1_{meta}"] = sum(values) / len(values)
-    all_values = [v for values in by_meta.values() for v in values]
-    metrics["p@1_overall"] = sum(all_values) / len(all_values)
+            hits.append(float(hits_at_1(q_emb[qi : qi + 1].numpy(), c_emb[idx][None].numpy(), [q.gold])[0]))
+            names.append(ds.name)
+            metas.append(ds.meta_task)
+    scores = mmeb_scores(names, metas, hits)
+    metrics = {f"p@1/{name}": v for name, v in scores["datasets"].items()}
+    metrics |= {f"p@1_{meta}": v for meta, v in scores["meta_tasks"].items()}
+    metrics["p@1_overall"] = scores["overall"]
     return metrics
 
 

@@ -1,7 +1,8 @@
 """Losses of the three CoCoA stages and the GradCache-style chunked contrastive backward.
 
 * ``info_nce``: InfoNCE over normalised embeddings, every query against all in-batch targets plus all hard
-  negatives of the batch, temperature tau (VLM2Vec 0.02, MoCa 0.03).
+  negatives of the batch, temperature tau (VLM2Vec 0.02, MoCa 0.03); copies of a query's own positive (same
+  content key) are not its negatives.
 * ``cached_contrastive_backward``: GradCache (Gao et al. 2021): encode every chunk without a graph, take the loss and
   its gradient with respect to the embeddings, then re-encode chunk by chunk and push those cached gradients
   through the encoder. Memory scales with the chunk, the gradients equal the full-batch ones.
@@ -12,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -27,11 +28,16 @@ def info_nce(
     targets: torch.Tensor,
     temperature: float = 0.02,
     hard_negatives: torch.Tensor | None = None,
+    target_keys: Sequence[Hashable] | None = None,
+    negative_keys: Sequence[Hashable] | None = None,
 ) -> torch.Tensor:
     """Mean over queries of -log exp(cos(q, t+)/tau) / sum_t exp(cos(q, t)/tau).
 
     ``queries`` and ``targets`` are (B, d) with targets[i] the positive of queries[i]; ``hard_negatives`` is (B, k, d)
-    or (M, d) and joins the candidate set of every query.
+    or (M, d) and joins the candidate set of every query. ``target_keys`` (B) and ``negative_keys`` (B*k or M) name
+    each candidate's content: a candidate with the same key as query i's positive is a copy of that positive (two
+    queries of one class share the label text, say), so it is left out of query i's negatives instead of being
+    pushed away from it. Without keys every other candidate is a negative.
     """
     if queries.dim() != 2 or targets.shape != queries.shape:
         raise ValueError(
@@ -41,12 +47,29 @@ def info_nce(
         raise ValueError(f"temperature must be positive, got {temperature}")
     q = F.normalize(queries, dim=-1)
     cands = F.normalize(targets, dim=-1)
+    keys = None if target_keys is None else list(target_keys)
+    if keys is not None and len(keys) != q.shape[0]:
+        raise ValueError(f"target_keys: {len(keys)} keys for {q.shape[0]} targets")
     if hard_negatives is not None:
         hn = hard_negatives.reshape(-1, hard_negatives.shape[-1])
         cands = torch.cat([cands, F.normalize(hn, dim=-1)], dim=0)
+        if keys is not None:
+            if negative_keys is None or len(negative_keys) != hn.shape[0]:
+                raise ValueError(f"negative_keys: need {hn.shape[0]} keys with target_keys and hard negatives")
+            keys += list(negative_keys)
     logits = q @ cands.T / temperature
     labels = torch.arange(q.shape[0], device=q.device)
+    if keys is not None:
+        same = torch.tensor([[keys[j] == keys[i] for j in range(len(keys))] for i in range(q.shape[0])])
+        same[labels, labels] = False  # the positive itself stays
+        logits = logits.masked_fill(same.to(logits.device), float("-inf"))
     return F.cross_entropy(logits, labels)
+
+
+def duplicate_positives(target_keys: Sequence[Hashable], negative_keys: Sequence[Hashable] = ()) -> int:
+    """How many queries have at least one other candidate equal to their positive (what ``info_nce`` masks)."""
+    keys = list(target_keys) + list(negative_keys)
+    return sum(1 for i, k in enumerate(target_keys) if any(keys[j] == k for j in range(len(keys)) if j != i))
 
 
 def cached_contrastive_backward(

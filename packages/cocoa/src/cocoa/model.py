@@ -13,6 +13,7 @@ tokens simply continue the count after ``<EOS>``), an additive 4-D float mask fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,15 @@ class Item:
 
     text: str = ""
     image: Image.Image | None = None
+
+
+def content_key(item: Item) -> tuple:
+    """What an item says and shows: its text and its image's pixels (two items with equal keys are the same
+    candidate, whichever record they came from)."""
+    if item.image is None:
+        return (item.text, None)
+    img = item.image
+    return (item.text, img.mode, img.size, hashlib.sha1(img.tobytes()).hexdigest())
 
 
 @dataclass

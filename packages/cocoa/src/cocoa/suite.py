@@ -31,7 +31,7 @@ class Suite:
     evals: list[EvalDataset]
     generative: list[Item]  # image + caption, image + question and answer
     captions: list[Item]  # image + caption only (a subset of ``generative``)
-    texts: list[str]  # every text, to train the tiny tokenizer on
+    texts: list[str]  # the training texts (generative items and training pairs): the tiny tokenizer's input
     sha256: str
 
 
@@ -63,9 +63,9 @@ def synthetic_suite(cfg: DataConfig, seed: int = 0) -> Suite:
         image = make_train.images(p["image"], "synthetic train pairs")
         captions.append(Item(p["caption"], image))
         generative += [captions[-1], Item(f"{p['question']} {p['answer']}", image)]
+    # the tiny tokenizer learns from training texts only: evaluation queries and candidates (held-out attribute
+    # combinations) must not shape its merges
     texts = [it.text for it in generative]
-    for ds in evals:
-        texts += [q.query.text for q in ds.queries] + [c.text for q in ds.queries for c in q.candidates]
     texts += [x.text for p in pairs for x in (p.query, p.positive, p.negative) if x is not None]
     records = [it.to_dict() for task in SYNTHETIC_TASKS for it in train.mmeb[task] + test.mmeb[task]]
     digest = sha256_of(json.dumps(records, sort_keys=True).encode())
@@ -110,7 +110,7 @@ def mmeb_folder_suite(cfg: DataConfig) -> Suite:
             if "caption" not in row or not row.get("image"):
                 raise DataError(f"{root / 'pairs.jsonl'}, line {n}: needs 'image' and 'caption'")
             generative.append(make(row["caption"], row["image"], f"{root / 'pairs.jsonl'}, line {n}"))
-    texts = sorted({it.text for it in generative} | {p.query.text for p in train} | {p.positive.text for p in train})
+    texts = sorted({it.text for it in generative} | {x.text for p in train for x in (p.query, p.positive, p.negative) if x})
     digest = sha256_of(sorted(str(p) for p in root.rglob("*.jsonl")))
     return Suite(root.name, train, evals, generative, list(generative), texts, digest)
 

@@ -8,7 +8,8 @@ decay, gradient clipping, a tqdm bar). The losses:
   image-token reconstruction (patch head on the learned mask embedding, mask 0.5);
 * stage 2: the reconstruction copy after <EOS> predicts the input text token by token (next-token loss starting at
   <EOS>) and regresses each image token's pooled pixels at its copy slot, seeing only <EOS> and its own past;
-* stage 3: InfoNCE on the normalised <EOS> embeddings with in-batch and hard negatives, optionally GradCache-chunked.
+* stage 3: InfoNCE on the normalised <EOS> embeddings with in-batch and hard negatives (copies of a query's own
+  positive are not its negatives), optionally GradCache-chunked.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from cocoa.data import TrainPair
 from cocoa.losses import (
     IGNORE,
     cached_contrastive_backward,
+    duplicate_positives,
     info_nce,
     mask_text_tokens,
     masked_lm_loss,
     masked_patch_loss,
     next_token_loss,
 )
-from cocoa.model import Batch, CocoaModel, Item
+from cocoa.model import Batch, CocoaModel, Item, content_key
 
 
 def schedule(step: int, steps: int, warmup: int) -> float:
@@ -155,9 +157,13 @@ def contrastive_step(
     targets = [p.positive for p in pairs]
     use_hard = hard_negatives and all(p.negative is not None for p in pairs)
     negs = [p.negative for p in pairs] if use_hard else None
+    # a candidate with the same content as a query's positive is not that query's negative
+    target_keys = [content_key(t) for t in targets]
+    negative_keys = [content_key(n) for n in negs] if negs else ()
+    masked = duplicate_positives(target_keys, negative_keys)
 
     def loss_fn(q, t, h=None):
-        return info_nce(q, t, temperature, hard_negatives=h)
+        return info_nce(q, t, temperature, hard_negatives=h, target_keys=target_keys, negative_keys=negative_keys)
 
     def encode(items: list[Item]) -> torch.Tensor:
         return model.embed(model.encode_items(items))
@@ -170,6 +176,6 @@ def contrastive_step(
         value = cached_contrastive_backward(
             encode, chunks(queries), chunks(targets), loss_fn, chunks(negs) if negs else None
         )
-        return None, {"nce": value}
+        return None, {"nce": value, "dup_positive_queries": masked}
     loss = loss_fn(encode(queries), encode(targets), encode(negs) if negs else None)
-    return loss, {"nce": float(loss.detach())}
+    return loss, {"nce": float(loss.detach()), "dup_positive_queries": masked}

@@ -1,3 +1,3 @@
 """Generative retrieval with docID-oriented model editing (DOME)."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

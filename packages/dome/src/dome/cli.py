@@ -1,29 +1,28 @@
-"""Command line of `dome`: train a generative retriever, evaluate it, edit new documents in, replicate the claim."""
+"""Command line of `dome`: train a generative retriever, evaluate it, edit new documents in, replicate the claim.
+
+Built on the workspace's parent CLI (`shared.cli`): every verb takes `--config FILE`, `--out DIR`, `--seed N`,
+`--print-config`, `--no-progress`, `--debug` and dotted `key=value` overrides anywhere on the line. The config,
+the model and encoder paths, the documents file and the output folder are all checked before any model is built.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.cli import App, CLIError, Run, Verb, check_encoder_source
+
 from dome import __version__
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-
-def _config(args: argparse.Namespace, extra: list[str] = ()):
-    from shared.config import load_config
-
+def _config_cls():
     from dome.config import DomeConfig
 
-    overrides = list(extra) + list(args.overrides or [])
-    if getattr(args, "seed", None) is not None:
-        overrides.append(f"seed={args.seed}")
-    return load_config(DomeConfig, args.config, overrides)
+    return DomeConfig
 
 
 def _threads(cfg) -> None:
@@ -53,74 +52,148 @@ def _docs_jsonl(path: Path, docs) -> None:
     tmp.replace(path)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from dome.data import load_documents, pseudo_queries
+# ---- checks before any work ---------------------------------------------------------------------------------------
+def _check_source(run: Run) -> None:
+    """data.source: a readable documents JSONL (every line checked) or a bundled corpus name."""
+    from dome.data import BUNDLED_CORPORA, read_documents_jsonl
+
+    source = run.cfg.data.source
+    if source.endswith(".jsonl"):
+        read_documents_jsonl(source)
+    elif source not in BUNDLED_CORPORA:
+        raise CLIError(f"data.source {source!r}: use a .jsonl file of documents or one of {sorted(BUNDLED_CORPORA)}")
+    if run.cfg.docids.scheme == "semantic":
+        check_encoder_source(run.cfg.docids.encoder, "docids.encoder")
+
+
+def _model_meta(path: Path) -> dict:
+    """docids.json of a model folder written by `dome train` / `dome edit` (checked before loading the model)."""
+    meta = path / "docids.json"
+    if not path.is_dir():
+        raise CLIError(f"--model {path}: no such model folder")
+    if not meta.is_file() or not (path / "config.json").is_file():
+        raise CLIError(f"--model {path}: no docids.json or config.json; is this a model saved by `dome train`?")
+    try:
+        return json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CLIError(f"{meta}: not valid JSON ({err.msg}, line {err.lineno})") from err
+
+
+def _check_stored_queries(model: Path) -> None:
+    """The held-out test spans stored with the model (models saved by dome < 0.4 have none and are refused)."""
+    from dome.data import DocumentError
+    from dome.heldout import read_queries
+
+    try:
+        read_queries(model / "queries.jsonl")
+    except DocumentError as err:
+        raise CLIError(str(err)) from err
+
+
+def _check_eval(run: Run) -> None:
+    from dome.data import read_documents_jsonl
+
+    _model_meta(run.args.model)
+    read_documents_jsonl(run.args.model / "documents.jsonl")
+    _check_stored_queries(run.args.model)
+
+
+def _check_edit(run: Run) -> None:
+    from dome.data import read_documents_jsonl
+
+    meta = _model_meta(run.args.model)
+    read_documents_jsonl(run.args.model / "documents.jsonl")
+    _check_stored_queries(run.args.model)
+    new = read_documents_jsonl(run.args.docs)
+    indexed = meta.get("scheme", {}).get("ids", {})
+    clash = [d.id for d in new if d.id in indexed]
+    if clash:
+        raise CLIError(f"{run.args.docs}: ids already indexed by {run.args.model}: {clash[:5]}")
+    if meta.get("scheme", {}).get("kind") == "semantic":
+        check_encoder_source(run.cfg.docids.encoder, "docids.encoder")
+
+
+def _check_replicate(run: Run) -> None:
+    if run.args.seeds is not None and run.args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1, got {run.args.seeds}")
+    _check_source(run)
+
+
+# ---- verbs --------------------------------------------------------------------------------------------------------
+def cmd_train(run: Run) -> int:
+    from dome.data import load_documents
     from dome.gr import train
+    from dome.heldout import make_queries, write_queries
     from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
 
-    cfg = _config(args)
+    cfg, out = run.cfg, run.out
     _threads(cfg)
-    started, out = time.time(), Path(args.out)
+    started = time.time()
     docs, name = load_documents(cfg.data)
     emb = embed_documents(docs, cfg.docids.encoder) if cfg.docids.scheme == "semantic" else None
     scheme = make_scheme(cfg, docs, emb)
     gr = build_retriever(cfg, docs, scheme, out)
-    train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    queries = make_queries(docs, cfg.data, cfg.seed)
+    train_q, test_q = queries.train, queries.test
     index, retr = examples_for(gr, docs, train_q, cfg.data.index_words)
     out_train = train(
         gr, mix(index, retr, cfg.train.index_weight), cfg.train.steps, cfg.train.batch_size, cfg.train.lr,
         cfg.train.warmup, cfg.seed, checkpoint=out / "checkpoint" / "train.pt",
-        checkpoint_every=cfg.train.checkpoint_every, resume=args.resume,
+        checkpoint_every=cfg.train.checkpoint_every, resume=run.resume,
     )
     if out_train["resumed_from"]:
-        print(f"resumed training at step {out_train['resumed_from']}", file=sys.stderr)
+        run.log(f"resumed training at step {out_train['resumed_from']}")
+    run.write_metrics([{"train/loss": loss} for loss in out_train["losses"]])  # a resumed run returns every step
     gr.save(out / "model")
     _docs_jsonl(out / "model" / "documents.jsonl", docs)
+    write_queries(out / "model" / "queries.jsonl", queries)  # `dome eval` scores these test spans, never redraws
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
     print(json.dumps(metrics))
-    data = {"name": name, "docs": len(docs), "sha256": _corpus_hash(docs)}
+    data = {"name": name, "docs": len(docs), "sha256": _corpus_hash(docs), "test_queries": len(test_q),
+            "heldout": queries.counts}  # fmt: skip
     _write(out, "train", cfg, [{"method": "gr", "metrics": metrics}], data, started, False)
     print(f"model saved to {out / 'model'}")
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from dome.data import pseudo_queries, read_documents_jsonl
+def cmd_eval(run: Run) -> int:
+    from dome.data import read_documents_jsonl
     from dome.gr import GenerativeRetriever
+    from dome.heldout import read_queries
     from dome.pipeline import evaluate
 
-    cfg = _config(args)
+    cfg, model_dir = run.cfg, run.args.model
     _threads(cfg)
     started = time.time()
-    gr = GenerativeRetriever.load(args.model)
-    docs = read_documents_jsonl(Path(args.model) / "documents.jsonl")
-    _, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
+    gr = GenerativeRetriever.load(model_dir)
+    docs = read_documents_jsonl(model_dir / "documents.jsonl")
+    stored = model_dir / "queries.jsonl"
+    test_q = read_queries(stored).test  # the held-out spans saved with the model (config seeds cannot redraw them)
     metrics = evaluate(gr, test_q, cfg.eval.beams, cfg.eval.batch_size)
     print(json.dumps(metrics))
-    if args.out:
-        _write(Path(args.out), "eval", cfg, [{"method": "gr", "metrics": metrics}],
-               {"name": str(args.model), "docs": len(docs)}, started, False, [Path(args.model) / "documents.jsonl"])
+    if run.out is not None:
+        _write(run.out, "eval", cfg, [{"method": "gr", "metrics": metrics}],
+               {"name": str(model_dir), "docs": len(docs), "test_queries": len(test_q)}, started, False,
+               [model_dir / "documents.jsonl", stored])  # fmt: skip
     return 0
 
 
-def cmd_edit(args: argparse.Namespace) -> int:
-    from dome.data import DocumentError, pseudo_queries, read_documents_jsonl
+def cmd_edit(run: Run) -> int:
+    from dome.data import index_text, read_documents_jsonl
     from dome.edit import KeyValueEditor
     from dome.gr import GenerativeRetriever
+    from dome.heldout import QuerySplit, make_queries, ngrams, read_queries, write_queries
     from dome.pipeline import embed_documents, evaluate, examples_for
     from dome.replicate import trace_layers
 
-    cfg = _config(args)
+    cfg, out, args = run.cfg, run.out, run.args
     _threads(cfg)
-    started, out = time.time(), Path(args.out)
+    started = time.time()
     gr = GenerativeRetriever.load(args.model)
-    indexed = read_documents_jsonl(Path(args.model) / "documents.jsonl")
+    indexed = read_documents_jsonl(args.model / "documents.jsonl")
     new = read_documents_jsonl(args.docs)
-    clash = [d.id for d in new if d.id in gr.scheme.ids]
-    if clash:
-        raise DocumentError(f"{args.docs}: ids already indexed by {args.model}: {clash[:5]}")
-    old_q, _ = pseudo_queries(indexed, cfg.data, cfg.seed)
-    _, old_retr = examples_for(gr, indexed, old_q, cfg.data.index_words)
+    stored = read_queries(args.model / "queries.jsonl")
+    _, old_retr = examples_for(gr, indexed, stored.train, cfg.data.index_words)
     ecfg = cfg.edit if args.method == "dome" else cfg.memit
     layers = list(ecfg.layers) or (trace_layers(gr, old_retr, cfg)["layers"] if args.method == "dome"
                                     else list(range(len(gr.model.get_decoder().block))))
@@ -128,13 +201,22 @@ def cmd_edit(args: argparse.Namespace) -> int:
     editor.add_preserved(old_retr)
     emb = embed_documents(new, cfg.docids.encoder) if gr.scheme.kind == "semantic" else None
     gr.add_documents([d.id for d in new], emb)
-    new_q, new_test = pseudo_queries(new, cfg.data, cfg.seed)
-    index, retr = examples_for(gr, new, new_q, cfg.data.index_words)
+    # the new documents' held-out spans avoid every earlier training input too; earlier test spans that share an
+    # n-gram with the new training inputs are no longer held out and are dropped from the stored test set
+    earlier = [q.text for q in stored.train] + [index_text(d, cfg.data.index_words) for d in indexed]
+    added = make_queries(new, cfg.data, cfg.seed, trained_texts=earlier)
+    new_test = added.test
+    index, retr = examples_for(gr, new, added.train, cfg.data.index_words)
     log = editor.edit(retr + index)
     gr.save(out / "model")
     _docs_jsonl(out / "model" / "documents.jsonl", indexed + new)
+    banned = set().union(*(ngrams(t, cfg.data.heldout_ngram) for t in [e.text for e in index + retr]))
+    kept = [q for q in stored.test if not ngrams(q.text, cfg.data.heldout_ngram) & banned]
+    write_queries(out / "model" / "queries.jsonl",
+                  QuerySplit(stored.train + added.train, kept + new_test, stored.dev + added.dev))  # fmt: skip
     metrics = {f"{k}_new": v for k, v in evaluate(gr, new_test, cfg.eval.beams, cfg.eval.batch_size).items()}
     metrics["update_seconds"] = log["seconds"]
+    metrics["old_test_dropped"] = len(stored.test) - len(kept)
     print(json.dumps({"layers": layers, **metrics}))
     _write(out, "edit", cfg, [{"method": args.method, "metrics": metrics}],
            {"name": str(args.docs), "docs": len(new)}, started, False, [args.docs])
@@ -142,18 +224,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replicate(args: argparse.Namespace) -> int:
-    from dome.replicate import format_table, quick_overrides, replicate
+def cmd_replicate(run: Run) -> int:
+    from dome.replicate import format_table, replicate
 
-    cfg = _config(args, quick_overrides() if args.quick else [])
+    cfg, args, out = run.cfg, run.args, run.out
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise SystemExit(f"dome replicate: --seeds must be >= 1, got {args.seeds}")
         cfg.seeds = [cfg.seed + k for k in range(args.seeds)]
     _threads(cfg)
     started = time.time()
-    out = Path(args.out or ("runs/dome-replicate-quick" if args.quick else "runs/dome-replicate"))
-    res = replicate(cfg, out, log=lambda m: print(m, file=sys.stderr, flush=True), resume=args.resume)
+    res = replicate(cfg, out, log=run.log, resume=run.resume)
+    for s, r in res["per_seed"].items():  # each seed's training on D0, in the workspace's training-output layout
+        run.write_metrics([{"train/loss": loss} for loss in r["base_train_losses"]],
+                          folder=out / "work" / (f"seed{s}" if len(res["seeds"]) > 1 else ""))
     first = res["per_seed"][res["seeds"][0]]
     data = dict(first["data"])
     data["seeds"] = res["seeds"]
@@ -187,44 +269,52 @@ def _corpus_hash(docs) -> str:
     return sha256_of("".join(f"{d.id}\t{d.text}\n" for d in docs).encode("utf-8"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dome", description="Generative retrieval with docID-oriented model editing (DOME).")
-    p.add_argument("--version", action="version", version=f"dome {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="model folder written by `dome train` or `dome edit`")
 
-    def common(sp, out_required: bool):
-        sp.add_argument("--config", help="YAML config (see packages/dome/configs)")
-        sp.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
-        sp.add_argument("--out", required=out_required, help="output directory")
-        sp.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=200")
 
-    sp = sub.add_parser("train", help="train a generative retriever (T5, docIDs, pseudo-queries) on a collection")
-    common(sp, True)
-    sp.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/train.pt")
-    sp.set_defaults(fn=cmd_train)
-    sp = sub.add_parser("eval", help="Recall@1/10 and MRR@10 of a trained retriever on held-out pseudo-queries")
-    sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
-    common(sp, False)
-    sp.set_defaults(fn=cmd_eval)
-    sp = sub.add_parser("edit", help="add new documents to a trained retriever by model editing and save it")
-    sp.add_argument("--model", required=True, help="model directory written by `dome train` or `dome edit`")
-    sp.add_argument("--docs", required=True, help='JSONL of new documents {"id", "text"}')
-    sp.add_argument("--method", choices=["dome", "memit"], default="dome", help="editor (default: dome)")
-    common(sp, True)
-    sp.set_defaults(fn=cmd_edit)
-    sp = sub.add_parser("replicate", help="none vs incremental vs MEMIT vs DOME on the corpus-update protocol")
-    sp.add_argument("--quick", action="store_true", help="small collection and fewer steps (minutes on 2 cores)")
-    sp.add_argument("--resume", action="store_true", help="continue base training from OUT/work/checkpoint/train.pt")
-    sp.add_argument("--seeds", type=int, default=None,
-                    help="number of seeds from --seed/seed up (rows = mean ± sd); default: config `seeds` or one")
-    common(sp, False)
-    sp.set_defaults(fn=cmd_replicate)
-    return p
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    _model_arg(p)
+    p.add_argument("--docs", type=Path, required=True, help='JSONL of new documents {"id", "text"}')
+    p.add_argument("--method", choices=["dome", "memit"], default="dome", help="editor (default: dome)")
+
+
+def _replicate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small collection and fewer steps (minutes on 2 cores)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of seeds from --seed/seed up (rows = mean ± sd); default: config `seeds` or one")
+
+
+def _quick(args: argparse.Namespace) -> list[str]:
+    if not args.quick:
+        return []
+    from dome.replicate import quick_overrides
+
+    return quick_overrides()
+
+
+COMMON = {"config": _config_cls, "seed_key": "seed", "model_keys": ("model.path",)}
+APP = App(
+    prog="dome", version=__version__,
+    description="Generative retrieval with docID-oriented model editing (DOME).",
+    verbs=[
+        Verb("train", "train a generative retriever (T5, docIDs, pseudo-queries) on a collection", cmd_train,
+             out="required", resume=True, trains=True, check=_check_source, **COMMON),
+        Verb("eval", "Recall@1/10 and MRR@10 of a trained retriever on its stored held-out spans", cmd_eval,
+             arguments=_model_arg, check=_check_eval, **COMMON),
+        Verb("edit", "add new documents to a trained retriever by model editing and save it", cmd_edit,
+             arguments=_edit_args, out="required", check=_check_edit, **COMMON),
+        Verb("replicate", "none vs incremental vs MEMIT vs DOME on the corpus-update protocol", cmd_replicate,
+             arguments=_replicate_args, presets=_quick, resume=True, check=_check_replicate,
+             default_out=lambda run: "runs/dome-replicate-quick" if run.args.quick else "runs/dome-replicate",
+             description="none vs incremental vs MEMIT vs DOME on the corpus-update protocol; --resume continues "
+                         "base training from OUT/work/checkpoint/train.pt", **COMMON),
+    ],
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.fn(args))
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
@@ -12,14 +13,14 @@ class ModelConfig:
     d_ff: int = 1024  # wide FFN: the closed-form edit needs more key dimensions than edited keys
     layers: int = 3
     heads: int = 4
-    tokenizer: str = "bpe"  # tiny model only: "bpe" (trained on the corpus) or "char"
+    tokenizer: Literal["bpe", "char"] = "bpe"  # tiny model only: "bpe" (trained on the corpus) or "char"
     vocab_size: int = 2000
     max_input_tokens: int = 24
 
 
 @dataclass
 class DocIdConfig:
-    scheme: str = "semantic"  # atomic | naive | semantic
+    scheme: Literal["atomic", "naive", "semantic"] = "semantic"
     k: int = 10
     c: int = 10
     encoder: str | None = None  # embedding model for semantic IDs; None = the offline all-MiniLM-L6-v2
@@ -34,6 +35,8 @@ class DataConfig:
     query_words_min: int = 5
     query_words_max: int = 10
     index_words: int = 16  # words of the document text used for the indexing example
+    # held-out spans share no word n-gram of this length with any training input (dome.heldout)
+    heldout_ngram: int = 3
 
 
 @dataclass
@@ -57,7 +60,7 @@ class EditConfig:
     layers: list[int] = field(default_factory=list)  # empty = pick by causal tracing
     top_layers: int = 2
     trace_queries: int = 64
-    loss: str = "hybrid"  # hybrid | hard
+    loss: Literal["hybrid", "hard"] = "hybrid"
     steps: int = 40
     lr: float = 0.5
     stop_loss: float = 0.0  # stop the edit-vector steps once the hard-label loss is at or below this (0 = off)
@@ -68,7 +71,7 @@ class EditConfig:
     soft_temperature: float = 2.0
     # plain + a strong C0 weight: on dev spans it kept old documents as well as the null-space variant and stored
     # more new ones (README, "Diagnosis"); null_space remains available
-    update: str = "plain"  # plain | null_space
+    update: Literal["plain", "null_space"] = "plain"
     null_energy: float = 1e-3  # share of the old keys' energy the null space may hold
     alpha: float = 1.0  # ridge of the closed-form solves
     cov_weight: float = 1e4  # λ of the plain solve (times the mean key covariance)

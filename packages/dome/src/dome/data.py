@@ -1,9 +1,8 @@
-"""Documents, pseudo-queries and the corpus-update protocol (D0 plus new batches D1..Dn).
+"""Documents, queries, the indexing text and the corpus-update protocol (D0 plus new batches D1..Dn).
 
 Documents come from a bundled benchmark corpus (through `benchmarks.data`) or a user JSONL file with {"id", "text"}.
-Pseudo-queries are contiguous word spans of the document (DSI-style "inferred" queries, used when a corpus has no
-queries of its own); training and evaluation spans are drawn from disjoint RNG streams, and evaluation spans that
-coincide with a training span are redrawn, so evaluation queries are held out.
+Queries are word spans of the documents, drawn by `dome.heldout` so that evaluation spans share no word n-gram
+with any training input.
 """
 
 from __future__ import annotations
@@ -47,12 +46,9 @@ def validate_documents(docs: list[Document], source: str = "documents") -> list[
     return docs
 
 
-def read_documents_jsonl(path: str | Path) -> list[Document]:
-    """A user corpus: one JSON object per line with string fields "id" and "text" ("title" is prepended if present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DocumentError(f"document file not found: {path}")
-    docs: list[Document] = []
+def read_jsonl(path: Path, fields: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-blank line; bad JSON, a non-object or a missing field names file and line."""
+    rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -62,9 +58,20 @@ def read_documents_jsonl(path: str | Path) -> list[Document]:
             raise DocumentError(f"{path}: line {n}: not valid JSON ({e.msg})") from e
         if not isinstance(rec, dict):
             raise DocumentError(f"{path}: line {n}: expected a JSON object")
-        for key in ("id", "text"):
+        for key in fields:
             if key not in rec:
                 raise DocumentError(f"{path}: line {n}: missing field {key!r}")
+        rows.append((n, rec))
+    return rows
+
+
+def read_documents_jsonl(path: str | Path) -> list[Document]:
+    """A user corpus: one JSON object per line with string fields "id" and "text" ("title" is prepended if present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DocumentError(f"document file not found: {path}")
+    docs: list[Document] = []
+    for n, rec in read_jsonl(path, ("id", "text")):
         text = str(rec["text"])
         if rec.get("title") and text.strip():
             text = f"{rec['title']}. {text}"
@@ -109,47 +116,6 @@ def load_documents(cfg: DataConfig) -> tuple[list[Document], str]:
     if cfg.max_docs and len(docs) > cfg.max_docs:
         docs = docs[: cfg.max_docs]
     return docs, name
-
-
-def _span(words: list[str], rng: random.Random, lo: int, hi: int) -> str:
-    n = rng.randint(lo, hi)
-    if len(words) <= n:
-        return " ".join(words)
-    start = rng.randrange(len(words) - n + 1)
-    return " ".join(words[start : start + n])
-
-
-def pseudo_queries(docs: list[Document], cfg: DataConfig, seed: int) -> tuple[list[Query], list[Query]]:
-    """(training queries, held-out evaluation queries): word spans of each document."""
-    train: list[Query] = []
-    test: list[Query] = []
-    for d in docs:
-        words = d.text.split()
-        rng_train = random.Random(f"{seed}-train-{d.id}")
-        rng_test = random.Random(f"{seed}-test-{d.id}")
-        spans = [_span(words, rng_train, cfg.query_words_min, cfg.query_words_max) for _ in range(cfg.train_queries)]
-        train += [Query(f"{d.id}#t{i}", s, d.id) for i, s in enumerate(spans)]
-        seen = set(spans)
-        for i in range(cfg.test_queries):
-            s = _span(words, rng_test, cfg.query_words_min, cfg.query_words_max)
-            for _ in range(20):  # short documents may not allow a fresh span; keep the last draw then
-                if s not in seen:
-                    break
-                s = _span(words, rng_test, cfg.query_words_min, cfg.query_words_max)
-            seen.add(s)
-            test.append(Query(f"{d.id}#e{i}", s, d.id))
-    return train, test
-
-
-def dev_queries(docs: list[Document], cfg: DataConfig, seed: int, per_doc: int = 1) -> list[Query]:
-    """A third, disjoint stream of spans (model selection / stopping rules), never used for training or testing."""
-    out: list[Query] = []
-    for d in docs:
-        words = d.text.split()
-        rng = random.Random(f"{seed}-dev-{d.id}")
-        out += [Query(f"{d.id}#d{i}", _span(words, rng, cfg.query_words_min, cfg.query_words_max), d.id)
-                for i in range(per_doc)]
-    return out
 
 
 def index_text(doc: Document, words: int) -> str:

@@ -2,14 +2,15 @@
 
 A tiny T5 is trained as a generative retriever on D0 (real HotpotQA passages, semantic docIDs, pseudo-queries);
 the new batches D1..Dn are then added by each method starting from the same trained weights, same docIDs and same
-seed. The editors (DOME, MEMIT) are compared at a matched forgetting budget: each one's C0 weight λ is chosen on dev
-spans (a third stream of spans, disjoint from training and test queries) by `dome.selection`, then the test spans
-are scored once; MEMIT at its published λ is reported beside it as `memit_asis`. Incremental training runs until
+seed. Test and dev spans are held-out windows of every document that share no word n-gram with any training input
+(`dome.heldout`; written to `<work>/queries.jsonl`). The editors (DOME, MEMIT) are compared at a matched forgetting
+budget: each one's C0 weight λ is chosen on the dev spans by `dome.selection`, then the test spans are scored once;
+MEMIT at its published λ is reported beside it as `memit_asis`. Incremental training runs until
 its new-document Recall@10 on the dev spans of the batch reaches the value DOME reached on them (or a step cap), so
 update times compare equal effectiveness.
 Reported per method: Recall@1/10 and MRR@10 on held-out queries of new and of old documents, the update time of
-all batches, for the editors the one-off preparation time (tracing, key statistics) and the λ used; with several
-seeds, the mean and `<metric>_std` (sample sd) over seeds.
+all batches, for the editors the time of the λ selection (`selection_seconds`), the one-off preparation time
+(tracing, key statistics) and the λ used; with several seeds, the mean and `<metric>_std` (sample sd) over seeds.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ import torch
 from shared.eval import seed_mean
 
 from dome.config import DomeConfig
-from dome.data import Document, Query, dev_queries, load_documents, pseudo_queries, split_protocol
+from dome.data import Document, Query, index_text, load_documents, split_protocol
 from dome.edit import KeyValueEditor
 from dome.gr import Example, GenerativeRetriever, train
+from dome.heldout import QuerySplit, make_queries, ngram_overlap, write_queries
 from dome.pipeline import build_retriever, embed_documents, evaluate, examples_for, make_scheme, mix
 from dome.selection import edit_batches, weight_grid_run
 from dome.tracing import critical_layers, trace_decoder_layers
 
 METHODS = ("none", "incremental", "memit_asis", "memit", "dome")
+NEW_DEV_PER_DOC = 2  # dev spans per new document (the new-document side of the λ selection and incremental stop)
 
 
 def quick_overrides() -> list[str]:
@@ -88,6 +91,19 @@ def _incremental(
     return {"seconds": seconds, "steps": steps, "dev_recall@10": reached}
 
 
+def heldout_report(queries: QuerySplit, docs: list[Document], cfg, new_ids: set[str]) -> dict:
+    """What the held-out windows came to (kept, no room, dropped for overlap), per split and old/new test counts,
+    and the check itself: test and dev spans sharing a word n-gram with a training input (0 by construction)."""
+    training = [q.text for q in queries.train] + [index_text(d, cfg.index_words) for d in docs]
+    return {
+        "ngram": cfg.heldout_ngram, **queries.counts,
+        "test_kept_old": sum(q.doc_id not in new_ids for q in queries.test),
+        "test_kept_new": sum(q.doc_id in new_ids for q in queries.test),
+        "test_overlap_after": ngram_overlap([q.text for q in queries.test], training, cfg.heldout_ngram),
+        "dev_overlap_after": ngram_overlap([q.text for q in queries.dev], training, cfg.heldout_ngram),
+    }  # fmt: skip
+
+
 def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool = False) -> dict:
     """One seed: train on D0, add D1..Dn with every method, evaluate; returns rows and run facts."""
     torch.manual_seed(cfg.seed)
@@ -95,15 +111,18 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
     docs, data_name = load_documents(cfg.data)
     parts = split_protocol(docs, p.initial_share, p.batches, cfg.seed)
     d0, batches = parts[0], parts[1:]
-    train_q, test_q = pseudo_queries(docs, cfg.data, cfg.seed)
-    if p.new_queries:
-        # every update method gets the same, larger set of pseudo-queries for the new documents; their held-out
-        # test spans are redrawn against all of them (the first data.train_queries spans are the same as before)
-        new_ids = {d.id for b in parts[1:] for d in b}
-        more = dataclasses.replace(cfg.data, train_queries=p.new_queries)
-        new_train, new_test_q = pseudo_queries([d for d in docs if d.id in new_ids], more, cfg.seed)
-        train_q = [q for q in train_q if q.doc_id not in new_ids] + new_train
-        test_q = [q for q in test_q if q.doc_id not in new_ids] + new_test_q
+    # every update method gets the same, larger set of pseudo-queries for the new documents (the first
+    # data.train_queries of them are the ones a D0 document would get); test and dev spans are held-out windows of
+    # every document, n-gram disjoint from all training inputs, chosen the same way for old and new documents
+    new_ids = {d.id for b in batches for d in b}
+    n_new = p.new_queries or cfg.data.train_queries
+    queries = make_queries(
+        docs, cfg.data, cfg.seed, {i: n_new for i in new_ids},
+        {d.id: NEW_DEV_PER_DOC if d.id in new_ids else p.old_dev_per_doc for d in docs},
+    )  # fmt: skip
+    train_q, test_q, dev_q = queries.train, queries.test, queries.dev
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    write_queries(Path(workdir) / "queries.jsonl", queries, {d.id: "new" if d.id in new_ids else "old" for d in docs})
     pos = {d.id: i for i, d in enumerate(docs)}
     emb = embed_documents(docs, cfg.docids.encoder) if cfg.docids.scheme == "semantic" else None
 
@@ -147,14 +166,17 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
         return make
 
     specs = [([d.id for d in b], rows_of(b), examples_of(b)) for b in batches]
-    new_devs = [dev_queries(b, cfg.data, cfg.seed, per_doc=2) for b in batches]
-    old_dev = dev_queries(d0, cfg.data, cfg.seed, per_doc=p.old_dev_per_doc)
+    new_devs = [queries_of(dev_q, b) for b in batches]
+    old_dev = queries_of(dev_q, d0)
     select = bool(p.weight_grid)
     before_dev = ev(old_dev)["recall@10"] if select else None
 
-    def score(method: str, seconds: float, prep: float | None, weight: float | None) -> dict:
+    def score(
+        method: str, seconds: float, prep: float | None, weight: float | None, selection: float | None = None
+    ) -> dict:
         metrics = {f"{k}_new": v for k, v in ev(new_test).items()} | {f"{k}_old": v for k, v in ev(old_test).items()}
         metrics["update_seconds"] = seconds
+        metrics["selection_seconds"] = selection  # choosing λ on dev spans: every λ of the grid run once
         metrics["prep_seconds"] = prep  # one-off tracing + key statistics (editors only)
         metrics["c0_weight"] = weight
         log(f"{method}: {metrics}")
@@ -182,7 +204,7 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
         details[method] = {"layers": layers, "batches": sel["runs"][w]["batches"], "dev_curve": sel["curve"],
                            "chosen": sel["chosen"], "selection_seconds": sel["selection_seconds"]}
         gr.restore(*sel["states"][w])
-        rows.append(score(method, sel["runs"][w]["seconds"], prep, w))
+        rows.append(score(method, sel["runs"][w]["seconds"], prep, w, sel["selection_seconds"]))
         if method == "memit":  # MEMIT as published (its own λ), beside MEMIT at the matched forgetting budget
             if asis in sel["states"]:
                 run = sel["runs"][asis]
@@ -223,12 +245,14 @@ def run_protocol(cfg: DomeConfig, workdir: str | Path, log=print, resume: bool =
         "rows": rows,
         "data": {"name": data_name, "docs": len(docs), "d0": len(d0), "new": [len(b) for b in batches],
                  "test_queries_old": len(old_test), "test_queries_new": len(new_test),
-                 "dev_queries_old": len(old_dev), "dev_queries_new": sum(len(d) for d in new_devs)},
+                 "dev_queries_old": len(old_dev), "dev_queries_new": sum(len(d) for d in new_devs),
+                 "heldout": heldout_report(queries, docs, cfg.data, new_ids)},
         "before": before,
         "before_dev_old_recall@10": before_dev,
         "tracing": tracing,
         "details": details,
         "base_train_seconds": base_train["seconds"],
+        "base_train_losses": base_train["losses"],  # per step (a resumed run: every step)
         "docs": docs,
     }
 
@@ -261,7 +285,8 @@ def aggregate(per_seed_rows: list[list[dict]]) -> list[dict]:
 
 def format_table(rows: list[dict], before: dict) -> str:
     """Markdown table of the replicate rows (plus the pre-update old-document line); mean ± sd over seeds."""
-    keys = ["recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old", "update_seconds"]
+    keys = ["recall@1_new", "recall@10_new", "mrr@10_new", "recall@1_old", "recall@10_old", "update_seconds",
+            "selection_seconds"]  # fmt: skip
 
     def cell(m: dict, k: str) -> str:
         if m.get(k) is None:
@@ -271,7 +296,7 @@ def format_table(rows: list[dict], before: dict) -> str:
 
     lines = ["| method | " + " | ".join(keys) + " | C0 weight λ |", "|---" * (len(keys) + 2) + "|"]
     lines.append(
-        f"| before update (D0 only) | – | – | – | {cell(before, 'recall@1')} | {cell(before, 'recall@10')} | – | – |"
+        f"| before update (D0 only) | – | – | – | {cell(before, 'recall@1')} | {cell(before, 'recall@10')} | – | – | – |"
     )
     for r in rows:
         m = r["metrics"]

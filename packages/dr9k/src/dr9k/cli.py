@@ -1,19 +1,17 @@
-"""Command line of `dr9k`: this package is not built yet, and its CLI says exactly that."""
+"""Command line of `dr9k`: not built yet; `shared.cli.unbuilt_app` answers every command with one line saying so
+(`--help` and `--version` work). The method's verbs replace it when the package lands (API: shared/README.md)."""
 
-import argparse
 import sys
 
-STATUS = "not built yet: only the package skeleton exists in this release (see the workspace issues)"
+from shared.cli import unbuilt_app
+
+from dr9k import __version__
+
+APP = unbuilt_app("dr9k", __version__, "Deep-research agents trained on synthesised multi-level search data (DR9K).")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="dr9k",
-        description="Deep-research agents trained on synthesised multi-level search data (DR9K). Status: " + STATUS + ".",
-    )
-    parser.parse_args(argv)
-    print(f"dr9k: {STATUS}", file=sys.stderr)
-    return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,17 @@
-"""Command line of `huijin`: this package is not built yet, and its CLI says exactly that."""
+"""Command line of `huijin`: not built yet; `shared.cli.unbuilt_app` answers every command with one line saying so
+(`--help` and `--version` work). The method's verbs replace it when the package lands (API: shared/README.md)."""
 
-import argparse
 import sys
 
-STATUS = "not built yet: only the package skeleton exists in this release (see the workspace issues)"
+from shared.cli import unbuilt_app
+
+from huijin import __version__
+
+APP = unbuilt_app("huijin", __version__, "Staged domain training: CPT, SFT and RL stages with per-stage evaluation (Huijin).")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="huijin",
-        description="Staged domain training: CPT, SFT and RL stages with per-stage evaluation (Huijin). Status: " + STATUS + ".",
-    )
-    parser.parse_args(argv)
-    print(f"huijin: {STATUS}", file=sys.stderr)
-    return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """Command line of `matchtir`: train, eval (synthetic tool tasks and BFCL) and replicate.
 
-    matchtir train --config configs/train.yaml [key=value ...]
-    matchtir eval --config configs/eval.yaml --model runs/matchtir/final_model [--bfcl] [--gold]
+    matchtir train [--config configs/train.yaml] [--out DIR] [key=value ...]
+    matchtir eval [--config configs/eval.yaml] --model runs/matchtir/final_model [--bfcl] [--gold]
     matchtir replicate [--quick] [--out DIR] [--seed N]
+
+Built on the workspace's parent CLI (`shared.cli`): `--config`, `--out` (sets `output_dir`), `--seed`,
+`--print-config`, `--no-progress`, `--debug` and `key=value` overrides anywhere on the line; task files, prediction
+files and model paths are checked before any model is built, and errors are one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import sys
 import time
 from pathlib import Path
 
+from shared.cli import App, CLIError, Run, Verb, check_model_source
+
 from matchtir import __version__
 
+REPLICATE_CONFIGS = Path(__file__).resolve().parent / "configs"  # replicate_quick.yaml, replicate.yaml
 
-def _load(args: argparse.Namespace):
-    from shared.config import load_config
 
+def _config_cls():
     from matchtir.config import MatchTIRConfig
 
-    return load_config(MatchTIRConfig, args.config, list(args.overrides))
+    return MatchTIRConfig
 
 
 def _samples(cfg, split: str) -> list[dict]:
@@ -44,27 +50,63 @@ def _data_info(cfg) -> dict:
     return {"name": suite_name(d), "sha256": sha256_of(test)}
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _check_data(run: Run) -> None:
+    """Task files (FTRL-style JSONL) are read and validated record by record."""
+    from matchtir.data import load_samples
+
+    for key in ("train_file", "test_file"):
+        path = getattr(run.cfg.data, key)
+        if path:
+            load_samples(path)
+
+
+def _check_eval(run: Run) -> None:
+    args = run.args
+    if not args.model and not (args.bfcl and (args.gold or args.predictions)):
+        raise CLIError("give --model PATH (or --bfcl with --gold / --predictions FILE)")
+    if args.model:
+        check_model_source(args.model, "--model")
+    if args.predictions:
+        from matchtir import bfcl
+
+        bfcl.load_predictions(args.predictions)
+    if not args.bfcl:
+        _check_data(run)
+
+
+def _check_replicate(run: Run) -> None:
+    from matchtir.replicate import ROWS
+
+    if run.args.seeds is not None and run.args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1, got {run.args.seeds}")
+    unknown = [r for r in _rows(run.args) or [] if r != "sft" and r not in ROWS]
+    if unknown:
+        raise CLIError(f"--rows: unknown rows {unknown}; known: sft, {', '.join(ROWS)}")
+    _check_data(run)
+
+
+def _rows(args: argparse.Namespace) -> list[str] | None:
+    return [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+
+
+def cmd_train(run: Run) -> int:
     import torch
     from shared.atomic import save_pretrained
-    from shared.config import save_config
     from shared.eval import write_results
 
     from matchtir.evaluate import evaluate_policy
     from matchtir.train import build_policy, conversation_texts, env_factory_for, rl_train, warm_start
 
-    cfg = _load(args)
+    cfg, out = run.cfg, run.out
     torch.set_num_threads(cfg.rl.threads)
-    out = Path(args.out or cfg.output_dir)
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-    save_config(cfg, out)
     train, test = _samples(cfg, "train"), _samples(cfg, "test")
     model, tok = build_policy(cfg, conversation_texts(train, cfg.data.prompt_style, env_factory_for(cfg)),
                               out / "init_model")
     if cfg.sft.steps > 0:
         model, _ = warm_start(cfg, model, tok, train[: cfg.data.sft_traces], out / "sft")
     sft_metrics = evaluate_policy(cfg, model, tok, test, seed=cfg.seed)
-    model, history = rl_train(cfg, model, tok, train, out / "rl")
+    model, history = rl_train(cfg, model, tok, train, out / "rl")  # writes rl/metrics.jsonl and rl/tensorboard
     save_pretrained(out / "final_model", model, tok)
     metrics = evaluate_policy(cfg, model, tok, test, seed=cfg.seed)
     rows = [{"method": "sft", "metrics": sft_metrics},
@@ -77,21 +119,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(run: Run) -> int:
     import torch
-    from shared.config import save_config
     from shared.eval import write_results
 
     from matchtir import bfcl
 
-    cfg = _load(args)
+    cfg, out, args = run.cfg, run.out, run.args
     torch.set_num_threads(cfg.rl.threads)
-    out = Path(args.out or Path(cfg.output_dir) / "eval")
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
-    save_config(cfg, out)
-    if not args.model and not (args.bfcl and (args.gold or args.predictions)):
-        print("matchtir eval: give --model PATH (or --bfcl with --gold / --predictions FILE)", file=sys.stderr)
-        return 2
     model = tok = None
     if args.model:
         from shared.modeling import load_model
@@ -133,60 +169,60 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replicate(args: argparse.Namespace) -> int:
+def cmd_replicate(run: Run) -> int:
     from matchtir.replicate import replicate
 
-    rows = args.rows.split(",") if args.rows else None
-    path = replicate(quick=args.quick, out=args.out, seed=args.seed, config=args.config, overrides=args.overrides,
-                     seeds=args.seeds, rows=rows)
+    # replicate() loads the same config and claims the folder itself (finished rows are reused)
+    path = replicate(quick=run.args.quick, out=run.out, seed=run.seed if run.seed is not None else 0,
+                     config=run.config_path, overrides=run.overrides, seeds=run.args.seeds, rows=_rows(run.args))
     print(f"results: {path}")
     doc = json.loads(Path(path).read_text())
     print(f"{doc['seconds']:.0f}s")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="matchtir", description="Bipartite-matching turn-level rewards for tool-integrated reasoning (MatchTIR).")
-    parser.add_argument("--version", action="version", version=f"matchtir {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("train", help="SFT warm start on gold traces, then GRPO with matching rewards")
-    p.add_argument("--config", required=True, help="YAML config (see configs/train.yaml)")
-    p.add_argument("--out", help="output directory (default: output_dir of the config)")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. reward.mode=soft")
-    p.set_defaults(fn=cmd_train)
-
-    p = sub.add_parser("eval", help="score a model on synthetic tool tasks or on the bundled BFCL slice")
-    p.add_argument("--config", help="YAML config (see configs/eval.yaml)")
+def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="saved causal LM with its tokenizer")
     p.add_argument("--bfcl", action="store_true", help="evaluate on BFCL (AST call matching, per category)")
     p.add_argument("--gold", action="store_true", help="with --bfcl: score the ground truth fed back (100%%)")
     p.add_argument("--predictions", help="with --bfcl: JSONL of {id, calls} to score instead of a model")
-    p.add_argument("--out", help="output directory")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("replicate", help="CPU-scale replication: trajectory vs km vs ot rows on the tool suite")
+
+def _replicate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="one seed, small budget (under ~3 minutes on 2 cores)")
-    p.add_argument("--out", default="runs/matchtir_replicate", help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=int, help="number of seeds (default 1 with --quick, else 3)")
     p.add_argument("--rows", help="comma-separated subset of the rows trajectory,km,ot (default: all); "
                    "'sft' alone builds and scores the warm start only")
-    p.add_argument("--config", help="config replacing the packaged replicate config")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
-    p.set_defaults(fn=cmd_replicate)
-    return parser
+
+
+COMMON = {"config": _config_cls, "seed_key": "seed", "progress_key": "rl.progress"}
+APP = App(
+    prog="matchtir", version=__version__,
+    description="Bipartite-matching turn-level rewards for tool-integrated reasoning (MatchTIR).",
+    verbs=[
+        Verb("train", "SFT warm start on gold traces, then GRPO with matching rewards", cmd_train,
+             out_key="output_dir", model_keys=("model.path",), check=_check_data, trains=True,
+             wandb_key="rl.wandb_project", **COMMON),
+        Verb("eval", "score a model on synthetic tool tasks or on the bundled BFCL slice", cmd_eval,
+             arguments=_eval_args, check=_check_eval,
+             default_out=lambda run: Path(run.cfg.output_dir) / "eval", **COMMON),
+        Verb("replicate", "CPU-scale replication: trajectory vs km vs ot rows on the tool suite", cmd_replicate,
+             arguments=_replicate_args, claim="none", check=_check_replicate, model_keys=("model.path",),
+             default_config=lambda args: REPLICATE_CONFIGS / ("replicate_quick.yaml" if args.quick
+                                                              else "replicate.yaml"),
+             default_out="runs/matchtir_replicate",
+             description="CPU-scale replication: trajectory vs km vs ot rows on the tool suite. --config replaces "
+                         "the packaged replicate(_quick).yaml.", **COMMON),
+    ],
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return APP.build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"matchtir {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ weight, gamma) and `eval`. The replication's rows override `reward` and `advanta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared.rl.sft import SFTSettings
 from shared.rl.trainer import RLConfig
@@ -32,15 +33,15 @@ class ModelSettings:
 class DataSettings:
     train_file: str = ""  # FTRL-style JSONL; empty = the synthetic suite below
     test_file: str = ""
-    suite: str = "tools"  # tools (benchmarks' chained tool tasks) | copy (argument values verbatim in the request)
+    suite: Literal["tools", "copy"] = "tools"  # tools (benchmarks' chained tool tasks) | copy (argument values verbatim in the request)
     train_tasks: int = 400  # synthetic RL prompts
     sft_traces: int = 64  # gold traces used for the warm start (a subset of the training tasks)
     test_tasks: int = 64
     dev_tasks: int = 0  # synthetic dev tasks: the train-split tasks drawn after the first train_tasks (never trained on)
-    kinds: list[str] = field(default_factory=lambda: ["single", "multi_call", "multi_turn"])  # tools suite
+    kinds: list[Literal["single", "multi_call", "multi_turn"]] = field(default_factory=lambda: ["single", "multi_call", "multi_turn"])  # tools suite
     calls: list[int] = field(default_factory=lambda: [1, 2, 3])  # copy suite: calls per task, cycled
     max_number: int = 99  # copy suite: numbers of add/multiply drawn from 2..max_number
-    prompt_style: str = "signatures"  # schemas | signatures
+    prompt_style: Literal["schemas", "signatures"] = "signatures"
     seed: int = 0
 
 
@@ -57,7 +58,7 @@ class RolloutSettings:
 
 @dataclass
 class AdvantageSettings:
-    mode: str = "dual"  # trajectory | turn | dual
+    mode: Literal["trajectory", "turn", "dual"] = "dual"
     weight: float = 0.5  # weight of the trajectory term in the dual mix
     gamma: float = 0.9
 

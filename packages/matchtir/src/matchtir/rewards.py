@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from shared.rollout.envs import ActionError, parse_tool_calls
 from shared.rollout.trajectory import Trajectory
@@ -119,9 +119,9 @@ def trajectory_metrics(turns: Sequence[ParsedTurn], gold_trace: Sequence[Mapping
 
 @dataclass
 class RewardSettings:
-    scheme: str = "matching"  # outcome | matching
-    mode: str = "hard"  # hard (bipartite assignment) | soft (optimal transport)
-    assignment: str = "hungarian"  # hungarian | greedy (release)
+    scheme: Literal["outcome", "matching"] = "matching"
+    mode: Literal["hard", "soft"] = "hard"  # hard (bipartite assignment) | soft (optimal transport)
+    assignment: Literal["hungarian", "greedy"] = "hungarian"  # greedy: the release's
     unmatched_penalty: float = 0.0
     ot_reg: float = 0.1
 

@@ -1,3 +1,3 @@
 """Tree rollouts with semantic-entropy branching and segment advantages (ROSE)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

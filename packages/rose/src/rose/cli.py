@@ -1,9 +1,13 @@
 """Command line of `rose`: train, eval, rollout (inspect one tree) and replicate.
 
     rose train --config packages/rose/configs/train_arithmetic.yaml [key=value ...] [--resume]
-    rose eval --config packages/rose/configs/eval_math.yaml model.path=runs/rose/final
+    rose eval --config packages/rose/configs/eval_math500.yaml model.path=runs/rose/final
     rose rollout --config packages/rose/configs/train_arithmetic.yaml --prompts 2
     rose replicate [--quick] [--out DIR] [--seed N] [key=value ...]
+
+Built on the workspace's parent CLI (`shared.cli`): `--config`, `--out` (sets `out_dir`), `--seed`,
+`--print-config`, `--no-progress`, `--debug` and `key=value` overrides anywhere on the line. The config (enums,
+`RoseConfig.validate`), the data sources and the model path are checked before the warm start or any model load.
 """
 
 from __future__ import annotations
@@ -13,51 +17,65 @@ import json
 import sys
 from pathlib import Path
 
+from shared.cli import App, CLIError, Run, Verb
+from shared.config import config_file_overrides
+
+from rose import __version__
+
 ENV_HINT = "run with HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false on machines without the hub"
 
 
-def _load(args: argparse.Namespace):
-    from shared.config import load_config
-
+def _config_cls():
     from rose.config import RoseConfig
 
-    cfg = load_config(RoseConfig, args.config, list(args.overrides))
-    cfg.validate()
-    return cfg
+    return RoseConfig
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _check_source(source: str, key: str) -> None:
+    """arithmetic, a bundled math slice, or a JSONL file (read and checked line by line)."""
+    from rose.data import EVAL_SETS, jsonl_records
+
+    if source in EVAL_SETS:
+        return
+    if source.endswith(".jsonl"):
+        jsonl_records(source)
+        return
+    raise CLIError(f"{key} {source!r}: use one of {', '.join(EVAL_SETS)} or a .jsonl path")
+
+
+def _check_data(run: Run) -> None:
+    _check_source(run.cfg.data.train, "data.train")
+    _check_source(run.cfg.data.eval, "data.eval")
+
+
+def cmd_train(run: Run) -> int:
     from rose.train import run_train
 
-    cfg = _load(args)
-    result = run_train(cfg, resume=args.resume)
+    result = run_train(run.cfg, resume=run.resume)  # metrics.jsonl + TensorBoard in out_dir (RLTrainer)
     print(json.dumps(result["metrics"], indent=1))
     print(f"wrote {Path(result['out_dir']) / 'results.json'}")
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(run: Run) -> int:
     import datetime as dt
     import time
 
     import torch
-    from shared.config import save_config
     from shared.eval import sha256_of, write_results
 
-    from rose import __version__
     from rose.data import load_records
     from rose.evaluate import evaluate
     from rose.policy import load_policy
 
-    cfg = _load(args)
+    cfg = run.cfg
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     torch.set_num_threads(cfg.rl.threads)
     model, tokenizer, path = load_policy(cfg)
     records = load_records(cfg.data.eval, cfg.data.n_eval, "test", 1000 + cfg.data.seed)
     metrics = evaluate(model, tokenizer, records, cfg.eval.samples, cfg.eval.temperature, cfg.eval.max_new_tokens,
                        cfg.eval.batch_size, seed=cfg.seed)
-    out = Path(cfg.out_dir)
-    save_config(cfg, out)
+    out = run.out
     data = {"name": cfg.data.eval, "sha256": sha256_of(json.dumps(records, sort_keys=True).encode()),
             "policy": str(path)}
     write_results(out, "rose", __version__, "eval", [{"method": "policy", "metrics": metrics}], cfg, cfg.seed,
@@ -67,7 +85,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_rollout(args: argparse.Namespace) -> int:
+def cmd_rollout(run: Run) -> int:
     import torch
     from shared.generation import HFGenerator
 
@@ -75,10 +93,10 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     from rose.policy import load_policy
     from rose.rollout import SamplerSettings, TreeSampler
 
-    cfg = _load(args)
+    cfg = run.cfg
     torch.set_num_threads(cfg.rl.threads)
     model, tokenizer, _ = load_policy(cfg)
-    recs = load_records(cfg.data.train, args.prompts, "train", cfg.data.seed)
+    recs = load_records(cfg.data.train, run.args.prompts, "train", cfg.data.seed)
     settings = SamplerSettings(mode=cfg.rose.mode, epsilon=cfg.rose.epsilon, top_k=cfg.rose.top_k,
                                score=cfg.rose.score, max_new_tokens=cfg.rl.max_new_tokens,
                                temperature=cfg.rl.temperature)
@@ -94,58 +112,61 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_replicate(args: argparse.Namespace) -> int:
+def cmd_replicate(run: Run) -> int:
     from rose.replicate import run_replicate
 
-    run_replicate(quick=args.quick, out_dir=args.out, seed=args.seed, overrides=list(args.overrides))
+    # run_replicate() rebuilds the same config (schedule presets, seed, these overrides) and writes config.yaml
+    run_replicate(quick=run.args.quick, out_dir=run.out, seed=run.seed if run.seed is not None else 0,
+                  overrides=_file_overrides(run.args) + run.overrides)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rose",
-        description="ROSE: RLVR with tree rollouts branching at semantically uncertain tokens and length-aware "
-                    "segment advantages. " + ENV_HINT + ".",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _file_overrides(args: argparse.Namespace) -> list[str]:
+    return config_file_overrides(args.config) if args.config else []
 
-    def with_config(p: argparse.ArgumentParser, required: bool = True) -> None:
-        p.add_argument("--config", required=required, help="YAML config (first line: the command that runs it)")
-        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rose.epsilon=0.3 rl.steps=50")
 
-    p = sub.add_parser("train", help="train a policy with tree rollouts and segment advantages (or GRPO)")
-    with_config(p)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in out_dir")
-    p.set_defaults(fn=_cmd_train)
+def _presets(args: argparse.Namespace) -> list[str]:
+    from rose.replicate import BASE, FULL, QUICK
 
-    p = sub.add_parser("eval", help="pass@1 over k samples, mean response length, answer diversity")
-    with_config(p)
-    p.set_defaults(fn=_cmd_eval)
+    return [*BASE, *(QUICK if args.quick else FULL), *_file_overrides(args)]
 
-    p = sub.add_parser("rollout", help="sample and print rollout trees for a few prompts (inspection)")
-    with_config(p)
+
+def _prompts_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", type=int, default=2, help="how many training prompts to show")
-    p.set_defaults(fn=_cmd_rollout)
 
-    p = sub.add_parser("replicate", help="GRPO vs ROSE at the same rollout budget on synthetic arithmetic")
+
+def _quick_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small run (< ~3 min on 2 CPU cores), one seed")
-    p.add_argument("--out", default="runs/rose_replicate", help="output folder for results.json and config.yaml")
-    p.add_argument("--seed", type=int, default=0, help="first seed (the full run uses seed, seed+1, seed+2)")
-    p.add_argument("overrides", nargs="*", help="dotted overrides of the replicate config, e.g. rl.steps=20")
-    p.set_defaults(fn=_cmd_replicate)
-    return parser
+
+
+COMMON = {"config": _config_cls, "seed_key": "seed", "model_keys": ("model.path",), "check": _check_data,
+          "progress_key": "rl.progress"}
+APP = App(
+    prog="rose", version=__version__,
+    description="ROSE: RLVR with tree rollouts branching at semantically uncertain tokens and length-aware segment "
+                "advantages. " + ENV_HINT + ".",
+    verbs=[
+        Verb("train", "train a policy with tree rollouts and segment advantages (or GRPO)", cmd_train,
+             out_key="out_dir", resume=True, trains=True, wandb_key="rl.wandb_project", **COMMON),
+        Verb("eval", "pass@1 over k samples, mean response length, answer diversity", cmd_eval, out_key="out_dir",
+             **COMMON),
+        Verb("rollout", "sample and print rollout trees for a few prompts (inspection)", cmd_rollout,
+             arguments=_prompts_arg, out="none", **COMMON),
+        Verb("replicate", "GRPO vs ROSE at the same rollout budget on synthetic arithmetic", cmd_replicate,
+             arguments=_quick_arg, presets=_presets, claim="none", default_out="runs/rose_replicate",
+             description="GRPO vs ROSE at the same rollout budget on synthetic arithmetic. --seed N: first seed "
+                         "(the full run uses N, N+1, N+2); --config FILE: its keys replace the schedule presets.",
+             **COMMON),
+    ],
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return APP.build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from benchmarks.data import DataError
-    from shared.config import ConfigError
-
-    try:
-        return args.fn(args)
-    except (ConfigError, DataError, FileNotFoundError, FileExistsError) as err:
-        print(f"rose {args.command}: {err}", file=sys.stderr)
-        return 2
+    return APP.main(argv)
 
 
 if __name__ == "__main__":

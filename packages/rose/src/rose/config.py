@@ -7,6 +7,7 @@ Sections: `model` (which policy), `warm_start` (how the tiny policy is SFT'd whe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared.config import ConfigError
 from shared.rl.trainer import RLConfig
@@ -40,14 +41,14 @@ class DataSection:
 
 @dataclass
 class RoseSection:
-    mode: str = "tree"  # tree (ROSE) | independent (GRPO-style sampling)
+    mode: Literal["tree", "independent"] = "tree"  # tree (ROSE) | independent (GRPO-style sampling)
     epsilon: float = 0.5  # chance a later rollout restarts from the root
     top_k: int = 20  # next-token candidates per position for the branching score
-    score: str = "semantic"  # semantic | authors | entropy | cosine
+    score: Literal["semantic", "authors", "entropy", "cosine"] = "semantic"
     advantage: str = "segment"  # segment (ROSE) | a shared estimator name, e.g. grpo
     length_penalty: float = 1.0  # alpha of the length-aware term; 0 = off
     correct_reward: float = 1.0  # rewards at or above this count as correct for the length term
-    backend: str = "hf"  # rollout generation: hf (HFGenerator over the policy) | vllm (GPU, weights synced per step)
+    backend: Literal["hf", "vllm"] = "hf"  # rollout generation: hf (HFGenerator over the policy) | vllm (GPU, weights synced per step)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class RoseConfig:
         """Raise ConfigError naming the first inconsistent setting."""
         from shared.rl.advantages import ADVANTAGES as SHARED
 
+        self.rl.validate()  # the shared trainer's own checks (rose.advantage below replaces rl.advantage in training)
         if self.rose.advantage not in ADVANTAGES and self.rose.advantage not in SHARED:
             raise ConfigError(f"rose.advantage {self.rose.advantage!r} unknown; use segment or one of {sorted(SHARED)}")
         if self.rose.advantage == "gae":

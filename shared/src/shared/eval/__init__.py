@@ -1,7 +1,7 @@
 """Evaluation helpers: retrieval measures, QA/math dataset scores, embedding Precision@1, results.json I/O, and
 seed/item statistics (paired seed differences, curve spread, paired bootstrap CI)."""
 
-from shared.eval.embeddings import hits_at_1, mean_by_group, precision_at_1
+from shared.eval.embeddings import hits_at_1, mean_by_group, mmeb_scores, precision_at_1
 from shared.eval.qa import math_accuracy, qa_metrics
 from shared.eval.results import (
     ResultsError,
@@ -24,6 +24,7 @@ __all__ = [
     "precision_at_1",
     "hits_at_1",
     "mean_by_group",
+    "mmeb_scores",
     "write_results",
     "read_results",
     "validate_results",

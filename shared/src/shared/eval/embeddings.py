@@ -1,4 +1,4 @@
-"""Embedding retrieval Precision@1 (MMEB-style) and a per-task mean helper.
+"""Embedding retrieval Precision@1 (MMEB-style), a per-group mean helper and MMEB's per-dataset aggregation.
 
 A query is a hit when its gold candidate scores strictly higher than every other candidate. Ties count as
 misses, so the score does not depend on candidate order (argmax-based scripts would credit a tie to whichever
@@ -73,3 +73,31 @@ def mean_by_group(groups: Sequence[Hashable], values: Sequence[float] | np.ndarr
         out[str(group)] = float(vals[mask].mean())
     out["overall"] = float(np.mean(list(out.values())))
     return out
+
+
+def mmeb_scores(
+    datasets: Sequence[str], meta_tasks: Sequence[str], hits: Sequence[float] | np.ndarray
+) -> dict[str, dict[str, float] | float]:
+    """MMEB's aggregation of per-query hits: P@1 per dataset, then per meta-task the mean over its datasets, and
+    overall the mean over all datasets (not over meta-tasks, not over queries), as the MMEB tables report it.
+
+    `datasets[i]`, `meta_tasks[i]`, `hits[i]` describe query i. Returns {"datasets": {name: p@1}, "meta_tasks":
+    {meta: mean}, "overall": mean}. A dataset named under two meta-tasks is an error (each MMEB dataset has one).
+    """
+    if not len(datasets) == len(meta_tasks) == len(hits):
+        raise ValueError(f"got {len(datasets)} dataset names, {len(meta_tasks)} meta-tasks and {len(hits)} hits")
+    if not len(hits):
+        raise ValueError("mmeb_scores needs at least one query")
+    meta_of: dict[str, str] = {}
+    for name, meta in zip(datasets, meta_tasks):
+        if meta_of.setdefault(name, meta) != meta:
+            raise ValueError(f"dataset {name!r} is under two meta-tasks ({meta_of[name]!r} and {meta!r})")
+    per_dataset = {k: v for k, v in mean_by_group(datasets, hits).items() if k != "overall"}
+    per_meta: dict[str, list[float]] = {}
+    for name, value in per_dataset.items():
+        per_meta.setdefault(meta_of[name], []).append(value)
+    return {
+        "datasets": per_dataset,
+        "meta_tasks": {meta: float(np.mean(values)) for meta, values in per_meta.items()},
+        "overall": float(np.mean(list(per_dataset.values()))),
+    }

@@ -2,7 +2,10 @@
 
 One entry point, ``load_model(path_or_id, kind=...)``, so every method package loads a tiny local fixture and a real
 hub checkpoint the same way. Offline runs fail fast with a ``ModelLoadError`` that names the path and says what to
-do instead of a deep hub traceback.
+do instead of a deep hub traceback; a folder whose config or weights do not load is a ``ModelLoadError`` too. The
+torch-free checks a command runs before loading (``shared.cli.check_model_source``) use the same local-path rule.
+Importing this module does not import torch (``LoraSettings`` sits in configs that a command validates before any
+heavy import); the functions import it when called.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+from shared.cli import looks_local as _looks_local
+
+if TYPE_CHECKING:
+    import torch
 
 ModelKind = Literal["causal", "seq2seq", "vl"]
 
@@ -35,6 +41,8 @@ class LoraSettings:
 
 def pick_device(device: str = "auto") -> torch.device:
     """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -44,12 +52,14 @@ def pick_device(device: str = "auto") -> torch.device:
     raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
 
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}  # names accepted -> torch attribute
 
 
 def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "cpu") -> torch.dtype:
     """``auto`` -> bfloat16 on a GPU that supports it, float32 otherwise (CPU half precision is slow and lossy)."""
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -58,13 +68,8 @@ def pick_dtype(dtype: str | torch.dtype = "auto", device: torch.device | str = "
             return torch.bfloat16
         return torch.float32
     if dtype in _DTYPES:
-        return _DTYPES[dtype]
+        return getattr(torch, _DTYPES[dtype])
     raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'")
-
-
-def _looks_local(path_or_id: str) -> bool:
-    # Hub ids are "name" or "org/name"; a leading . / ~, more than one slash, or an existing path means local.
-    return path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") > 1 or Path(path_or_id).exists()
 
 
 def _check_source(path_or_id: str) -> None:
@@ -137,6 +142,9 @@ def load_model(
         raise
     except (OSError, ValueError) as err:
         raise _hub_hint(path_or_id, err) from err
+    except (KeyError, RuntimeError, TypeError) as err:  # a folder whose config or weights do not fit together
+        raise ModelLoadError(f"could not load model {path_or_id!r} as a {kind} model: {type(err).__name__}: "
+                             f"{err}") from err
     model.to(dev)
     model.eval()
     if lora is not None:

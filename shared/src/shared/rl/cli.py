@@ -11,7 +11,8 @@ after, and writes config.yaml, metrics.jsonl and results.json (package contract)
 
 The arithmetic problems come from the "arithmetic" record source (`shared.rl.warmstart.record_source`), which an
 installed package registers as a `shared.record_sources` entry point (in this workspace: benchmarks); without it
-the command stops with one line saying so (exit 2).
+the command stops with one line saying so (exit 2). Built on the workspace's parent CLI (`shared.cli`): `--out`
+sets `rl.output_dir`, `--seed` `rl.seed`; task, record source, launch and policy path are checked before any model.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run_grpo_job(job: GRPOJob, resume: bool = False, stop_after: int | None = No
     from shared.rl.trainer import RLTrainer
     from shared.rl.warmstart import arithmetic_accuracy, arithmetic_records, arithmetic_reward
 
-    if job.task.name not in TASKS:
+    if job.task.name not in TASKS:  # also checked by the command line before any work
         raise ValueError(f"task.name {job.task.name!r} is not supported; known: {TASKS}")
     check_launch(job.rl.generator_backend)  # FSDP / DeepSpeed / vLLM asked for without a GPU: one clear error
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
@@ -135,52 +136,97 @@ def _records_hash(*parts: list[dict]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shared-rl", description="On-policy RL jobs of the shared RL engine.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grpo", help="run a GRPO job from a YAML config (with key=value overrides)")
-    g.add_argument("--config", required=True, help="YAML file (see shared/configs/grpo_arithmetic.yaml)")
-    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in rl.output_dir")
-    g.add_argument("overrides", nargs="*", help="dotted overrides such as rl.steps=50 rl.lr=3e-5")
-    w = sub.add_parser("warmstart", help="build (or reuse) the SFT'd tiny arithmetic policy")
-    w.add_argument("--out", required=True, help="directory of the saved policy")
-    w.add_argument("--steps", type=int, default=1000, help="SFT steps (cosine horizon)")
-    w.add_argument("--target", type=float, default=0.35, help="stop at this validation accuracy (<= 0: never)")
-    w.add_argument("--seed", type=int, default=0, help="model init and data seed")
-    return parser
+def _check_record_source(name: str) -> None:
+    """The record source is registered (in-process or as an installed entry point), looked up without importing
+    the warm-start module (it imports transformers' trainer stack: tens of seconds on a loaded box)."""
+    import sys
+    from importlib.metadata import entry_points
 
+    from shared.cli import CLIError
 
-def main(argv: list[str] | None = None) -> None:
-    from shared.rl.warmstart import RecordSourceError
-
-    parser = build_parser()
-    try:
-        _main(parser.parse_args(argv))
-    except RecordSourceError as err:  # the arithmetic records are not installed: say so in one line
-        parser.exit(2, f"shared-rl: {err}\n")
-
-
-def _main(args: argparse.Namespace) -> None:
-    if args.command == "warmstart":
-        import json
-
-        from shared.rl.warmstart import STAMP, sft_arithmetic_policy
-
-        target = args.target if args.target > 0 else None
-        path = sft_arithmetic_policy(args.out, steps=args.steps, seed=args.seed, target_accuracy=target,
-                                     n_train=10_000)
-        print(path, json.loads((path / STAMP).read_text()))
+    loaded = sys.modules.get("shared.rl.warmstart")
+    if loaded is not None:
+        loaded.record_source(name)  # its registry may hold sources registered in this process
         return
-    from shared.config import load_config
-    from shared.rl.launch import LaunchError
+    if not any(p.name == name for p in entry_points(group="shared.record_sources")):
+        raise CLIError(f"no record source {name!r} is installed; install the package that registers it under the "
+                       "'shared.record_sources' entry points (this workspace's benchmarks package provides "
+                       "'arithmetic')")
 
-    job = load_config(GRPOJob, args.config, args.overrides)
-    try:
-        res = run_grpo_job(job, resume=args.resume)
-    except LaunchError as err:  # a GPU-only engine asked for on this machine: the message is the whole story
-        raise SystemExit(f"shared-rl: {err}") from None
+
+def _check_grpo(run) -> None:
+    """Before any model: the task, the record source and the launch (GPU-only engines on a CPU machine)."""
+    from shared.cli import CLIError
+    from shared.rl.launch import check_launch
+
+    job = run.cfg
+    if job.task.name not in TASKS:
+        raise CLIError(f"task.name {job.task.name!r} is not supported; known: {', '.join(TASKS)}")
+    _check_record_source(job.task.name)
+    check_launch(job.rl.generator_backend)
+
+
+def _check_warmstart(run) -> None:
+    from shared.cli import CLIError
+
+    if run.args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {run.args.steps}")
+    _check_record_source("arithmetic")
+
+
+def cmd_grpo(run) -> int:
+    res = run_grpo_job(run.cfg, resume=run.resume)
     print(f"accuracy before {res['before']} after {res['after']}  seconds/step {res['seconds_per_step']:.3f}")
+    return 0
+
+
+def cmd_warmstart(run) -> int:
+    import json
+
+    from shared.rl.warmstart import STAMP, sft_arithmetic_policy
+
+    target = run.args.target if run.args.target > 0 else None
+    path = sft_arithmetic_policy(run.out, steps=run.args.steps, seed=run.seed if run.seed is not None else 0,
+                                 target_accuracy=target, n_train=10_000)
+    print(path, json.loads((path / STAMP).read_text()))
+    return 0
+
+
+def _warmstart_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=1000, help="SFT steps (cosine horizon)")
+    p.add_argument("--target", type=float, default=0.35, help="stop at this validation accuracy (<= 0: never)")
+
+
+def _app():
+    from shared import __version__
+    from shared.cli import App, Verb
+
+    return App(
+        prog="shared-rl", version=__version__, description="On-policy RL jobs of the shared RL engine.",
+        verbs=[
+            Verb("grpo", "run a GRPO job from a YAML config (with key=value overrides)", cmd_grpo,
+                 config=lambda: GRPOJob, out_key="rl.output_dir", seed_key="rl.seed", resume=True, trains=True,
+                 wandb_key="rl.wandb_project", progress_key="rl.progress", model_keys=("policy.path",),
+                 check=_check_grpo, claim="none",
+                 description="Run a GRPO job (see shared/configs/grpo_arithmetic.yaml); --out sets rl.output_dir, "
+                             "--resume continues from its latest checkpoint."),
+            Verb("warmstart", "build (or reuse) the SFT'd tiny arithmetic policy", cmd_warmstart,
+                 arguments=_warmstart_args, out="required", check=_check_warmstart, claim="none",
+                 description="Build (or reuse) the SFT'd tiny arithmetic policy in --out (--seed: model init and "
+                             "data seed, default 0)."),
+        ],
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _app().build_parser()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _app().main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

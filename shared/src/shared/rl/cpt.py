@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from shared.rl.trl_common import schedule_args
+from shared.rl.trl_common import schedule_args, workspace_callbacks
 
 
 @dataclass
@@ -37,6 +37,7 @@ class LMSettings:
     seed: int = 0
     logging_steps: int = 10
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    report_to: str = "none"  # passed to TRL unchanged (e.g. "wandb", "tensorboard"); metrics.jsonl is always written
 
     @property
     def max_length(self) -> int:  # the field name schedule_args reads
@@ -96,7 +97,7 @@ def run_lm(model: torch.nn.Module | str, tokenizer: Any, texts: Sequence[str], s
     args = SFTConfig(**schedule_args(settings), weight_decay=settings.weight_decay, packing=False)
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=list(callbacks))
+                         callbacks=[*callbacks, *workspace_callbacks(settings)])
     trainer.train()
     return trainer.model, list(trainer.state.log_history)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from shared.rl.trl_common import check_records, schedule_args
+from shared.rl.trl_common import check_records, schedule_args, workspace_callbacks
 
 
 @dataclass
@@ -34,6 +34,7 @@ class DPOSettings:
     seed: int = 0
     logging_steps: int = 10
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    report_to: str = "none"  # passed to TRL unchanged (e.g. "wandb", "tensorboard"); metrics.jsonl is always written
 
 
 def run_dpo(
@@ -65,6 +66,7 @@ def run_dpo(
         label_smoothing=settings.label_smoothing,
     )
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
-    trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer = DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=data, processing_class=tokenizer,
+                         callbacks=workspace_callbacks(settings))
     trainer.train()
     return trainer.model, list(trainer.state.log_history)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from shared.rewards.rm import rm_input_ids
-from shared.rl.trl_common import check_records, schedule_args
+from shared.rl.trl_common import check_records, schedule_args, workspace_callbacks
 
 
 @dataclass
@@ -33,6 +33,7 @@ class RMSettings:
     seed: int = 0
     logging_steps: int = 10
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    report_to: str = "none"  # passed to TRL unchanged (e.g. "wandb", "tensorboard"); metrics.jsonl is always written
 
 
 def rm_examples(tokenizer: Any, records: Sequence[Mapping[str, Any]], max_length: int,
@@ -67,6 +68,6 @@ def run_rm(model: torch.nn.Module | str, tokenizer: Any, records: Sequence[Mappi
     args = RewardConfig(**schedule_args(settings), center_rewards_coefficient=settings.center_rewards_coefficient)
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                            callbacks=list(callbacks))
+                            callbacks=[*callbacks, *workspace_callbacks(settings)])
     trainer.train()
     return trainer.model, list(trainer.state.log_history)

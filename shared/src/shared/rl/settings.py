@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
+from shared.modeling import LoraSettings
 from shared.rl.critic import CriticConfig
 
 
@@ -26,7 +28,7 @@ class RLConfig:
     stop: list[str] = field(default_factory=list)
     lr: float = 3e-5
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # constant | cosine | linear
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = 0
     ppo_epochs: int = 1
     mini_batches: int = 1
@@ -35,17 +37,17 @@ class RLConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
     dual_clip: float | None = None
-    loss_agg: str = "token-mean"
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     loss_norm_len: int = 0  # constant length for seq-mean-token-sum-norm; 0 = max_new_tokens
     advantage: str = "grpo"  # "gae" trains a value head (settings in `critic`; gamma, lam in adv_options)
     adv_options: dict[str, float] = field(default_factory=dict)
     critic: CriticConfig = field(default_factory=CriticConfig)
     beta: float = 0.0  # KL coefficient against the frozen reference
-    kl_estimator: str = "k3"
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     kl_in_reward: bool = False  # subtract beta * k1 from token rewards instead of adding a loss term
     entropy_coef: float = 0.0
     dynamic_sampling: bool = False
-    dynamic_sampling_signal: str = "reward"  # reward: final reward | return: final + turn + token rewards
+    dynamic_sampling_signal: Literal["reward", "return"] = "reward"  # return: final + turn + token rewards
     max_refill_rounds: int = 3
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
@@ -53,10 +55,21 @@ class RLConfig:
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
     seeded_generation: bool = False  # seed sampling per prompt: same samples whatever the number of processes
     gen_batch_size: int = 64  # rows per decoding batch of the default HF generator
-    generator_backend: str = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights are pushed after each step
+    generator_backend: Literal["hf", "vllm"] = "hf"  # "vllm": the CLI builds a VLLMGenerator; weights pushed per step
     tensorboard: bool = True  # scalars under output_dir/tensorboard when tensorboard is installed
     wandb_project: str = ""  # a W&B project name logs there too when wandb is installed
     progress: bool = True
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # the policy's weights ("auto": as loaded)
+    lora: LoraSettings | None = None  # peft LoRA adapters on the policy (only they train); None = full fine-tuning
+
+    def validate(self) -> None:
+        """Settings that types cannot express, checked before any model is built."""
+        from shared.rl.advantages import ADVANTAGES
+
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"rl.advantage {self.advantage!r} unknown; known: {sorted(ADVANTAGES)}")
+        if self.advantage == "gae":
+            self.critic.validate()
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from shared.rl.trl_common import check_records, schedule_args
+from shared.rl.trl_common import check_records, schedule_args, workspace_callbacks
 
 TOKEN_FIELDS = ("input_ids", "completion_mask")
 
@@ -38,6 +38,7 @@ class SFTSettings:
     seed: int = 0
     logging_steps: int = 50
     threads: int = 1  # 2 threads on a shared 2-core box ran 10x slower than 1 (OpenMP contention)
+    report_to: str = "none"  # passed to TRL unchanged (e.g. "wandb", "tensorboard"); metrics.jsonl is always written
 
 
 def is_token_records(records: Sequence[Mapping[str, Any]]) -> bool:
@@ -130,6 +131,6 @@ def run_sft(
     args = SFTConfig(**schedule_args(settings), weight_decay=settings.weight_decay, completion_only_loss=True)
     Path(settings.output_dir).mkdir(parents=True, exist_ok=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=list(callbacks))
+                         callbacks=[*callbacks, *workspace_callbacks(settings)])
     trainer.train()
     return trainer.model, list(trainer.state.log_history)

@@ -63,7 +63,19 @@ from shared.rollout.trajectory import (
     rollout_stats,
 )
 
-__all__ = ["BATCH_WHITENED", "RLConfig", "RLTrainer", "lr_factor"]  # RLConfig, lr_factor live in rl.settings
+
+def prepare_policy(model: torch.nn.Module, cfg: RLConfig) -> torch.nn.Module:
+    """The config's dtype and LoRA applied to the policy before training (no-op with the defaults)."""
+    from shared.modeling import apply_lora, pick_dtype
+
+    if cfg.dtype != "auto":
+        model = model.to(pick_dtype(cfg.dtype))
+    if cfg.lora is not None and not hasattr(model, "peft_config"):
+        model = apply_lora(model, cfg.lora)
+    return model
+
+
+__all__ = ["BATCH_WHITENED", "RLConfig", "RLTrainer", "lr_factor", "prepare_policy"]  # RLConfig: rl.settings
 
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
 
@@ -119,6 +131,7 @@ class RLTrainer:
         self.advantage_fn = advantage_fn
         self.eval_fn = eval_fn
         self.ref_model = None
+        model = prepare_policy(model, cfg)
         if cfg.beta > 0:
             self.ref_model = clone_model(model).eval().requires_grad_(False).to(self.accelerator.device)
         total_updates = cfg.steps * cfg.ppo_epochs * cfg.mini_batches

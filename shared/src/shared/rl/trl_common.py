@@ -1,7 +1,8 @@
 """What the TRL wrappers share: CPU-safe training flags, the schedule fields, and record validation with clear errors.
 
-TRL on a CPU needs `use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none"` (measured in the
-CPU calibration); on a GPU the same wrappers leave precision to the caller.
+TRL on a CPU needs `use_cpu=True, bf16=False, gradient_checkpointing=False` (measured in the CPU calibration); on a
+GPU the same wrappers leave precision to the caller. `report_to` is "none" unless the settings name TRL
+integrations; every trainer writes metrics.jsonl and TensorBoard through `workspace_callbacks` regardless.
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ def schedule_args(settings: Any) -> dict[str, Any]:
         "warmup_steps": settings.warmup_steps,
         "max_length": settings.max_length,
         "logging_steps": settings.logging_steps,
+        "report_to": getattr(settings, "report_to", "none"),  # TRL's own integrations (wandb, tensorboard, ...)
     }
+
+
+def workspace_callbacks(settings: Any) -> list:
+    """The callbacks every TRL trainer of the core adds: metrics.jsonl + TensorBoard in `settings.output_dir`
+    (the workspace's training-output layout, `shared.rl.trl_logging`)."""
+    from shared.rl.trl_logging import MetricsCallback
+
+    return [MetricsCallback(settings.output_dir)]
 
 
 def check_records(records: Sequence[Mapping[str, Any]], fields: Sequence[str], source: str) -> None:
