@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("missing_file", "malformed_yaml", "unknown_key", "wrong_type", "bad_enum", "unknown_model",
          "unknown_hub_id", "unwritable_out", "broken_jsonl")
-UNBUILT = ("arr", "dr9k", "mask", "huijin")
+UNBUILT = ("arr", "dr9k", "huijin")
 
 
 def console_scripts() -> dict[str, str]:
@@ -121,6 +121,10 @@ TABLE: dict[str, dict] = {
                                lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
     "rose": _config_script(["train"], "rl.steps=abc", "rose.score=bogus", "model.path={}",
                            lambda i: ["train", "--out", str(i.out), f"data.train={i.jsonl}"]),
+    "mask": _config_script(["train"], "rl.steps=abc", "parse.mode=bogus", "model.path={}",
+                           lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}",
+                                      f"data.dev_file={i.jsonl}", f"data.test_file={i.jsonl}",
+                                      f"data.corpus_file={i.jsonl}"]),
     "shared-rl": _config_script(["grpo"], "rl.steps=abc", "rl.lr_schedule=bogus", "policy.path={}",
                                 "the grpo job's data is the synthetic arithmetic suite (no user file)"),
     "benchmarks": {
@@ -185,6 +189,7 @@ def test_bad_input_is_one_line_exit_2_and_claims_nothing(script, case, tmp_path,
 REPLICATE = {  # the verb the leaderboard runs: the same checks before any warm start or base training
     "dome": "docids.scheme=bogus", "cocoa": "data.suite=bogus", "sage": "train.method=bogus",
     "agentic-r": "agent.kind=bogus", "matchtir": "advantage.mode=bogus", "rose": "rose.score=bogus",
+    "mask": "parse.mode=bogus",
 }
 
 

@@ -1,7 +1,8 @@
-"""The `mask` command: help, the GPU config's dry run, one-line errors on bad config and bad records, and an
-end-to-end train + eval on a tiny random policy in seconds."""
+"""The `mask` command (on `shared.cli`): help, the GPU config's dry run, one-line errors on bad config and bad
+records before any work, and an end-to-end train + eval on a tiny random policy in seconds."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,10 +20,20 @@ def test_help_lists_verbs(capsys):
         assert verb in out
 
 
-def test_gpu_config_dry_run(capsys):
-    assert main(["train", "--config", GPU, "--dry-run"]) == 0
+def test_gpu_config_dry_run(capsys, tmp_path, monkeypatch):
+    """Offline, with a hub id as model.path: sized from the bundled architecture, nothing written."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    gpu = str(Path(GPU).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", gpu, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "7,615,616,512 total" in out and "critic (separate model)" in out and "config ok" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_needs_a_model_path(capsys):
+    assert main(["train", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().startswith("mask train: --dry-run needs model.path")
 
 
 @pytest.mark.parametrize("override, needle", [
@@ -32,7 +43,16 @@ def test_gpu_config_dry_run(capsys):
 def test_bad_config_is_one_line(capsys, override, needle):
     assert main(["train", "--config", GPU, "--dry-run", override]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mask train: error:") and needle in err and "\n" not in err
+    assert err.startswith("mask train: ") and needle in err and "\n" not in err
+
+
+def test_bad_config_refused_before_any_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "rl.advantage=bogus"]) == 2
+    assert capsys.readouterr().err.strip().startswith("mask train: rl.advantage 'bogus' unknown")
+    assert main(["replicate", "--quick", "--out", str(out), "--rows", "mask,bogus"]) == 2
+    assert "--rows: unknown rows ['bogus']" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +98,15 @@ def test_record_without_answers_is_one_line(tmp_path, tiny_policy, capsys):
     config = _small_config(tmp_path, tiny_policy)
     args = ["eval", "--config", str(config), "--model", str(tiny_policy), f"data.test_file={test}",
             f"data.train_file={test}", f"data.dev_file={test}", f"data.corpus_file={corpus}"]
-    assert main(args) == 2
+    assert main([*args, "--out", str(tmp_path / "ev")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"mask eval: error: {test}:2: field 'golden_answers': missing"
+    assert err == f"mask eval: {test}:2: field 'golden_answers': missing"
+    assert not (tmp_path / "ev").exists()
 
 
 def test_oracle_verb_writes_records(tmp_path, tiny_policy, capsys):
     config = _small_config(tmp_path, tiny_policy)
-    out = tmp_path / "oracle.jsonl"
-    assert main(["oracle", "--config", str(config), "--out", str(out), "--split", "dev"]) == 0
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert main(["oracle", "--config", str(config), "--out", str(tmp_path / "oracle"), "--split", "dev"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "oracle" / "oracle.jsonl").read_text().splitlines()]
     assert rows[0]["role"] == "plan" and rows[0]["completion"].endswith("<final_answer>unkown</final_answer>")
     assert {r["role"] for r in rows} == {"plan", "search", "summary", "update", "answer"}

@@ -174,37 +174,33 @@ class MaskConfig:
     eval: EvalSettings = field(default_factory=EvalSettings)
     gpu: GPUSettings = field(default_factory=GPUSettings)
 
-
-def validate(cfg: MaskConfig) -> MaskConfig:
-    """Checks `load_config` cannot make from the types alone; ValueError names the key. Returns cfg."""
-    from shared.rl.advantages import ADVANTAGES
-
-    positive = {"loop.max_iterations": cfg.loop.max_iterations, "loop.topk": cfg.loop.topk,
-                "loop.max_summary_words": cfg.loop.max_summary_words, "prompt.max_tokens": cfg.prompt.max_tokens,
-                "train.questions_per_step": cfg.train.questions_per_step,
-                "train.episodes_per_question": cfg.train.episodes_per_question, "data.n_test": cfg.data.n_test,
-                "monolithic.max_turns": cfg.monolithic.max_turns, "rl.steps": cfg.rl.steps,
-                **{f"loop.{r}_tokens": cfg.loop.tokens(r) for r in ROLES}}
-    for key, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{key} must be >= 1, got {value}")
-    if cfg.data.n_dev < 0 or cfg.data.n_train < 0:
-        raise ValueError("data.n_dev and data.n_train must be >= 0")
-    if not cfg.data.hops or any(h not in (1, 2, 3) for h in [*cfg.data.hops, *cfg.data.sft_hops]):
-        raise ValueError(f"data.hops / data.sft_hops must be hop counts among 1, 2, 3; got {cfg.data.hops}, "
-                         f"{cfg.data.sft_hops}")
-    if cfg.rl.advantage not in ADVANTAGES:
-        raise ValueError(f"rl.advantage must be one of {sorted(ADVANTAGES)}, got {cfg.rl.advantage!r}")
-    if cfg.rl.lr <= 0:
-        raise ValueError(f"rl.lr must be > 0, got {cfg.rl.lr}")
-    if cfg.reward.format_penalty > 0:
-        raise ValueError(f"reward.format_penalty is added to illegal outputs and must be <= 0, got "
-                         f"{cfg.reward.format_penalty}")
-    files = {"data.train_file": cfg.data.train_file, "data.dev_file": cfg.data.dev_file,
-             "data.test_file": cfg.data.test_file, "data.corpus_file": cfg.data.corpus_file}
-    for key, path in files.items():
-        if path and not Path(path).expanduser().is_file():
-            raise ValueError(f"{key}: file not found: {path}")
-    if (cfg.data.test_file or cfg.data.train_file) and not cfg.data.corpus_file:
-        raise ValueError("question files need data.corpus_file (the documents the retrieval tool searches)")
-    return cfg
+    def validate(self) -> None:
+        """Checks `load_config` cannot make from the types alone (the parent CLI calls it before any work);
+        ValueError names the key."""
+        self.rl.validate()  # the shared trainer's own checks: the advantage, and the critic under gae
+        positive = {"loop.max_iterations": self.loop.max_iterations, "loop.topk": self.loop.topk,
+                    "loop.max_summary_words": self.loop.max_summary_words, "prompt.max_tokens": self.prompt.max_tokens,
+                    "train.questions_per_step": self.train.questions_per_step,
+                    "train.episodes_per_question": self.train.episodes_per_question, "data.n_test": self.data.n_test,
+                    "monolithic.max_turns": self.monolithic.max_turns, "rl.steps": self.rl.steps,
+                    **{f"loop.{r}_tokens": self.loop.tokens(r) for r in ROLES}}
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
+        if self.data.n_dev < 0 or self.data.n_train < 0:
+            raise ValueError("data.n_dev and data.n_train must be >= 0")
+        if not self.data.hops or any(h not in (1, 2, 3) for h in [*self.data.hops, *self.data.sft_hops]):
+            raise ValueError(f"data.hops / data.sft_hops must be hop counts among 1, 2, 3; got {self.data.hops}, "
+                             f"{self.data.sft_hops}")
+        if self.rl.lr <= 0:
+            raise ValueError(f"rl.lr must be > 0, got {self.rl.lr}")
+        if self.reward.format_penalty > 0:
+            raise ValueError(f"reward.format_penalty is added to illegal outputs and must be <= 0, got "
+                             f"{self.reward.format_penalty}")
+        files = {"data.train_file": self.data.train_file, "data.dev_file": self.data.dev_file,
+                 "data.test_file": self.data.test_file, "data.corpus_file": self.data.corpus_file}
+        for key, path in files.items():
+            if path and not Path(path).expanduser().is_file():
+                raise ValueError(f"{key}: file not found: {path}")
+        if (self.data.test_file or self.data.train_file) and not self.data.corpus_file:
+            raise ValueError("question files need data.corpus_file (the documents the retrieval tool searches)")

@@ -218,6 +218,7 @@ def replicate(quick: bool = False, out: str | Path = "runs/mask_replicate", seed
     torch.set_num_threads(1)
     started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
     cfg = load_config(MaskConfig, config or default_config(quick), list(overrides))
+    cfg.validate()
     rows = list(ROWS) if rows is None else list(rows)
     unknown = [r for r in rows if r not in (*ROWS, "sft")]
     if unknown:
@@ -296,6 +297,7 @@ def pilot(out: str | Path, config: str | Path | None = None, overrides: Sequence
     the preconditions. Returns its path (None while runs are missing)."""
     torch.set_num_threads(1)
     cfg = load_config(MaskConfig, config or default_config(False), list(overrides))
+    cfg.validate()
     cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, steps=steps))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
