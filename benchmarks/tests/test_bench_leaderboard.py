@@ -121,7 +121,7 @@ def test_check_ok_and_fail(fake_env, capsys):
     assert main(["--out", str(out), "--check", "--expected", str(expected)]) == 0
     printed = capsys.readouterr().out
     assert "OK    fakepkg fakepkg accuracy: 0.75 (expected 0.75 ± 0.075)" in printed
-    assert "SKIP  ghost: no expected file" in printed
+    assert "SKIP  ghost: no results and no expected file" in printed
     saved["rows"][0]["value"] = 0.9
     (expected / "fakepkg.json").write_text(json.dumps(saved))
     assert main(["--out", str(out), "--check", "--expected", str(expected)]) == 1

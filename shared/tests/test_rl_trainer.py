@@ -87,6 +87,8 @@ def test_multi_turn_rollout_fn_and_kl_in_reward(tiny_qwen2_dir, tmp_path):
         def retrieve(self, queries, topk=3):
             return [[{"id": "d", "contents": "T\nbody"}] for _ in queries]
 
+    # the policy equals the reference at step 1, so the KL term is 0 here: its values are checked in
+    # test_kl_in_reward_subtracts_beta_k1_of_each_token; this test runs the combination with a multi-turn rollout_fn
     tr = _trainer(tiny_qwen2_dir, tmp_path / "mt", beta=0.05, kl_in_reward=True, advantage="rloo")
     loop = AgentLoop(tr.generator, lambda rec: SearchEnv(Docs()), max_turns=2, max_new_tokens_per_turn=5)
     seen = []
@@ -105,6 +107,42 @@ def test_multi_turn_rollout_fn_and_kl_in_reward(tiny_qwen2_dir, tmp_path):
         assert len(t.turn_spans) == 2 and 0 in t.loss_mask and t.finish_reason in ("max_turns", "eos", "length")
     assert stats["groups_kept"] == 2
     assert any(not torch.equal(before[k], v) for k, v in _params(tr).items())
+
+
+def test_kl_in_reward_subtracts_beta_k1_of_each_token(tiny_qwen2_dir, tmp_path):
+    """kl_in_reward: the estimator sees token rewards r_t - beta * (log pi - log ref)_t. At step 1 the policy equals
+    the reference and that term is 0, so the policy is moved first; the log-probs are recomputed here with plain
+    forward passes, one trajectory at a time (no padding, no trainer code)."""
+    from shared.rl.advantages import compute_advantages
+    from shared.rollout.trajectory import group_index, pad_trajectories
+
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "klr", beta=0.5, kl_in_reward=True, advantage="reinforce_pp")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in tr.policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trajs, _ = tr.collect()
+    got = tr.advantages(trajs)
+
+    def logprobs(model, t):
+        ids = torch.tensor([t.prompt_ids + t.response_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        p = len(t.prompt_ids)
+        return torch.stack([logp[p + k - 1, tok] for k, tok in enumerate(t.response_ids)])
+
+    batch = pad_trajectories(trajs, tr.pad_id)
+    rewards, mask = batch["token_rewards"].clone(), batch["response_mask"]
+    for i, t in enumerate(trajs):
+        k1 = logprobs(tr.policy, t) - logprobs(tr.ref_model, t)
+        assert float(k1.abs().max()) > 1e-3  # the policy differs from the reference on these tokens
+        rewards[i, : len(k1)] -= 0.5 * k1
+    want, _ = compute_advantages("reinforce_pp", rewards, mask, group_index(trajs))
+    without, _ = compute_advantages("reinforce_pp", batch["token_rewards"], mask, group_index(trajs))
+    for i, t in enumerate(trajs):
+        n = len(t.response_ids)
+        assert got[i].tolist() == pytest.approx(want[i, :n].tolist(), abs=1e-4)
+        assert got[i].tolist() != pytest.approx(without[i, :n].tolist(), abs=1e-3)  # the KL term did change them
 
 
 def test_tensorboard_events_hold_the_logged_metrics(tiny_qwen2_dir, tmp_path):

@@ -18,9 +18,11 @@ def test_info_nce_two_by_three_golden():
     expected = (loss1 + loss2) / 2
     got = info_nce(q, p, torch.tensor([0, 3]), tau=0.01)
     assert float(got) == pytest.approx(expected, rel=1e-5)
-    # without in-batch negatives (own group only) the loss is smaller: the other group adds competition
-    own = (math.log(e**2 + e + 1) - 2 + math.log(1 + e + e**3) - 3) / 2
-    assert expected > own
+    # each query against its own group only (no in-batch negatives): q1 -> [2, 1, 0], q2 -> [3, 1, 0]
+    own = (math.log(e**2 + e + 1) - 2 + math.log(e**3 + e + 1) - 3) / 2
+    alone = [info_nce(q[i : i + 1], p[3 * i : 3 * i + 3], torch.tensor([0]), tau=0.01) for i in (0, 1)]
+    assert float(sum(alone) / 2) == pytest.approx(own, rel=1e-5)
+    assert float(got) - float(sum(alone) / 2) == pytest.approx(expected - own, rel=1e-4)  # the other group's share
 
 
 def test_batch_layout_deduplicates_shared_passages():

@@ -63,8 +63,31 @@ def test_loop_runs_resumes_and_evaluates(tiny_bert, tmp_path):
     Pipeline(_cfg(tiny_bert, rounds=2), tmp_path, progress=False).iterate()  # resumes: nothing recomputed
     assert (tmp_path / "round1/groups.jsonl").stat().st_mtime_ns == before
     metrics = pipe.evaluate(0)
-    assert set(metrics) == {"recall@5_subquery", "recall@20_subquery", "agent_em", "agent_f1"}
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert set(metrics) == {"recall@5_subquery", "recall@20_subquery", "recall@5_subquery_unseen",
+                            "recall@20_subquery_unseen", "unseen_subquery_share", "agent_em", "agent_f1"}
+    # recomputed here without faiss or pytrec_eval: the saved round-0 encoder, cosine ranks by numpy
+    test_q = read_questions(tmp_path / "data/test.jsonl")
+    corpus = [json.loads(x) for x in (tmp_path / "data/corpus.jsonl").read_text().splitlines()]
+    enc = TextEncoder.load(tmp_path / "round0/retriever/encoder", device="cpu")
+    subs = [(q, i, s) for q in test_q for i, s in enumerate(q["sub_questions"])]
+    queries = enc.encode_queries([f"{q['question']} [SEP] {s['question']}" for q, _, s in subs])
+    ranks = np.argsort(-(queries @ enc.encode_passages([d["contents"] for d in corpus]).T), axis=1)
+    ids = [str(d["id"]) for d in corpus]
+    hit5 = [str(s["passage_id"]) in {ids[j] for j in row[:5]} for (_, _, s), row in zip(subs, ranks)]
+    assert metrics["recall@5_subquery"] == pytest.approx(sum(hit5) / len(hit5))
+    # unseen: the held-out pairs that are neither a training question's hop nor a training group's (query, positive)
+    seen = {(s["question"], str(s["passage_id"])) for q in read_questions(tmp_path / "data/train.jsonl")
+            for s in q["sub_questions"]}
+    for r in (0, 1):
+        for g in (json.loads(x) for x in (tmp_path / f"round{r}/groups.jsonl").read_text().splitlines()):
+            seen |= {(g["query"].split(" [SEP] ")[-1], p) for p in g["positives"]}
+    unseen = [h for (q, i, s), h in zip(subs, hit5) if (s["question"], str(s["passage_id"])) not in seen]
+    assert metrics["unseen_subquery_share"] == pytest.approx(len(unseen) / len(subs)) and unseen
+    assert metrics["recall@5_subquery_unseen"] == pytest.approx(sum(unseen) / len(unseen))
+    rollouts = [json.loads(x) for x in (tmp_path / "eval/round0_rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == len(test_q)
+    em = [x["answer"].strip().lower() in {g.lower() for g in x["golden_answers"]} for x in rollouts]
+    assert metrics["agent_em"] == pytest.approx(sum(em) / len(em))
 
 
 def test_cli_help_and_stage_commands(tiny_bert, tmp_path, capsys):
@@ -131,4 +154,6 @@ def test_loop_retrains_the_tiny_agent_each_round_with_that_rounds_retriever(tmp_
     assert (tmp_path / "round1/agent/model/model.safetensors").stat().st_mtime_ns == before
     assert again.agent().name.startswith("tiny-qwen2-agent round 1")  # evaluation runs the last round's agent
     metrics = again.evaluate(1)
-    assert 0.0 <= metrics["agent_em"] <= 1.0
+    rollouts = [json.loads(x) for x in (tmp_path / "eval/round1_rollouts.jsonl").read_text().splitlines()]
+    em = [x["answer"].strip().lower() in {g.lower() for g in x["golden_answers"]} for x in rollouts]
+    assert len(rollouts) == 3 and metrics["agent_em"] == pytest.approx(sum(em) / len(em))

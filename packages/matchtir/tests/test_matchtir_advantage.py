@@ -98,5 +98,12 @@ def test_turn_rewards_from_parsed_turns():
     greedy = score_turns(turns, gold, "52000", assignment="greedy")
     assert greedy == pytest.approx([5 / 6, (1 / 3 + 0.0) / 2, 0.0, 2 / 3])
     soft = score_turns(turns, gold, "52000", mode="soft")
-    assert soft[0] + 2 * soft[1] <= 1.0 + 1e-6  # plan mass 1 spread over S <= 1
+    # soft: the 2 parsed calls x 2 gold calls, S = [[5/6, 5/6], [5/6, 1/3]], marginals 1/2. The entropic plan of a
+    # 2 x 2 with equal marginals is [[x, 1/2 - x], [1/2 - x, x]] with x / (1/2 - x) = exp((S11 + S22 - S12 - S21)
+    # / (2 reg)) = exp(-2.5); call rewards are sum_j T_ij S_ij (not rescaled by P)
+    x = math.exp(-2.5) / (2 * (1 + math.exp(-2.5)))
+    call2 = (0.5 - x) * 5 / 6 + x / 3
+    assert soft[0] == pytest.approx(5 / 12, abs=1e-6)  # T_11 + T_12 = 1/2, both at S = 5/6
+    assert soft[1] == pytest.approx(call2 / 2, abs=1e-6)  # the malformed block counts in the turn's mean (0)
+    assert soft[2:] == pytest.approx([0.0, 2 / 3])
     assert score_turns([ParsedTurn(text="")], gold, "x") == [0.0]

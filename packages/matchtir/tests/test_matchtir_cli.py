@@ -47,14 +47,15 @@ def test_replicate_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["replicate", "--quick", "--out", str(out), *TINY]) == 0
     doc = read_results(out)
-    assert [r["method"] for r in doc["rows"]] == ["sft", "trajectory", "km", "ot"]
+    assert [r["method"] for r in doc["rows"]] == ["sft", "trajectory", "km_traj", "km", "ot"]
     for r in doc["rows"]:
         assert set(r["metrics"]) == {"solve_f1", "solve_rate", "precision", "answer_f1", "mean_turns", "solve_f1_std"}
         assert 0.0 <= r["metrics"]["solve_f1"] <= 1.0
     assert doc["quick"] is True and doc["package"] == "matchtir"
     assert (out / "config.yaml").exists() and (out / "seed0" / "km" / "rl" / "metrics.jsonl").exists()
     table = capsys.readouterr().out
-    assert "| km |" in table
+    assert "| km |" in table and "| km_traj |" in table
+    assert set(doc["paired_differences"]) == {"km_traj-trajectory", "km-trajectory", "ot-trajectory", "km-km_traj"}
     # a rerun finds every stage done and rewrites the same rows
     before = json.loads((out / "seed0" / "ot" / "metrics.json").read_text())
     assert main(["replicate", "--quick", "--out", str(out), *TINY]) == 0

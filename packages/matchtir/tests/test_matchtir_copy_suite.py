@@ -1,6 +1,7 @@
 """The copy suite (argument values verbatim in the request) and parallel call turns: determinism and splits, gold
-answers from the tools, gold steps grouped into one turn, SFT records of a parallel turn, and a scripted parallel
-rollout (two calls in one eos-ended turn) scored by the matching reward."""
+answers from the tools, gold steps grouped into one turn, the masked SFT example of a parallel turn (the very ids
+and mask a rollout of the gold turns produces), and a scripted parallel rollout (two calls in one eos-ended turn)
+scored by the matching reward."""
 
 import pytest
 from benchmarks.synthetic.tool_library import FUNCTIONS
@@ -9,7 +10,7 @@ from matchtir.copy_suite import COPY_TOOLS, copy_samples
 from matchtir.data import call_text, suite_name, suite_samples, to_record
 from matchtir.env import make_env_factory
 from matchtir.rewards import RewardSettings, make_reward_fn
-from matchtir.train import gold_steps, sft_records
+from matchtir.train import gold_steps, sft_examples
 from shared.generation import Completion
 from shared.modeling.tiny import build_tokenizer
 from shared.rollout.agent_loop import AgentLoop
@@ -67,14 +68,29 @@ def test_gold_steps_group_parallel_calls():
     assert gold_steps(trace, True)[0][0] == {"name": "a", "arguments": {"x": 1}}
 
 
-def test_parallel_sft_records_put_all_calls_in_one_turn():
+def _trained_spans(tok, example):
+    """Decoded runs of mask-1 tokens of a masked SFT example."""
+    spans, run = [], []
+    for i, m in zip(example["input_ids"], example["completion_mask"]):
+        if m:
+            run.append(i)
+        elif run:
+            spans.append(tok.decode(run))
+            run = []
+    return spans + ([tok.decode(run)] if run else [])
+
+
+def test_parallel_sft_example_puts_all_calls_in_one_trained_turn():
     s = copy_samples(3, seed=0)[2]  # three calls
     tok = build_tokenizer(kind="char")
-    recs = sft_records([s], tok, "signatures", make_env_factory(), parallel=True)
-    assert len(recs) == 2
-    assert recs[0]["completion"] == "".join(call_text(c["name"], c["parameters"]) for c in s["gold_trace"])
-    assert recs[1]["prompt"].count("<tool_response>") == 3 and recs[1]["completion"] == f"<answer>{s['answer']}</answer>"
-    assert len(sft_records([s], tok, "signatures", make_env_factory(), parallel=False)) == 4
+    [ex] = sft_examples([s], tok, "signatures", make_env_factory(), parallel=True)
+    eos = tok.eos_token
+    calls = "".join(call_text(c["name"], c["parameters"]) for c in s["gold_trace"])
+    assert _trained_spans(tok, ex) == [calls + eos, f"<answer>{s['answer']}</answer>{eos}"]
+    untrained = tok.decode([i for i, m in zip(ex["input_ids"], ex["completion_mask"]) if not m])
+    assert untrained.startswith("<|im_start|>system") and untrained.count("<tool_response>") == 3
+    [one_per_turn] = sft_examples([s], tok, "signatures", make_env_factory(), parallel=False)
+    assert len(_trained_spans(tok, one_per_turn)) == 4  # three call turns and the answer
 
 
 class EosScripted:
@@ -89,6 +105,21 @@ class EosScripted:
         ids += [self.tokenizer.eos_token_id] if eos else []
         return [[Completion(text=text, token_ids=ids, logprobs=[-0.1] * len(ids), finish_reason="stop")]
                 for _ in prompts]
+
+
+def test_sft_example_is_the_gold_rollout_token_for_token():
+    """A scripted rollout of the gold turns (parallel calls, eos-ended turns) yields the example's ids and mask:
+    what the warm start trains on is what RL samples and scores."""
+    tok = build_tokenizer(kind="char")
+    s = copy_samples(3, seed=0)[2]
+    calls = "".join(call_text(c["name"], c["parameters"]) for c in s["gold_trace"])
+    loop = AgentLoop(EosScripted(tok, [(calls, True), (f"<answer>{s['answer']}</answer>", True)]), make_env_factory(),
+                     max_turns=4, max_new_tokens_per_turn=400, max_response_tokens=4000, parallel_tags=("tool_call",))
+    rec = to_record(s, "signatures")
+    [traj] = loop.run([rec])
+    [ex] = sft_examples([s], tok, "signatures", make_env_factory(), parallel=True)
+    assert ex["input_ids"] == traj.prompt_ids + traj.response_ids
+    assert ex["completion_mask"] == [0] * len(traj.prompt_ids) + traj.loss_mask
 
 
 def test_parallel_rollout_scores_both_calls_of_one_turn():

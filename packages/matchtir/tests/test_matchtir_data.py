@@ -1,5 +1,5 @@
-"""FTRL-style samples: synthetic construction, JSONL loading with errors naming file/line/field, prompts, and SFT
-records that train assistant turns only (tool responses stay in the prompt)."""
+"""FTRL-style samples: synthetic construction, JSONL loading with errors naming file/line/field, prompts, and masked
+SFT examples that train assistant turns only (tool responses get mask 0)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from benchmarks.data.errors import DataError
 from matchtir.data import load_samples, save_samples, synthetic_samples, system_prompt, to_record
 from matchtir.env import make_env_factory
-from matchtir.train import sft_records
+from matchtir.train import sft_examples
 from shared.modeling.tiny import build_tokenizer
 
 
@@ -52,8 +52,14 @@ def test_prompts_and_sft_records():
     rec = to_record(s, "signatures")
     assert [m["role"] for m in rec["prompt"]] == ["system", "user"]
     tok = build_tokenizer(kind="char")
-    recs = sft_records([s], tok, "signatures", make_env_factory())
-    assert len(recs) == len(s["gold_trace"]) + 1
-    assert recs[-1]["completion"] == f"<answer>{s['answer']}</answer>"
-    assert all("<tool_response>" not in r["completion"] for r in recs)
-    assert recs[1]["prompt"].endswith("</tool_response>\n") and recs[1]["prompt"].startswith("<|im_start|>system")
+    [ex] = sft_examples([s], tok, "signatures", make_env_factory())
+    ids, mask = ex["input_ids"], ex["completion_mask"]
+    assert len(ids) == len(mask) and ex["id"] == s["id"]
+    trained = [i for i, m in zip(ids, mask) if m]
+    eos = tok.eos_token_id
+    assert trained.count(eos) == len(s["gold_trace"]) + 1  # one eos-ended turn per call, then the answer
+    turns = tok.decode(trained).split(tok.eos_token)
+    assert turns[-2] == f"<answer>{s['answer']}</answer>" and all(t.startswith("<tool_call>") for t in turns[:-2])
+    untrained = tok.decode([i for i, m in zip(ids, mask) if not m])
+    assert untrained.startswith("<|im_start|>system") and untrained.count("<tool_response>") == len(s["gold_trace"])
+    assert "<tool_response>" not in tok.decode(trained)

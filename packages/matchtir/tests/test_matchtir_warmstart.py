@@ -10,10 +10,12 @@ import pytest
 import yaml
 from matchtir.config import MatchTIRConfig
 from matchtir.data import suite_samples
-from matchtir.replicate import CONFIG_DIR, paired_differences
-from matchtir.train import group_stats
+from matchtir.env import make_env_factory
+from matchtir.replicate import CONFIG_DIR, paired_differences, row_config
+from matchtir.train import group_stats, sft_examples
 from matchtir.warmstart import STAMP, cached_warm_start, warm_start_key
 from shared.config import load_config
+from shared.modeling.tiny import build_tokenizer
 from shared.rollout.trajectory import Trajectory
 
 
@@ -97,15 +99,29 @@ def test_group_stats_counts_groups_with_reward_spread():
 
 
 def test_paired_differences_per_seed():
-    def seed(traj: float, km: float) -> dict:
+    def seed(traj: float, km: float, km_traj: float = 0.0) -> dict:
         base = {"solve_rate": 0.0, "precision": 0.0, "answer_f1": 0.0, "mean_turns": 2.0}
-        return {"metrics": {"trajectory": {**base, "solve_f1": traj}, "km": {**base, "solve_f1": km}}}
+        return {"metrics": {"trajectory": {**base, "solve_f1": traj}, "km": {**base, "solve_f1": km},
+                            "km_traj": {**base, "solve_f1": km_traj}}}
 
     out = paired_differences([seed(0.2, 0.3), seed(0.25, 0.2)], ["trajectory", "km"])
+    assert set(out) == {"km-trajectory"}
     d = out["km-trajectory"]["solve_f1"]
     assert d["per_seed"] == pytest.approx([0.1, -0.05])
     assert d["mean"] == pytest.approx(0.025) and d["sd"] == pytest.approx(0.075) and d["ahead"] == 1
     assert paired_differences([seed(0.2, 0.3)], ["km"]) == {}
+    # the paper's variable alone: km (dual-level) against km_traj (same matching rewards, trajectory-level)
+    both = paired_differences([seed(0.2, 0.3, 0.28), seed(0.25, 0.2, 0.24)], ["trajectory", "km_traj", "km"])
+    assert both["km-km_traj"]["solve_f1"]["per_seed"] == pytest.approx([0.02, -0.04])
+    assert both["km_traj-trajectory"]["solve_f1"]["per_seed"] == pytest.approx([0.08, -0.01])
+
+
+def test_rows_isolate_the_advantage_and_the_reward():
+    cfg = load_config(MatchTIRConfig, CONFIG_DIR / "replicate.yaml")
+    km, km_traj, traj = (row_config(cfg, r) for r in ("km", "km_traj", "trajectory"))
+    assert km.reward == km_traj.reward and km.reward.scheme == "matching" and km.reward.mode == "hard"
+    assert (km.advantage.mode, km_traj.advantage.mode) == ("dual", "trajectory")
+    assert km_traj.advantage == traj.advantage and traj.reward.scheme == "outcome"
 
 
 def test_packaged_full_config():
@@ -115,3 +131,19 @@ def test_packaged_full_config():
     assert cfg.warm_start.cache_dir and cfg.warm_start.stage2_steps > 0 and cfg.warm_start.stage1_seed == 0
     assert cfg.data.dev_tasks > 0 and cfg.rl.eval_every > 0
     assert set(yaml.safe_load(path.read_text())) <= {f.name for f in dataclasses.fields(MatchTIRConfig)}
+
+
+@pytest.mark.parametrize("name", ["replicate.yaml", "replicate_quick.yaml"])
+def test_warm_start_step_trains_the_per_turn_batch_of_0_3(name):
+    """Up to 0.3.0 a warm-start step trained 32 single-turn records. One masked example now holds a whole gold
+    trace (a parallel call turn and the answer turn), so the replication takes 16 traces per step: 32 trained
+    turns per step again, the same tokens and epochs per step. With 32 traces a step trained 64 turns and every
+    epoch count doubled (README: the warm start of the first 0.4.0 run)."""
+    cfg = load_config(MatchTIRConfig, CONFIG_DIR / name)
+    samples = suite_samples(cfg.data, "train")[: cfg.data.sft_traces]
+    tok = build_tokenizer(kind="char")
+    examples = sft_examples(samples[:90], tok, cfg.data.prompt_style, make_env_factory(), cfg.rollout.parallel_calls)
+    eos = tok.eos_token_id
+    turns = [sum(1 for i, m in zip(ex["input_ids"], ex["completion_mask"]) if m and i == eos) for ex in examples]
+    assert set(turns) == {2}  # every trace: one call turn, one answer turn, each ended by a trained eos
+    assert cfg.sft.batch_size * turns[0] == 32  # trained turns per optimizer step

@@ -115,3 +115,26 @@ def test_trainer_hook_matches_the_tree_computation():
         assert torch.all(adv[row, len(want[i]):] == 0)
     assert_close(adv[4, :2].tolist(), [0.5, 0.5], tol=1e-6)  # R - mean = 1 - 1/2
     assert_close(adv[5, :1].tolist(), [-0.5], tol=1e-6)
+
+
+def test_length_penalty_still_acts_when_kl_is_put_in_the_reward():
+    """With rl.kl_in_reward the trainer passes token rewards R_b - beta*KL_t: a correct rollout sums to < 1. The
+    segment values use those sums; the length term must still know which rollouts are correct."""
+    tree = hand_tree()
+    trajs = []
+    for i in range(4):
+        t = Trajectory(prompt_ids=[1, 2], group_id=7, metadata=tree.metadata(i))
+        t.append(tree[i].tokens, policy=True)
+        t.reward = REWARDS[i]
+        trajs.append(t)
+    b = pad_trajectories(trajs, pad_id=0)
+    kl = 0.01 * b["response_mask"]  # beta * k1 = 0.01 on every response token
+    token_rewards = b["token_rewards"] - kl
+    sums = [REWARDS[i] - 0.01 * len(tree[i]) for i in range(4)]  # 0.9, -0.08, 0.88, 0.95
+    adv = rose_advantage_fn(alpha=1.0)(trajs, token_rewards, b["response_mask"], group_index(trajs))
+    segments = segment_advantages(tree, sums)
+    # r0 (10 tokens) and r2 (12) are longer than the shortest correct r3 (5), from branch point 0: f = 1/2, 7/12
+    assert_close(adv[0, :10].tolist(), [a - abs(a) * 0.5 for a in segments[0]], tol=1e-6)
+    assert_close(adv[2, :12].tolist(), [a - abs(a) * 7 / 12 for a in segments[2]], tol=1e-6)
+    assert_close(adv[3, :5].tolist(), segments[3], tol=1e-6)
+    assert adv[0, :10].tolist() != pytest.approx(segments[0])  # the penalty did act

@@ -111,7 +111,12 @@ def test_real_tiny_model_tree_and_trajectories(rose_tiny):
     trajs = s.rollout_fn(recs, n=4, group_ids=[5, 6])
     assert len(trajs) == 8 and [t.group_id for t in trajs] == [5] * 4 + [6] * 4
     assert s.stats.groups == 2 and s.stats.rollouts == 8
-    assert s.stats.generated_tokens < s.stats.response_tokens or s.stats.branched == 0
+    # the accounting recomputed from the trajectories: a branch generates only what follows its prefix
+    branches = [t for t in trajs if t.metadata["rose_parent"] is not None]
+    assert s.stats.branched == len(branches) > 0  # epsilon 0.25, seed 0: 6 of the 6 later rollouts
+    assert s.stats.response_tokens == sum(len(t.response_ids) for t in trajs)
+    assert s.stats.generated_tokens == s.stats.response_tokens - sum(t.metadata["rose_branch_pos"] for t in branches)
+    assert s.stats.generated_tokens < s.stats.response_tokens
     by_node = {(t.group_id, t.metadata["rose_node"]): t for t in trajs}
     for t in trajs:
         assert len(t.response_ids) <= 12 and t.num_policy_tokens == len(t.response_ids)

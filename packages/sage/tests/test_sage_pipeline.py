@@ -206,3 +206,25 @@ def test_relative_filters_fire_on_a_real_run(parity):
     assert max(e["unstable_filtered"] for e in logs) > 0 and max(e["trivial_filtered"] for e in logs) > 0
     assert result.unstable_filtered > 0 and result.trivial_filtered > 0
     assert logs[-1]["tracked_fraction"] == 1.0  # from step 2 on every pair has >= min_obs evaluations
+
+
+def test_batches_topped_up_with_filtered_pairs_are_counted(parity):
+    """trivial_weight 1.0 flags every candidate (sigmoid(-mu) < 1 always): no pair passes the filters, so every
+    batch of 4 is filled entirely with dropped pairs, and the run says so."""
+    from shared.generation import HFGenerator
+
+    model, tok, data, _ = parity
+    problems = load_problem_set(_cfg(data, "scoring").data)
+    cfg = _cfg(data, "scoring")
+    cfg.scoring.trivial_weight = 1.0
+    policy = copy.deepcopy(model)
+    result = train_dpo(cfg, policy, tok, HFGenerator(policy, tok), problems, progress=False)
+    assert [e["filled"] for e in result.logs] == [4] * 6
+    assert result.metrics()["topped_up_batches"] == 6 and result.metrics()["filled_pair_share"] == 1.0
+    # the spec's thresholds on the same run: margins ~0 flag nothing, nothing is put back
+    cfg.scoring.trivial_weight = 0.2
+    policy = copy.deepcopy(model)
+    result = train_dpo(cfg, policy, tok, HFGenerator(policy, tok), problems, progress=False)
+    filled = [e["filled"] for e in result.logs]
+    assert result.metrics()["topped_up_batches"] == sum(f > 0 for f in filled)
+    assert result.metrics()["filled_pair_share"] == sum(filled) / 24

@@ -5,16 +5,17 @@ from sage.replicate import ROWS, aggregate, check_methods, format_table, replica
 from sage.trainer import steps_to_target
 
 
-def _summary(curve, stt, trivial, seed):
+def _summary(curve, stt, trivial, seed, topped=0):
     return {"curve": curve, "steps_to_target": stt, "trivial_fraction": trivial, "unstable_filtered": 0.1,
-            "trivial_filtered": 0.2, "grad_norm_snr": 3.0, "seed": seed}
+            "trivial_filtered": 0.2, "grad_norm_snr": 3.0, "seed": seed, "topped_up_batches": topped,
+            "filled_pair_share": topped / 40}
 
 
 def test_aggregate_golden_and_censoring():
     cfg = replicate_config(True, ["train.steps=20", "eval.every=10"])
     seed0 = {m: _summary([[0, 0.4], [10, 0.5], [20, 0.6]], 10, 0.0, 0) for m in ROWS}
     seed1 = {m: _summary([[0, 0.4], [10, 0.4], [20, 0.4]], None, 0.5, 1) for m in ROWS}
-    seed1["sage"] = _summary([[0, 0.4], [10, 0.45], [20, 0.5]], 20, 0.25, 1)
+    seed1["sage"] = _summary([[0, 0.4], [10, 0.45], [20, 0.5]], 20, 0.25, 1, topped=3)
     rows = {r["method"]: r for r in aggregate([seed0, seed1], cfg)}
     u = rows["uniform"]["metrics"]
     # accuracy: mean(0.6, 0.4) = 0.5, population std = 0.1
@@ -28,6 +29,7 @@ def test_aggregate_golden_and_censoring():
     s = rows["sage"]["metrics"]
     assert s["steps_to_target"] == pytest.approx(15) and s["target_reached"] == 1.0  # mean(10, 20)
     assert s["trivial_fraction"] == pytest.approx(0.125)  # mean(0, 0.25)
+    assert s["topped_up_batches"] == pytest.approx(1.5) and s["filled_pair_share"] == pytest.approx(0.0375)
     # seed-paired: uniform gains (0.6 - 0.4, 0.4 - 0.4) -> mean 0.1, std 0.1; its delta to itself is 0
     assert u["accuracy_gain"] == pytest.approx(0.1) and u["accuracy_gain_std"] == pytest.approx(0.1)
     assert u["delta_vs_uniform"] == 0.0 and u["auc_delta_vs_uniform"] == 0.0

@@ -170,7 +170,7 @@ def _leaderboard(run: Run) -> int:
         for path in update_expected([e for e in entries if e.spec in selected], args.expected):
             print(f"wrote {path}")
     if args.check:
-        lines, ok = check([e for e in entries if e.spec in selected], args.expected)
+        lines, ok = check([e for e in entries if e.spec in selected], args.expected, quick=args.quick)
         print("\n".join(lines))
         print("check: " + ("all OK" if ok else "FAILED"))
         status = 0 if ok else 1

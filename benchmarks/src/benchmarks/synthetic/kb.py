@@ -6,12 +6,24 @@ relations from a person or company; each record carries its gold answer, one sub
 passage that supports it, and the supporting passage ids. The corpus is `[{id, contents}]` with FlashRAG /
 Search-R1 contents `"Title"\\ntext`, so it drops into `shared.retrieval`. `solve` is a scripted oracle that
 answers every question by reading only the corpus passages, hop by hop, which shows the questions are solvable
-from search. Deterministic by seed; train and test questions start from disjoint entities.
+from search. Deterministic by seed.
+
+Splits (`make_kb_questions(..., split_by=...)`): `"entity"` puts a question in the split of its start entity, so
+train and test questions never share a subject, but their later hops can coincide (the mentor of a test person
+may be a training question's subject); `"entity_chain"` assigns every hop, i.e. every (entity, relation) link and
+so every (sub-question, gold passage) pair, to a split and keeps a question only in the split all its hops are in,
+so no test hop appears in any training question while test entities still occur in training questions about
+their other relations. Sizes for a test set of >= 512 questions: `make_kb(**LARGE_KB)` (300 people, 378
+passages) with `split_by="entity_chain"` has 886 test and 934 training questions (seed 0).
+
+`entity_description` writes an entity as a phrase of its own facts ("the person who works for X Corp and whose
+mentor is Y") that fits no other entity of its type, for questions that hide the entity's name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -30,6 +42,21 @@ RELATIONS: dict[str, tuple[str, str, str, str]] = {
     "located_in": ("city", "country", "{s} is a city in {o}.", "In which country is {s}?"),
     "language": ("country", "language", "The official language of {o_of} is {o}.", "What is the language of {s}?"),
 }
+
+# relation -> relative clause describing its subject (entity_description)
+CLAUSES: dict[str, str] = {
+    "born_in": "who was born in {o}",
+    "works_for": "who works for {o}",
+    "mentor": "whose mentor is {o}",
+    "headquartered_in": "that is headquartered in {o}",
+    "founded_in": "that was founded in {o}",
+    "located_in": "that is in {o}",
+    "language": "whose official language is {o}",
+}
+
+# KB sizes whose "entity_chain" split holds >= 512 test questions (886 at seed 0; 934 training questions)
+LARGE_KB: dict[str, int] = {"n_people": 300, "n_companies": 40, "n_cities": 30, "n_countries": 8}
+SPLITS_BY = ("entity", "entity_chain")
 
 # chain of relations -> natural question about the start entity
 TEMPLATES: dict[tuple[str, ...], str] = {
@@ -163,6 +190,56 @@ def split_of(entity: str, test_fraction: float = 0.25) -> str:
     return "test" if bucket < test_fraction else "train"
 
 
+def hop_split_of(entity: str, relation: str, test_fraction: float = 0.5) -> str:
+    """The split of one hop (entity, relation), i.e. of its (sub-question, gold passage) pair, by hash."""
+    return split_of(f"{entity}|{relation}", test_fraction)
+
+
+def chain_hops(kb: KnowledgeBase, start: str, chain: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (entity, relation) hops a question walks: the subject of each sub-question and the relation asked."""
+    hops, node = [], start
+    for rel in chain:
+        hops.append((node, rel))
+        node = kb.facts[(node, rel)]
+    return hops
+
+
+def question_split(kb: KnowledgeBase, start: str, chain: tuple[str, ...], split_by: str = "entity",
+                   test_fraction: float | None = None) -> str | None:
+    """"train", "test", or None for an "entity_chain" question whose hops fall in both splits (used by neither)."""
+    if split_by == "entity":
+        return split_of(start, 0.25 if test_fraction is None else test_fraction)
+    if split_by != "entity_chain":
+        raise ValueError(f"split_by must be one of {SPLITS_BY}, got {split_by!r}")
+    fraction = 0.5 if test_fraction is None else test_fraction
+    splits = {hop_split_of(e, rel, fraction) for e, rel in chain_hops(kb, start, chain)}
+    return splits.pop() if len(splits) == 1 else None
+
+
+def entity_description(kb: KnowledgeBase, entity: str, exclude: tuple[str, ...] | list[str] = (), k: int = 2
+                       ) -> str | None:
+    """A phrase naming `entity` by `k` of its own facts, e.g. "the person who works for Lomi Corp and whose mentor
+    is Kara Nelo", such that no other entity of its type has all `k` facts (uniqueness is checked over
+    `kb.facts`). Facts whose relation is in `exclude` are not used (e.g. the relation a question asks about).
+
+    Relation subsets are tried in `RELATIONS` order and the first unique one is returned; None when no subset of
+    `k` allowed facts identifies the entity (the caller drops such a question as ambiguous)."""
+    if k < 1:
+        raise ValueError(f"entity_description needs k >= 1, got {k}")
+    kind = kb.type_of(entity)
+    allowed = [rel for rel in RELATIONS if (entity, rel) in kb.facts and rel not in exclude]
+    for rels in itertools.combinations(allowed, k):
+        facts = [(rel, kb.facts[(entity, rel)]) for rel in rels]
+        if matching_entities(kb, kind, facts) == [entity]:
+            return f"the {kind} " + " and ".join(CLAUSES[rel].format(o=obj) for rel, obj in facts)
+    return None
+
+
+def matching_entities(kb: KnowledgeBase, kind: str, facts: list[tuple[str, str]]) -> list[str]:
+    """Entities of type `kind` that have every (relation, object) fact in `facts`."""
+    return [e for e in kb.entities[kind] if all(kb.facts.get((e, rel)) == obj for rel, obj in facts)]
+
+
 def _ask(kb: KnowledgeBase, start: str, chain: tuple[str, ...], qid: str, split: str) -> KBQuestion:
     subs, node = [], start
     for rel in chain:
@@ -181,23 +258,31 @@ def _ask(kb: KnowledgeBase, start: str, chain: tuple[str, ...], qid: str, split:
     )
 
 
-def make_kb_questions(
-    kb: KnowledgeBase, n: int, seed: int = 0, hops: tuple[int, ...] = (1, 2, 3), split: str = "train"
-) -> list[KBQuestion]:
-    """`n` distinct questions of the given hop counts (drawn uniformly) whose start entity is in `split`."""
+def question_pool(kb: KnowledgeBase, split: str, hops: tuple[int, ...] = (1, 2, 3), split_by: str = "entity",
+                  test_fraction: float | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """Every distinct (start entity, chain) question of `split` with the given hop counts."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     chains = [c for c in TEMPLATES if len(c) in hops]
     if not chains:
         raise ValueError(f"no question templates with hops in {hops}; available: 1, 2, 3")
-    pool = []
-    for chain in chains:
-        start_type = RELATIONS[chain[0]][0]
-        for e in kb.entities[start_type]:
-            if split_of(e) == split:
-                pool.append((e, chain))
+    return [(e, chain) for chain in chains for e in kb.entities[RELATIONS[chain[0]][0]]
+            if question_split(kb, e, chain, split_by, test_fraction) == split]
+
+
+def make_kb_questions(
+    kb: KnowledgeBase, n: int, seed: int = 0, hops: tuple[int, ...] = (1, 2, 3), split: str = "train",
+    split_by: str = "entity", test_fraction: float | None = None,
+) -> list[KBQuestion]:
+    """`n` distinct questions of `split`, hop counts drawn in turn (a count whose questions run out is skipped).
+
+    `split_by="entity"` (default, test_fraction 0.25): by start entity. `"entity_chain"` (test_fraction 0.5): by
+    hop, so no (sub-question, gold passage) pair of a test question occurs in any training question (see the
+    module docstring)."""
+    pool = question_pool(kb, split, hops, split_by, test_fraction)
     if len(pool) < n:
-        raise ValueError(f"only {len(pool)} distinct {split} questions with hops {hops}; lower n or grow the KB")
+        raise ValueError(f"only {len(pool)} distinct {split} questions with hops {hops} (split_by={split_by}); "
+                         "lower n or grow the KB (LARGE_KB)")
     rng = random.Random(f"kbq|{seed}|{split}")
     by_hops: dict[int, list] = {h: [p for p in pool if len(p[1]) == h] for h in hops}
     by_hops = {h: v for h, v in by_hops.items() if v}
@@ -213,15 +298,30 @@ def make_kb_questions(
     return [_ask(kb, e, chain, f"kbq-{split}-{seed}-{i}", split) for i, (e, chain) in enumerate(picked)]
 
 
-def make_kb_suite(n_train: int = 200, n_test: int = 50, seed: int = 0, **kb_kwargs) -> dict:
+def make_kb_suite(n_train: int = 200, n_test: int = 50, seed: int = 0, split_by: str = "entity", **kb_kwargs
+                  ) -> dict:
     """Convenience: `{"kb", "corpus", "train", "test"}` from one seed."""
     kb = make_kb(seed=seed, **kb_kwargs)
     return {
         "kb": kb,
         "corpus": kb.corpus(),
-        "train": make_kb_questions(kb, n_train, seed=seed, split="train"),
-        "test": make_kb_questions(kb, n_test, seed=seed, split="test"),
+        "train": make_kb_questions(kb, n_train, seed=seed, split="train", split_by=split_by),
+        "test": make_kb_questions(kb, n_test, seed=seed, split="test", split_by=split_by),
     }
+
+
+def hop_pairs(questions) -> set[tuple[str, str]]:
+    """The (sub-question, gold passage id) pairs of questions given as KBQuestion objects or their dicts."""
+    out = set()
+    for q in questions:
+        subs = q.get("sub_questions", []) if isinstance(q, dict) else [asdict(s) for s in q.sub_questions]
+        out |= {(s["question"], str(s["passage_id"])) for s in subs}
+    return out
+
+
+def shared_hops(train, test) -> int:
+    """How many distinct (sub-question, gold passage) pairs of the test questions also occur in training ones."""
+    return len(hop_pairs(test) & hop_pairs(train))
 
 
 def _sentence_regex(rel: str, subject: str) -> re.Pattern:

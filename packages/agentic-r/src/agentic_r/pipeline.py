@@ -49,6 +49,8 @@ from agentic_r.data import (
     read_jsonl,
     read_questions,
     subquery_eval_set,
+    training_pairs,
+    unseen_subqueries,
     write_jsonl,
 )
 from agentic_r.encoder import LayerCachedEncoder, StateCache, load_encoder
@@ -451,12 +453,31 @@ class Pipeline:
         for r in range(self.cfg.rounds):
             self.train_retriever(r)
 
+    def _finished_groups(self) -> list[int]:
+        """Rounds whose training groups are stamped (each made sure of, so it can be a parent stage)."""
+        done = [r for r in range(self.cfg.rounds) if (self.out / f"round{r}/.stages/round{r}.groups.json").exists()]
+        for r in done:
+            self.label(r)  # reused: the chain's stamps are checked, nothing is rebuilt unless stale
+        return done
+
+    def training_pairs(self, rounds: Sequence[int] | None = None) -> set[tuple[str, str]]:
+        """(sub-query, passage) pairs of the training questions (the agent's too) and of the groups of `rounds`
+        (default: every round whose groups file exists)."""
+        questions = self.train_q + (self.agent_train_q() if self.cfg.agent.kind == "tiny" else [])
+        rounds = [r for r in range(self.cfg.rounds) if (self.out / f"round{r}/groups.jsonl").exists()] \
+            if rounds is None else rounds
+        groups = [g for r in rounds
+                  for g in read_jsonl(self.out / f"round{r}/groups.jsonl", required=("query", "positives"))]
+        return training_pairs(questions, groups)
+
     def evaluate(self, round_index: int) -> dict:
-        """Held-out sub-query Recall@5/20 and agent EM/F1 of retriever_{round_index} (-1: base)."""
+        """Held-out sub-query Recall@5/20 (all, and on the (sub-query, passage) pairs that no training question or
+        training group of a finished round holds) and agent EM/F1 of retriever_{round_index} (-1: base)."""
         retriever = self._retriever_stage(round_index)
         name = "base" if round_index < 0 else f"round{round_index}"
         path = self.out / f"eval/{name}.json"
         agent_stages = self._agent_stages(self.cfg.rounds - 1)  # evaluation runs the last round's agent
+        trained = self._finished_groups()  # the unseen pairs leave out every finished round's groups
 
         def build(ctx: StageContext) -> None:
             encoder, index, _ = self.retriever_of(round_index)
@@ -464,6 +485,9 @@ class Pipeline:
             hits = Retriever(encoder, self.corpus_docs, index=index).retrieve(queries, topk=20)
             run = {qid: {str(h["id"]): h["score"] for h in row} for qid, row in zip(qids, hits)}
             rec = retrieval_metrics(run, qrels, ks=(5, 20))
+            unseen = unseen_subqueries(self.test_q, self.training_pairs(trained))
+            rec_unseen = retrieval_metrics({q: run[q] for q in unseen}, {q: qrels[q] for q in unseen}, ks=(5, 20)) \
+                if unseen else {}
             lab = self.cfg.label
             with self.service(encoder, index) as client:
                 search = ServiceSearch(client, with_question=self.cfg.eval_with_question)
@@ -472,6 +496,9 @@ class Pipeline:
             metrics = {
                 "recall@5_subquery": rec["recall@5"],
                 "recall@20_subquery": rec["recall@20"],
+                "recall@5_subquery_unseen": rec_unseen.get("recall@5"),
+                "recall@20_subquery_unseen": rec_unseen.get("recall@20"),
+                "unseen_subquery_share": len(unseen) / max(len(qids), 1),
                 "agent_em": qa["em"],
                 "agent_f1": qa["f1"],
             }
@@ -480,5 +507,5 @@ class Pipeline:
             self.save_cache()
 
         self._stage(f"eval.{name}", "eval", [f"{name}.json", f"{name}_rollouts.jsonl"],
-                    self._settings("label", "eval_with_question", "agent"), ["data", retriever, *agent_stages], build)
+                    self._settings("label", "eval_with_question", "agent"), ["data", retriever, *agent_stages, *(f"round{r}.groups" for r in trained)], build)
         return json.loads(path.read_text())

@@ -7,7 +7,8 @@ The agent of the CPU replication's `agent.kind=tiny`. Each round it is built aga
    the round's retriever returns for them (Search-R1 `<information>Doc i(Title: t) text</information>`), then
    `<answer>gold</answer>`. A trace whose hop passage is not among the observed documents is dropped (counted):
    the answer of the hop would not be readable from the context.
-2. SFT on those traces (loss on the agent's turns only, observation tokens masked).
+2. SFT on those traces (loss on the agent's turns only, observation tokens masked) through the core's token-id
+   SFT (`shared.rl.sft.run_sft` with `{input_ids, completion_mask}` examples).
 3. GRPO with `shared.rl.trainer.RLTrainer`, rollouts by `shared.rollout.AgentLoop` in `SearchEnv` over the round's
    retriever, reward = EM of the final answer (observation tokens masked by the loop).
 
@@ -19,7 +20,6 @@ tokenised separately, `encode_transcript`), so SFT, GRPO rollouts and the pipeli
 
 from __future__ import annotations
 
-import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,9 +30,7 @@ from typing import Any
 import torch
 from shared.generation import HFGenerator, SamplingParams
 from shared.rewards import exact_match
-from shared.rl.trainer import lr_factor
 from shared.rollout.envs import Action, SearchEnv
-from tqdm.auto import tqdm
 
 TINY_PROMPT = "Question: {question}\n"
 STOPS = ("</search>", "</answer>")
@@ -116,46 +114,24 @@ def build_tiny_agent(texts: Sequence[str], settings: TinyAgentSettings, out_dir:
 
 def sft(model: torch.nn.Module, tokenizer: Any, examples: Sequence[tuple[list[int], list[int]]],
         settings: TinyAgentSettings, seed: int, progress: bool = True) -> list[float]:
-    """Masked next-token loss on the agent's turns (AdamW, warm-up then cosine); returns the loss per step."""
+    """Masked next-token loss on the agent's turns through the core's token-id SFT (`shared.rl.sft.run_sft`: TRL,
+    AdamW, warm-up then cosine, grad-norm clip 1); returns the loss of every step. (Before 0.3.0 a loop of our own.)"""
+    import tempfile
+
+    from shared.rl.sft import SFTSettings, run_sft
+
     if not examples:
         raise ValueError("no oracle trace to train the agent on (all dropped: no hop passage observed)")
-    rng = random.Random(f"sft|{seed}")
-    torch.manual_seed(seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.sft_lr)
-    total, warm = settings.sft_steps, settings.sft_warmup
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warm, total, "cosine"))
-    pad = tokenizer.pad_token_id
-    order: list[int] = []
-    losses = []
-    model.train()
-    for _ in tqdm(range(total), desc="sft agent", disable=not progress):
-        if len(order) < settings.sft_batch:
-            fresh = list(range(len(examples)))
-            rng.shuffle(fresh)
-            order += fresh
-        batch = [examples[i] for i in order[: settings.sft_batch]]
-        del order[: settings.sft_batch]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (ids, mask) in enumerate(batch):
-            row = torch.tensor(ids)
-            input_ids[i, : len(ids)] = row
-            attention[i, : len(ids)] = 1
-            labels[i, : len(ids)] = torch.where(torch.tensor(mask) == 1, row, torch.full_like(row, -100))
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
+    records = [{"input_ids": list(ids), "completion_mask": list(mask)} for ids, mask in examples]
+    with tempfile.TemporaryDirectory(prefix="agent-sft-") as out:  # TRL's output folder; nothing is saved there
+        config = SFTSettings(output_dir=out, steps=settings.sft_steps, lr=settings.sft_lr,
+                             batch_size=settings.sft_batch, warmup_steps=settings.sft_warmup, lr_schedule="cosine",
+                             max_length=settings.max_positions, seed=seed, logging_steps=1, threads=settings.threads)
+        model, logs = run_sft(model, tokenizer, records, config, source="oracle traces")
     model.eval()
     torch.set_num_threads(threads)
-    return losses
+    return [float(x["loss"]) for x in logs if "loss" in x and "step" in x]
 
 
 class TinyLLMAgent:

@@ -1,8 +1,10 @@
 """`matchtir replicate`: the CPU-scale test of MatchTIR's claim on the synthetic tool suite.
 
-One seed: build the tiny policy, SFT it on a few gold traces, then run GRPO three times from the same warm start
-at the same budget and seed: `trajectory` (outcome reward = answer F1, plain GRPO advantage), `km` (turn rewards
-from Kuhn-Munkres matching, dual-level advantage) and `ot` (optimal-transport matching, dual-level advantage).
+One seed: build the tiny policy, SFT it on a few gold traces, then run GRPO four times from the same warm start
+at the same budget and seed: `trajectory` (outcome reward = answer F1, plain GRPO advantage), `km_traj` (turn
+rewards from Kuhn-Munkres matching, trajectory-level advantage of their sum), `km` (the same rewards, dual-level
+advantage) and `ot` (optimal-transport matching, dual-level advantage). `km` vs `km_traj` isolates the paper's
+variable, the advantage, at the same reward; `km_traj` vs `trajectory` the reward at the same advantage.
 Each row is scored by greedy rollouts on held-out tasks (solve F1, solve rate, precision, answer F1, mean turns);
 the warm start itself is the `sft` reference row. The full run repeats this over 3 seeds and reports means with
 the spread (population std over seeds) and the solve-F1 curves. Every stage writes its result atomically under
@@ -32,6 +34,8 @@ from matchtir.evaluate import METRICS, evaluate_policy
 
 ROWS: dict[str, dict[str, Any]] = {
     "trajectory": {"reward": {"scheme": "outcome"}, "advantage": {"mode": "trajectory"}},
+    "km_traj": {"reward": {"scheme": "matching", "mode": "hard", "assignment": "hungarian"},
+                "advantage": {"mode": "trajectory"}},
     "km": {"reward": {"scheme": "matching", "mode": "hard", "assignment": "hungarian"},
            "advantage": {"mode": "dual"}},
     "ot": {"reward": {"scheme": "matching", "mode": "soft"}, "advantage": {"mode": "dual"}},
@@ -121,20 +125,23 @@ def aggregate(per_seed: Sequence[dict[str, Any]], rows: Sequence[str]) -> list[d
     return out
 
 
-def paired_differences(per_seed: Sequence[dict[str, Any]], rows: Sequence[str], baseline: str = "trajectory"
-                       ) -> dict[str, dict[str, Any]]:
-    """Per-seed differences `row - baseline` of every metric (same seed, same warm start), with their mean, the
-    population sd and the number of seeds where the row is ahead."""
+# (row, baseline) pairs of the paired differences: each row against the outcome-only row, and the dual-level km
+# against km_traj (same matching rewards, trajectory-level advantage): the paper's variable alone
+PAIRS = (("km_traj", "trajectory"), ("km", "trajectory"), ("ot", "trajectory"), ("km", "km_traj"))
+
+
+def paired_differences(per_seed: Sequence[dict[str, Any]], rows: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-seed differences `row - baseline` of every metric for the `PAIRS` whose rows ran (same seed, same warm
+    start), with their mean, the population sd and the number of seeds where the row is ahead
+    (`shared.eval.paired_differences`)."""
+    from shared.eval import paired_differences as seed_paired
+
     out: dict[str, dict[str, Any]] = {}
-    if baseline not in rows:
-        return out
-    for row in rows:
-        if row == baseline:
-            continue
-        diffs = {k: [s["metrics"][row][k] - s["metrics"][baseline][k] for s in per_seed] for k in METRICS}
-        out[f"{row}-{baseline}"] = {k: {"per_seed": v, "mean": float(np.mean(v)), "sd": float(np.std(v)),
-                                        "ahead": int(sum(x > 0 for x in v))} for k, v in diffs.items()}
-    return out
+    for baseline in dict.fromkeys(b for _, b in PAIRS):
+        ran = [r for r, b in PAIRS if b == baseline and r in rows]
+        if baseline in rows and ran:
+            out |= seed_paired([s["metrics"] for s in per_seed], ran, baseline, metrics=METRICS)
+    return {f"{r}-{b}": out[f"{r}-{b}"] for r, b in PAIRS if f"{r}-{b}" in out}
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -2,10 +2,12 @@
 
 - `build_policy`: a byte-level BPE tokenizer trained on the task texts (with the tool tags as single tokens) and a
   tiny random Qwen2 from `shared.modeling.tiny`, or a saved checkpoint loaded by `shared.modeling.load_model`.
-- `sft_records`: each gold trace becomes one prompt -> completion record per assistant turn (the prompt holds the
-  conversation so far, tool responses included, written by the very environment used in RL), so TRL's
-  completion-only loss trains the policy's turns and never the tool responses; `warm_start` runs
-  `shared.rl.sft.run_sft` on them.
+- `sft_examples`: each gold trace becomes one token-id example (`shared.rl.sft`'s masked form, built through a
+  `shared.rollout.Trajectory` and `trajectory_to_example`): the chat prompt, then every assistant turn followed by
+  an eos (loss mask 1) and its tool responses written by the very environment used in RL (mask 0), tokenised piece
+  by piece as `AgentLoop` does, so the policy's turns are trained and the tool responses never are; `warm_start`
+  runs `shared.rl.sft.run_sft` on them. (Before 0.4.0 every turn was its own prompt -> completion record holding
+  the whole conversation so far: quadratic in the number of turns.)
 - `rl_train`: `shared.rl.trainer.RLTrainer` with `shared.rollout.AgentLoop` rollouts over the tool environment,
   the matching or outcome reward (`rewards.make_reward_fn`) and the dual-level advantage
   (`advantage.dual_advantage_fn`; the trajectory-only row uses the shared GRPO estimator). Each step appends
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from shared.rl.sft import run_sft
+from shared.rl.sft import run_sft, trajectory_to_example
 from shared.rl.trainer import RLTrainer
-from shared.rollout.agent_loop import AgentLoop
+from shared.rollout.agent_loop import AgentLoop, encode_prompt
+from shared.rollout.trajectory import Trajectory
 
 from matchtir.advantage import dual_advantage_fn
 from matchtir.config import MatchTIRConfig
@@ -44,8 +47,7 @@ def build_policy(cfg: MatchTIRConfig, texts: Sequence[str], out_dir: str | Path)
     from shared.modeling.tiny import build_tokenizer, tiny_causal_lm
 
     m = cfg.model
-    tok = build_tokenizer(list(texts), kind="bpe", vocab_size=m.vocab_size)
-    tok.add_tokens(EXTRA_TOKENS)
+    tok = build_tokenizer(list(texts), kind="bpe", vocab_size=m.vocab_size, extra_tags=EXTRA_TOKENS)
     path = tiny_causal_lm(Path(out_dir), tokenizer=tok, hidden=m.hidden, layers=m.layers, heads=m.heads, ffn=m.ffn,
                           seed=m.seed, max_positions=m.max_positions)
     return load_model(str(path), kind="causal", dtype="float32", device="auto")
@@ -84,18 +86,21 @@ def gold_turns(record: Mapping[str, Any], env_factory: Callable, parallel: bool 
     return out
 
 
-def sft_records(samples: Sequence[Mapping[str, Any]], tokenizer: Any, style: str,
-                env_factory: Callable, parallel: bool = False) -> list[dict[str, str]]:
-    """One prompt -> completion record per assistant turn of each gold trace. TRL appends eos to each completion:
-    in a parallel rollout that eos is what ends a call turn."""
-    records = []
+def sft_examples(samples: Sequence[Mapping[str, Any]], tokenizer: Any, style: str,
+                 env_factory: Callable, parallel: bool = False) -> list[dict[str, Any]]:
+    """One masked token-id example per gold trace (see the module docstring). Every assistant turn ends with eos,
+    as TRL appended it to each per-turn completion before: in a parallel rollout that eos ends a call turn."""
+    eos = tokenizer.eos_token_id
+    out = []
     for sample in samples:
         rec = to_record(sample, style)
-        history = prompt_text(tokenizer, rec)
+        traj = Trajectory(prompt_ids=encode_prompt(tokenizer, rec))
         for turn, obs in gold_turns(rec, env_factory, parallel):
-            records.append({"id": sample["id"], "prompt": history, "completion": turn})
-            history += turn + obs
-    return records
+            traj.append(list(tokenizer(turn, add_special_tokens=False)["input_ids"]) + [eos], policy=True)
+            if obs:
+                traj.append(list(tokenizer(obs, add_special_tokens=False)["input_ids"]), policy=False)
+        out.append({"id": sample["id"], **trajectory_to_example(traj)})
+    return out
 
 
 def conversation_texts(samples: Sequence[Mapping[str, Any]], style: str, env_factory: Callable,
@@ -116,9 +121,9 @@ def env_factory_for(cfg: MatchTIRConfig) -> Callable:
 def warm_start(cfg: MatchTIRConfig, model: torch.nn.Module, tokenizer: Any, samples: Sequence[Mapping[str, Any]],
                out_dir: str | Path) -> tuple[torch.nn.Module, list[dict]]:
     """SFT on the gold traces of `samples`; returns the trained model and TRL's log history."""
-    records = sft_records(samples, tokenizer, cfg.data.prompt_style, env_factory_for(cfg), cfg.rollout.parallel_calls)
+    examples = sft_examples(samples, tokenizer, cfg.data.prompt_style, env_factory_for(cfg), cfg.rollout.parallel_calls)
     settings = dataclasses.replace(cfg.sft, output_dir=str(Path(out_dir)), seed=cfg.seed)
-    model, logs = run_sft(model, tokenizer, records, settings, source="gold traces")
+    model, logs = run_sft(model, tokenizer, examples, settings, source="gold traces")
     return model, logs
 
 

@@ -29,6 +29,9 @@ from shared.atomic import cached_dir
 from matchtir.config import MatchTIRConfig
 
 STAMP = "warmstart.json"
+# how the gold traces are fed to SFT: one masked token-id example per trace (0.4.0); the per-turn prompt ->
+# completion records of earlier versions trained other weights, so their cached models are not reused
+SFT_FORMAT = "trace-masked"
 _SFT_IGNORED = ("output_dir", "logging_steps", "threads", "seed")  # do not change the trained weights
 
 
@@ -39,7 +42,7 @@ def stage1_settings(cfg: MatchTIRConfig, seed: int) -> dict[str, Any]:
     data.pop("test_tasks")
     data.pop("dev_tasks")
     return {"seed": seed, "model": dataclasses.asdict(cfg.model), "data": data, "sft": sft,
-            "parallel_calls": cfg.rollout.parallel_calls}
+            "parallel_calls": cfg.rollout.parallel_calls, "sft_format": SFT_FORMAT}
 
 
 def warm_start_settings(cfg: MatchTIRConfig, seed: int) -> dict[str, Any]:

@@ -8,7 +8,10 @@ For one prompt's tree with final rewards R_b (no std normalisation):
   with common branch point k_c gets f = 1 - ((L_s - k_c) / (L_b - k_c))^alpha and A[k_c:L_b] -= |A| * f.
 
 `rose_advantage_fn` adapts this to the shared trainer's `advantage_fn` hook: it rebuilds each group's tree from
-the trajectories' metadata and returns a [B, R] tensor aligned with the trainer's padded response mask.
+the trajectories' metadata and returns a [B, R] tensor aligned with the trainer's padded response mask. The segment
+values read R_b as the sum of the token rewards the trainer passes (so `rl.kl_in_reward` subtracts its -beta*KL
+terms there), but which rollouts are correct for the length term is read from each rollout's own reward: the KL
+terms pull a correct rollout's sum below `correct_reward`, which silently switched the length penalty off.
 """
 
 from __future__ import annotations
@@ -80,9 +83,11 @@ def length_penalty(
 
 
 def rose_advantages(tree: RolloutTree, rewards: Sequence[float], alpha: float = 0.0,
-                    correct_reward: float = 1.0) -> list[list[float]]:
-    """Segment advantages followed by the length penalty (alpha = 0 turns it off)."""
-    return length_penalty(tree, rewards, segment_advantages(tree, rewards), alpha, correct_reward)
+                    correct_reward: float = 1.0, outcomes: Sequence[float] | None = None) -> list[list[float]]:
+    """Segment advantages of `rewards` followed by the length penalty (alpha = 0 turns it off) among the rollouts
+    whose `outcomes` (default: `rewards`) reach `correct_reward`."""
+    segments = segment_advantages(tree, rewards)
+    return length_penalty(tree, rewards if outcomes is None else outcomes, segments, alpha, correct_reward)
 
 
 def distinct_answers(answers: Sequence[str | None]) -> int:
@@ -101,10 +106,11 @@ def rose_advantage_fn(alpha: float = 0.0, correct_reward: float = 1.0) -> Callab
         for rows in groups.values():
             tree, ids = RolloutTree.from_metadata([list(trajs[j].response_ids) for j in rows],
                                                   [trajs[j].metadata for j in rows])
-            rewards = [0.0] * len(tree)
+            rewards, outcomes = [0.0] * len(tree), [0.0] * len(tree)
             for j, tid in zip(rows, ids):
                 rewards[tid] = float(token_rewards[j].sum())
-            per_node = rose_advantages(tree, rewards, alpha, correct_reward)
+                outcomes[tid] = float(trajs[j].reward)  # the verifier's reward, without KL terms
+            per_node = rose_advantages(tree, rewards, alpha, correct_reward, outcomes)
             for j, tid in zip(rows, ids):
                 values = torch.tensor(per_node[tid], dtype=torch.float32)
                 adv[j, : len(values)] = values

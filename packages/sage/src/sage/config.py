@@ -92,7 +92,8 @@ class ScoringConfig:
     prior_std: float = 0.25
     # "margin": sigmoid(-mu)|mu|/(s+eps) (the spec's inferred form); "weight": sigmoid(-mu)/(s+eps), monotone in mu
     score: Literal["margin", "weight"] = "margin"
-    # "relative": filters and score on margins in units of the candidates' RMS margin (scale-free thresholds)
+    # "absolute": the spec's thresholds. "relative" is ours, not the spec's: filters and score on margins in units
+    # of the candidates' RMS margin (scale-free thresholds; the replication uses it, see the README)
     thresholds: Literal["absolute", "relative"] = "absolute"
     rank: Literal["score", "random"] = "score"  # "random": filters only, eligible pairs in random order (ablation)
     candidates_per_step: int = 32  # pairs re-evaluated (no grad) each step before selection; 0 = all

@@ -31,8 +31,9 @@ ROWS = tuple(METHODS)  # uniform, curriculum, scoring, sage
 # Settings of the two replication sizes (overrides on SageConfig defaults); measured on a shared 2-core CPU.
 # A pool of 512 problems (~330 on the frontier at the 40% warm start) keeps pairs from repeating: with 128
 # problems every rule, even SFT on the correct samples alone, lost accuracy within 60 steps at lr 1e-5..2e-5.
-# The filters read margins in units of the candidates' RMS margin (scoring.thresholds=relative): at beta 0.1 the
-# margins of this policy stay near 0.02, where the absolute thresholds (sigmoid(-mu) < 0.2, spread > 0.5) never fire.
+# The filters read margins in units of the candidates' RMS margin (scoring.thresholds=relative, our mode, not the
+# spec's): at beta 0.1 the margins of this policy stay near 0.02, where the spec's absolute thresholds
+# (sigmoid(-mu) < 0.2, spread > 0.5) never fire.
 SCORING = ["scoring.thresholds=relative", "scoring.candidates_per_step=64"]
 # steps_to_target reads a 2-evaluation moving average, so one lucky evaluation does not count as reaching the target
 TARGET = ["eval.target_gain=0.03", "eval.target_smooth=2"]
@@ -133,11 +134,9 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
 
 
-def _paired(values: list[float], base: list[float]) -> tuple[float, float, list[float]]:
-    """mean, std and the per-seed list of (row - uniform) for one metric."""
-    diffs = [v - b for v, b in zip(values, base)]
-    m, s = _mean_std(diffs)
-    return m, s, diffs
+def _mean_or_none(xs: list[float | None]) -> float | None:
+    """Mean over seeds; None when a seed's row predates the metric."""
+    return None if any(x is None for x in xs) else sum(xs) / len(xs)
 
 
 def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> list[dict[str, Any]]:
@@ -148,6 +147,8 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
     only when no seed reaches it. `target_reached` is the share of seeds that did. The paired difference of
     steps_to_target uses the censored values.
     """
+    from shared.eval import paired_differences
+
     censor = cfg.train.steps + cfg.eval.every
     methods = [m for m in ROWS if m in per_seed[0]]
     rows = []
@@ -158,7 +159,14 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
     def censored(run: dict[str, Any]) -> float:
         return run["steps_to_target"] if run["steps_to_target"] is not None else censor
 
-    base = [s[ROWS[0]] for s in per_seed]  # uniform: the paired baseline of every seed
+    # seed-paired differences (shared.eval.paired_differences) remove the warm start's share of the spread across
+    # seeds; uniform is the paired baseline of every seed and its own differences are 0
+    paired_keys = ("accuracy", "curve_mean", "steps_censored", "trivial_fraction")
+    per_seed_values = [{m: {"accuracy": s[m]["curve"][-1][1], "curve_mean": curve_mean(s[m]),
+                            "steps_censored": censored(s[m]), "trivial_fraction": s[m]["trivial_fraction"]}
+                        for m in methods} for s in per_seed]
+    paired = paired_differences(per_seed_values, methods, ROWS[0], metrics=paired_keys)
+    zero = {k: {"mean": 0.0, "sd": 0.0, "per_seed": [0.0] * len(per_seed)} for k in paired_keys}
     for method in methods:
         runs = [s[method] for s in per_seed]
         final = [r["curve"][-1][1] for r in runs]
@@ -175,12 +183,13 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
             m, s = _mean_std(vals)
             curve.append([step, round(m, 4), round(s, 4)])
         auc = sum(c[1] for c in curve) / len(curve)
-        # seed-paired differences remove the warm start's share of the spread across seeds
         gain_m, gain_s = _mean_std([r["curve"][-1][1] - r["curve"][0][1] for r in runs])
-        delta_m, delta_s, deltas = _paired(final, [b["curve"][-1][1] for b in base])
-        dauc_m, dauc_s, _ = _paired([curve_mean(r) for r in runs], [curve_mean(b) for b in base])
-        dstt_m, dstt_s, dstts = _paired(stt, [censored(b) for b in base])
-        dtriv_m, dtriv_s, _ = _paired(trivial, [b["trivial_fraction"] for b in base])
+        diff = paired.get(f"{method}-{ROWS[0]}", zero)
+        delta_m, delta_s, deltas = diff["accuracy"]["mean"], diff["accuracy"]["sd"], diff["accuracy"]["per_seed"]
+        dauc_m, dauc_s = diff["curve_mean"]["mean"], diff["curve_mean"]["sd"]
+        dstt = diff["steps_censored"]
+        dstt_m, dstt_s, dstts = dstt["mean"], dstt["sd"], dstt["per_seed"]
+        dtriv_m, dtriv_s = diff["trivial_fraction"]["mean"], diff["trivial_fraction"]["sd"]
         rows.append({
             "method": method,
             "metrics": {
@@ -208,6 +217,9 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
                 "trivial_filtered_fraction": _mean_std([r["trivial_filtered"] for r in runs])[0],
                 "trivial_filtered_fraction_std": _mean_std([r["trivial_filtered"] for r in runs])[1],
                 "grad_norm_snr": _mean_std([r["grad_norm_snr"] for r in runs])[0],
+                # batches filled up with pairs the filters dropped (fewer than a batch passed them), mean over seeds
+                "topped_up_batches": _mean_or_none([r.get("topped_up_batches") for r in runs]),
+                "filled_pair_share": _mean_or_none([r.get("filled_pair_share") for r in runs]),
             },
             "accuracy_curve": curve,  # [step, mean, std]; lists are not allowed inside metrics
             "seeds": [r["seed"] for r in runs],
@@ -221,7 +233,7 @@ def aggregate(per_seed: list[dict[str, dict[str, Any]]], cfg: SageConfig) -> lis
 def format_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
     head = (f"{'method':<11} {'accuracy':>15} {'start':>6} {'auc':>6} {'d_vs_uniform':>16} {'steps_to_target':>17} "
             f"{'d_steps':>15} "
-            f"{'reached':>8} {'trivial_frac':>12} {'unst_filt':>9} {'triv_filt':>9}"
+            f"{'reached':>8} {'trivial_frac':>12} {'unst_filt':>9} {'triv_filt':>9} {'topped_up':>9}"
             f"  (mean +- std over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -232,7 +244,8 @@ def format_table(rows: list[dict[str, Any]], n_seeds: int) -> str:
         lines.append(f"{row['method']:<11} {m['accuracy']:>7.3f} +- {m['accuracy_std']:.3f} {m['start_accuracy']:>6.3f} "
                      f"{m['accuracy_auc']:>6.3f} {delta:>16} {stt:>17} {dstt:>15} {m['target_reached']:>8.2f} "
                      f"{m['trivial_fraction']:>12.3f} {m['unstable_filtered_fraction']:>9.3f} "
-                     f"{m['trivial_filtered_fraction']:>9.3f}")
+                     f"{m['trivial_filtered_fraction']:>9.3f} "
+                     f"{'n/a' if m['topped_up_batches'] is None else format(m['topped_up_batches'], '.1f'):>9}")
     return "\n".join(lines)
 
 
@@ -270,7 +283,13 @@ def replicate(
     print(f"target = start accuracy + {cfg.eval.target_gain} (seed {seed}: {target:.3f}) on a "
           f"{cfg.eval.target_smooth}-evaluation moving average; evaluated on {cfg.data.eval_split}; "
           f"{cfg.train.steps} steps, batch {cfg.train.batch_size}, loss {cfg.train.loss}, beta {cfg.train.beta}")
+    ours = [f"scoring.thresholds={cfg.scoring.thresholds}: ours, not the spec's (its thresholds are absolute)"
+            ] if cfg.scoring.thresholds == "relative" else []
+    ours.append(f"scoring.fill={cfg.scoring.fill}: inferred (batches topped up with filtered pairs are counted in "
+                "topped_up_batches)")
+    print("not the spec's: " + "; ".join(ours))
     path = write_results(out, "sage", sage.__version__, "replicate", rows, cfg, seed, quick, first["data"],
-                         started, time.time() - t0, extra={"seeds": list(range(seed, seed + n_seeds))})
+                         started, time.time() - t0, extra={"seeds": list(range(seed, seed + n_seeds)),
+                                                           "not_from_spec": ours})
     print(f"wrote {path}")
     return path

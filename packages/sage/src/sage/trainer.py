@@ -7,7 +7,9 @@ epoch. Then one DPO/RPO step on the B pairs. The four ablations share everything
 the same starting pool they differ only in which pairs each step trains on.
 
 Logged per step: loss, gradient norm, gradient-weight statistics of the trained batch, and for scoring the fractions
-of candidates filtered as unstable/trivial and the mean score of the chosen pairs.
+of candidates filtered as unstable/trivial, the mean score of the chosen pairs and how many filtered pairs were put
+back to fill the batch (`filled`; inferred fill-up, `scoring.fill`). The run reports how many batches were topped up
+that way and the share of trained pairs that were filtered ones.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class RunResult:
     pools: list[dict[str, float]]
     stopped_reason: str = ""
     logs: list[dict[str, float]] = field(default_factory=list)
+    topped_up_batches: int = 0  # steps whose batch was filled up with pairs the filters had dropped
+    filled_pair_share: float = 0.0  # share of all trained pairs that were such put-back pairs
 
     @property
     def accuracy(self) -> float:
@@ -77,6 +81,8 @@ class RunResult:
             "grad_norm_mean": self.grad_norm_mean,
             "grad_norm_snr": self.grad_norm_snr,
             "pool_refreshes": len(self.pools),
+            "topped_up_batches": self.topped_up_batches,
+            "filled_pair_share": self.filled_pair_share,
         }
 
 
@@ -306,6 +312,8 @@ def train_dpo(
         pools=pools,
         stopped_reason=stopped,
         logs=logs,
+        topped_up_batches=sum(e.get("filled", 0) > 0 for e in logs),
+        filled_pair_share=sum(e.get("filled", 0) for e in logs) / max(sum(e["batch"] for e in logs), 1),
     )
 
 
