@@ -3,7 +3,8 @@
 import json
 
 import pytest
-from mask.replicate import aggregate, claims, pick_lr, pilot, replicate
+from mask.config import MaskConfig, TrainSettings
+from mask.replicate import aggregate, claims, pick_lr, pilot, replicate, row_lr
 
 TOY = ["data.n_people=120", "data.n_companies=20", "data.n_cities=15", "data.n_countries=6",
        "data.n_dev=2", "data.n_test=3", "data.n_train=4", "model.hidden=32", "model.layers=1", "model.heads=2",
@@ -77,3 +78,11 @@ def test_claims_by_hand():
 def test_pick_lr_rule():
     assert pick_lr({"1e-05": [[0, 0.5], [15, 0.52], [20, 0.54]], "3e-05": [[0, 0.5], [15, 0.5], [20, 0.6]]}) == 3e-5
     assert pick_lr({"1e-05": [[15, 0.5], [20, 0.5]], "3e-05": [[15, 0.5], [20, 0.5]]}) == 1e-5  # tie: the lower
+
+
+def test_row_lr_takes_the_pilots_pick_per_row():
+    cfg = MaskConfig(train=TrainSettings(mask_lr=3e-5))
+    assert row_lr(cfg, "mask") == 3e-5 and row_lr(cfg, "monolithic") == cfg.rl.lr == 1e-5
+    cfg.train.mask_lr = -1.0
+    with pytest.raises(ValueError, match="train.mask_lr"):
+        cfg.validate()

@@ -115,6 +115,9 @@ class TrainSettings:
     questions_per_step: int = 8
     episodes_per_question: int = 4
     lr_grid: list[float] = field(default_factory=lambda: [1e-5, 3e-5])  # replicate: chosen on dev by a fixed rule
+    # the actor lr of each row in `replicate` (0 = rl.lr): the pilot's pick per row (pilot.json "lr") goes here
+    mask_lr: float = 0.0
+    monolithic_lr: float = 0.0
 
 
 @dataclass
@@ -194,6 +197,8 @@ class MaskConfig:
                              f"{self.data.sft_hops}")
         if self.rl.lr <= 0:
             raise ValueError(f"rl.lr must be > 0, got {self.rl.lr}")
+        if self.train.mask_lr < 0 or self.train.monolithic_lr < 0:
+            raise ValueError("train.mask_lr and train.monolithic_lr must be >= 0 (0 = rl.lr)")
         if self.reward.format_penalty > 0:
             raise ValueError(f"reward.format_penalty is added to illegal outputs and must be <= 0, got "
                              f"{self.reward.format_penalty}")

@@ -123,7 +123,7 @@ def run_row(cfg: MaskConfig, ctx: Context, row: str, seed: int, out: Path, dev_e
     def eval_fn(trainer: Any) -> dict[str, float]:
         return {"dev_f1": evaluate(cfg, row, trainer.policy, tok, ctx.splits["dev"], ctx.retriever, ctx.retrieve)["f1"]}
 
-    rl_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, eval_every=every))
+    rl_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, eval_every=every, lr=row_lr(cfg, row)))
     t0 = time.perf_counter()
     policy, history = rl_train(rl_cfg, row, model, tok, ctx.splits["train"], ctx.retriever, ctx.retrieve, out / "rl",
                                eval_fn=eval_fn if every else None)
@@ -141,6 +141,11 @@ def run_row(cfg: MaskConfig, ctx: Context, row: str, seed: int, out: Path, dev_e
         saved["test"] = evaluate(cfg, row, policy, tok, ctx.splits["test"], ctx.retriever, ctx.retrieve, seed=seed)
     write_json(done, saved)
     return json.loads(done.read_text())  # as a rerun reads it (curve keys as strings)
+
+
+def row_lr(cfg: MaskConfig, row: str) -> float:
+    """The actor lr of `row`: `train.<row>_lr` when set (the pilot's pick), else `rl.lr`."""
+    return float(getattr(cfg.train, f"{row}_lr") or cfg.rl.lr)
 
 
 def aggregate(sft: dict[str, dict], per_seed: Sequence[dict[str, dict]], rows: Sequence[str]) -> list[dict]:
@@ -307,7 +312,8 @@ def pilot(out: str | Path, config: str | Path | None = None, overrides: Sequence
     grid = [float(x) for x in cfg.train.lr_grid]
     for row in rows or ROWS:
         for lr in lrs or grid:
-            rcfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, lr=lr))
+            rcfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, lr=lr),
+                                       train=dataclasses.replace(cfg.train, mask_lr=0.0, monolithic_lr=0.0))
             res = run_row(rcfg, ctx, row, seed, out / f"{row}_lr{lr:g}", dev_every=dev_every, final_test=False,
                           log=log)
             log(f"pilot {row} lr {lr:g}: dev F1 {res['dev_curve']}")
