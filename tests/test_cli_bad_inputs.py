@@ -242,7 +242,12 @@ def test_packaged_configs_resolve(capsys):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         words = re.sub(r"\[.*?\]|\(.*?\)", "", first.lstrip("# ")).split()
         words = words[2:] if words[:2] == ["uv", "run"] else words
-        script, argv = words[0], words[1:]
+        if words[:2] == ["accelerate", "launch"]:  # accelerate launch [its flags] -m <package>.cli <verb> ...
+            module = words[words.index("-m") + 1]
+            script = next(name for name, target in console_scripts().items() if target.startswith(module + ":"))
+            argv = words[words.index("-m") + 2:]
+        else:
+            script, argv = words[0], words[1:]
         if script in PENDING:
             continue
         if "--config" not in argv:

@@ -13,6 +13,9 @@ PUBLISHED = {
     "Qwen/Qwen2.5-1.5B-Instruct": 1_543_714_304,
     "Qwen/Qwen2.5-3B-Instruct": 3_085_938_688,
     "Qwen/Qwen2.5-7B-Instruct": 7_615_616_512,
+    # the Math models have the shapes of their Qwen2.5 bases (4k context, rope theta 1e4): the same counts
+    "Qwen/Qwen2.5-Math-7B": 7_615_616_512,
+    "Qwen/Qwen2.5-Math-1.5B-Instruct": 1_543_714_304,
     "meta-llama/Llama-3.1-8B-Instruct": 8_030_261_248,
     "Qwen/Qwen2-VL-2B-Instruct": 2_208_985_600,
     "google-t5/t5-base": 222_903_552,

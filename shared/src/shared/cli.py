@@ -7,15 +7,17 @@ the verb. Every verb gets the same flags:
 
     --config FILE  --out DIR  --seed N  --resume  --print-config  --no-progress  --debug  --version  key=value ...
 
-with dotted `key=value` overrides allowed anywhere on the line. Every known error (a config, data, model-load or
-encoder-load problem, an OS error on a file or on the output folder) ends the command with ONE line on stderr,
-`prog verb: message`, and exit status 2; `--debug` shows the traceback instead. An unexpected exception (a bug) is
-one line too, with exit status 1 and a hint to rerun with `--debug`.
+(and `--dry-run` on the verbs that can size their run: see `Verb.dry_run`) with dotted `key=value` overrides allowed
+anywhere on the line. Every known error (a config, data, model-load or encoder-load problem, an OS error on a file
+or on the output folder) ends the command with ONE line on stderr, `prog verb: message`, and exit status 2;
+`--debug` shows the traceback instead. An unexpected exception (a bug) is one line too, with exit status 1 and a
+hint to rerun with `--debug`.
 
 Order of work, so that a bad input costs seconds and leaves nothing behind: parse -> load the config (YAML file,
-presets, overrides, `--seed`, `--out`) -> `--print-config` stops here -> check model paths / encoders / the verb's
-own checks (data files, enums that depend on each other) -> check the output folder can be created and written ->
-sweep stale temporary folders left by killed runs -> claim the output folder (create it, write config.yaml) -> run.
+presets, overrides, `--seed`, `--out`) -> `--print-config` and `--dry-run` stop here -> check model paths /
+encoders / the verb's own checks (data files, enums that depend on each other) -> check the output folder can be
+created and written -> sweep stale temporary folders left by killed runs -> claim the output folder (create it,
+write config.yaml) -> run.
 This module imports only the standard library, PyYAML and `shared.config`: nothing heavy happens before the checks.
 """
 
@@ -231,6 +233,10 @@ class Verb:
     check: the verb's own checks before the folder is claimed (data files, settings that depend on each other).
     claim: "claim" refuses a folder holding a run with another config (stages that resume from their files),
         "save" writes config.yaml (overwriting), "none" leaves the folder to the verb (it claims it itself).
+    dry_run: offers `--dry-run`: once the config is loaded and validated, this runs instead of `run` (e.g.
+        `shared.dryrun.verb_dry_run`: size the models on the meta device) and the command stops; no model path,
+        data file or output folder is checked or touched, since a paper-scale config names data and hub models the
+        machine sizing it need not have.
     """
 
     name: str
@@ -252,6 +258,7 @@ class Verb:
     claim: Literal["claim", "save", "none"] = "save"
     claim_ignore: tuple[str, ...] = ()
     progress_key: str = ""
+    dry_run: Callable[[Run], int | None] | None = None
     trains: bool = False  # offers --wandb PROJECT (metrics.jsonl and TensorBoard are always written)
     wandb_key: str = ""  # dotted config key --wandb sets (e.g. rl.wandb_project)
     description: str = ""
@@ -342,6 +349,10 @@ class App:
                            help="also log training metrics to this Weights & Biases project (wandb installed)")
         if verb.config is not None:
             g.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        if verb.dry_run is not None:
+            g.add_argument("--dry-run", action="store_true",
+                           help="validate the config, build each model it trains or serves on the meta device, print "
+                                "parameters and GPU memory per process (an estimate), and exit; nothing is loaded")
         g.add_argument("--no-progress", action="store_true", help="no progress bars")
         g.add_argument("--debug", action="store_true", help="show the full traceback of an error")
         g.add_argument("--version", action="store_true", help="print the version and exit")
@@ -443,6 +454,9 @@ class App:
 
                 print(yaml.safe_dump(config_to_dict(run.cfg), sort_keys=False, allow_unicode=True), end="")
                 return 0
+        if verb.dry_run is not None and args.dry_run:
+            code = verb.dry_run(run)
+            return 0 if code is None else int(code)
         out = getattr(args, "out", None)
         if verb.out_key and run.cfg is not None:
             out = Path(get_key(run.cfg, verb.out_key))

@@ -15,6 +15,16 @@ answers from the model's configuration alone:
 
 `python -m shared.dryrun --model Qwen/Qwen2.5-7B-Instruct --world-size 8 --sharding fsdp` prints the table; package
 CLIs call `dry_run(DryRunSpec(...))` and `format_report`.
+
+Whole configs (`<package> train --config FILE --dry-run`, a flag of the parent CLI `shared.cli` for the verbs that
+give `Verb(dry_run=verb_dry_run("<package>.dryrun:specs"))`): the App loads and validates the package's config,
+then `report_config` reads the launch layout from the command the YAML opens with (`launch_layout`: `accelerate
+launch --config_file X` gives X's process count and sharding; a plain command is one process), asks the package's
+`specs(cfg, layout)` for one `DryRunSpec` per model a run holds on a GPU (policy, critic, encoder...), and prints
+each report with whether it fits the card. `rl_specs` maps an `RLConfig` (batch, generations, micro-batches, KL
+reference, LoRA, dtype, vLLM rollouts) onto specs, so RL packages only add their prompt length. A model whose
+context is shorter than the config's prompt + response, or RL settings `check_rl_settings` refuses, fail the dry
+run with one line.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -58,6 +70,7 @@ class DryRunSpec:
     master_weights_fp32: bool = True
     reference_model: bool = False
     rollout_tokens: int = 0
+    rollout_engine_weights: bool = False  # a colocated vLLM engine holds its own bf16 copy of the weights
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,8 +141,9 @@ def _dims(config: Any) -> dict[str, int]:
     heads = getattr(c, "num_attention_heads", None) or c.num_heads
     kv_heads = getattr(c, "num_key_value_heads", None) or heads
     head_dim = getattr(c, "head_dim", None) or getattr(c, "d_kv", None) or hidden // heads
+    context = getattr(c, "max_position_embeddings", None)
     return {"hidden": int(hidden), "layers": int(layers), "vocab": int(c.vocab_size),
-            "kv_width": int(kv_heads) * int(head_dim)}
+            "kv_width": int(kv_heads) * int(head_dim), "context": int(context) if isinstance(context, int) else 0}
 
 
 def estimate_memory(spec: DryRunSpec, total: int, trainable: int, dims: dict[str, int]) -> dict[str, float]:
@@ -141,9 +155,13 @@ def estimate_memory(spec: DryRunSpec, total: int, trainable: int, dims: dict[str
       dtype with `master_weights_fp32`; sharded under zero1/zero2/zero3/fsdp;
     - activations: with gradient checkpointing, each layer's input (micro_batch·seq·hidden in `dtype`) plus one
       layer recomputed (~34·hidden bytes per token, the usual transformer estimate); without it, 34·hidden·layers
-      bytes per token; plus the float32 logits of the micro-batch (the peak at a 150k vocabulary);
+      bytes per token; plus the float32 logits of the micro-batch (the peak at a 150k vocabulary; none for an
+      encoder, which has no vocabulary head);
     - reference: a frozen copy of the weights for the KL term, sharded like the weights;
-    - rollout KV cache: 2·layers·kv_width·2 bytes per token for `rollout_tokens` tokens (vLLM in bf16, colocated).
+    - rollout KV cache: 2·layers·kv_width·2 bytes per token for `rollout_tokens` tokens (vLLM in bf16, colocated);
+    - rollout weights: with `rollout_engine_weights`, a colocated vLLM engine's own bf16 copy of every parameter
+      (tensor parallel 1, not sharded; vLLM also reserves `gpu_memory_utilization` of the card up front, which the
+      engine's settings must leave room for).
     """
     if spec.sharding not in SHARDINGS:
         raise DryRunError(f"sharding {spec.sharding!r} is not one of {', '.join(SHARDINGS)}")
@@ -160,12 +178,12 @@ def estimate_memory(spec: DryRunSpec, total: int, trainable: int, dims: dict[str
     opt_bytes = 8 + (4 if b < 4 and spec.master_weights_fp32 else 0)
     tokens = spec.micro_batch * spec.seq_len
     per_layer = 34 * dims["hidden"] * tokens
+    logits = 0 if spec.kind == "encoder" else tokens * dims["vocab"] * 4  # an encoder has no vocabulary head
     if spec.trainable:
         saved = tokens * dims["hidden"] * b * dims["layers"] + per_layer if spec.gradient_checkpointing \
             else per_layer * dims["layers"]
-        logits = tokens * dims["vocab"] * 4
     else:
-        saved, logits = 0, tokens * dims["vocab"] * 4
+        saved = 0
     terms = {
         "weights": total * b / shard_w,
         "gradients": n_train * b / shard_g,
@@ -173,6 +191,7 @@ def estimate_memory(spec: DryRunSpec, total: int, trainable: int, dims: dict[str
         "activations": saved + logits,
         "reference": total * b / shard_w if spec.reference_model else 0.0,
         "rollout_kv_cache": 2 * dims["layers"] * dims["kv_width"] * 2 * spec.rollout_tokens,
+        "rollout_weights": total * 2 if spec.rollout_engine_weights else 0.0,
     }
     out = {k: v / GiB for k, v in terms.items()}
     out["total"] = sum(out.values())
@@ -189,9 +208,12 @@ def dry_run(spec: DryRunSpec) -> dict[str, Any]:
     total = sum(p.numel() for p in model.parameters())
     trainable = lora_parameter_count(model, spec.lora_r, tuple(spec.lora_targets)) if spec.lora_r > 0 else total
     dims = _dims(config)
+    if spec.kind in ("causal", "vl") and dims["context"] and spec.seq_len > dims["context"]:
+        raise DryRunError(f"model {spec.model!r} attends to {dims['context']} tokens, but the config asks for "
+                          f"{spec.seq_len} (prompt + response); shorten the prompt or the response budget")
     memory = estimate_memory(spec, total, trainable, dims)
     return {"spec": asdict(spec), "architecture": type(model).__name__, "parameters": total,
-            "trainable_parameters": trainable, "dims": dims, "memory_gib": memory}
+            "trainable_parameters": trainable if spec.trainable else 0, "dims": dims, "memory_gib": memory}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -207,6 +229,163 @@ def format_report(report: dict[str, Any]) -> str:
     for key, value in report["memory_gib"].items():
         lines.append(f"  {key:<17}{value:9.2f}")
     return "\n".join(lines)
+
+
+# ---- whole configs ---------------------------------------------------------------------------------------------
+@dataclass
+class Layout:
+    """How a config's run is launched: processes, sharding and mixed precision, and where that was read."""
+
+    world_size: int = 1
+    sharding: str = "none"
+    mixed_precision: str = "no"
+    source: str = "its command (no accelerate launch: one process)"
+
+
+ACCELERATE_SHARDING = {"FSDP": "fsdp", "MULTI_GPU": "ddp", "NO": "none", "MULTI_CPU": "ddp"}
+
+
+def header_command(config_path: str | Path) -> str:
+    """The command a config opens with: its leading comment lines up to the first blank one, joined (a command may
+    continue over several comment lines with a trailing backslash)."""
+    lines = []
+    for line in Path(config_path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        lines.append(text.removesuffix("\\").strip())
+        if not text.endswith("\\"):
+            break
+    return " ".join(lines)
+
+
+def _find_up(name: str, start: Path) -> Path | None:
+    """`name` relative to the working directory, else to `start` or one of its parents (the repository root)."""
+    if Path(name).is_file():
+        return Path(name)
+    for folder in [start, *start.parents]:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def launch_layout(config_path: str | Path) -> Layout:
+    """The layout of the command a config opens with: `accelerate launch --config_file X [--num_processes N]` reads
+    X's distributed_type, num_processes, zero stage and mixed_precision; anything else is one process."""
+    import yaml
+
+    command = header_command(config_path)
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise DryRunError(f"{config_path}: cannot parse the command on its first line ({e})") from None
+    if "accelerate" not in words or "launch" not in words:
+        return Layout()
+    args = dict(zip(words, words[1:]))
+    accel = args.get("--config_file")
+    layout = Layout(source="accelerate launch on its first line")
+    if accel is not None:
+        found = _find_up(accel, Path(config_path).resolve().parent)
+        if found is None:
+            raise DryRunError(f"{config_path}: its command names accelerate config {accel}, which does not exist")
+        data = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
+        kind = str(data.get("distributed_type", "NO"))
+        layout.world_size = int(data.get("num_processes", 1))
+        layout.mixed_precision = str(data.get("mixed_precision", "no"))
+        if kind == "DEEPSPEED":
+            layout.sharding = f"zero{int((data.get('deepspeed_config') or {}).get('zero_stage', 0))}"
+            layout.sharding = "ddp" if layout.sharding == "zero0" else layout.sharding
+        elif kind in ACCELERATE_SHARDING:
+            layout.sharding = ACCELERATE_SHARDING[kind]
+        else:
+            raise DryRunError(f"{found}: distributed_type {kind!r} is not one the dry run knows "
+                              f"({', '.join([*ACCELERATE_SHARDING, 'DEEPSPEED'])})")
+        layout.source = f"{accel}, named by its first line"
+    if "--num_processes" in args:
+        layout.world_size = int(args["--num_processes"])
+    if layout.world_size > 1 and layout.sharding == "none":
+        layout.sharding = "ddp"
+    return layout
+
+
+def rl_specs(rl: Any, model: str, prompt_tokens: int, layout: Layout, kind: ModelKind = "causal",
+             label: str = "policy") -> list[tuple[str, DryRunSpec]]:
+    """What one process of an `RLConfig` run holds: the policy trained on micro-batches of rollouts (prompt +
+    `max_new_tokens` each), a frozen reference when `beta` > 0, the rollout engine's KV cache (vLLM: every rollout
+    of the process's share at once plus the engine's weight copy; HF: `gen_batch_size` rows at a time, sharing the
+    policy's weights), LoRA and dtype when the config has them; plus a separate critic LM (`critic.kind: model`)."""
+    from shared.rl.settings import check_rl_settings
+
+    check_rl_settings(rl, layout.world_size)
+    world = layout.world_size
+    rollouts = -(-rl.prompts_per_step // world) * rl.generations  # the largest share of a process
+    micro = -(-rollouts // (rl.mini_batches * rl.grad_accum))
+    seq = prompt_tokens + rl.max_new_tokens
+    dtype = getattr(rl, "dtype", "auto")
+    dtype = "bfloat16" if dtype in ("auto", None) else dtype
+    lora = getattr(rl, "lora", None)
+    vllm = rl.generator_backend == "vllm"
+    common = dict(dtype=dtype, world_size=world, sharding=layout.sharding, seq_len=seq)
+    policy = DryRunSpec(model=model, kind=kind, micro_batch=micro, reference_model=rl.beta > 0,
+                        lora_r=int(getattr(lora, "r", 0) or 0) if lora is not None else 0,
+                        rollout_tokens=(rollouts if vllm else min(rollouts, rl.gen_batch_size)) * seq,
+                        rollout_engine_weights=vllm, **common)
+    specs = [(label, policy)]
+    critic = getattr(rl, "critic", None)
+    if rl.advantage == "gae" and getattr(critic, "kind", "head") == "model":
+        specs.append(("critic", DryRunSpec(model=critic.model_path or model, kind=kind, micro_batch=micro, **common)))
+    return specs
+
+
+def fits_line(report: dict[str, Any], gpu_gib: float) -> str:
+    total = report["memory_gib"]["total"]
+    verdict = "fits" if total <= gpu_gib else "does NOT fit"
+    return f"  {'on the GPU':<17}{total:9.2f} of {gpu_gib:g} GiB: {verdict} (estimate, not a measurement)"
+
+
+SpecsFn = Callable[[Any, Layout], Sequence[tuple[str, DryRunSpec]]]
+
+
+def report_config(cfg: Any, config_path: str | Path, specs: SpecsFn, gpu_gib: float = 80.0, out: Any = None) -> None:
+    """Size a loaded, validated config: the launch layout its first line names, then each model `specs` says a
+    process holds, built on the meta device; prints one report per model and whether it fits a `gpu_gib` card.
+    Raises DryRunError / ConfigError / ValueError (one-line messages) on what cannot run, before printing anything."""
+    out = out or sys.stdout
+    layout = launch_layout(config_path)
+    reports = [(label, dry_run(spec)) for label, spec in specs(cfg, layout)]
+    print(f"dry run of {config_path}: the config is valid", file=out)
+    print(f"launch: {layout.world_size} process(es), sharding {layout.sharding}, mixed precision "
+          f"{layout.mixed_precision}; from {layout.source}", file=out)
+    for label, report in reports:
+        print(f"\n[{label}]", file=out)
+        print(format_report(report), file=out)
+        print(fits_line(report, gpu_gib), file=out)
+    if len(reports) > 1:
+        total = sum(r["memory_gib"]["total"] for _, r in reports)
+        verdict = "fits" if total <= gpu_gib else "does NOT fit"
+        print(f"\nall of the above in one process: {total:.2f} of {gpu_gib:g} GiB: {verdict} (estimate)", file=out)
+
+
+def verb_dry_run(specs: str, gpu_gib: float = 80.0) -> Callable[[Any], int]:
+    """The `dry_run` of a parent-CLI `Verb` (`shared.cli`): the App has loaded and validated `--config FILE` with its
+    overrides; this sizes it with the package's `specs` ("module:function", imported only when `--dry-run` is given).
+    Errors are one-line exceptions that the App reports as `prog verb: message`, exit 2."""
+
+    def run(r: Any) -> int:
+        if r.config_path is None:
+            raise DryRunError("--dry-run needs --config FILE (the launch layout is read from its first line)")
+        report_config(r.cfg, r.config_path, _resolve(specs), gpu_gib)
+        return 0
+
+    return run
+
+
+def _resolve(target: str) -> Any:
+    """`module:attribute` imported on use."""
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def main(argv: list[str] | None = None) -> int:

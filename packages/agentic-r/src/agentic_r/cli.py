@@ -15,6 +15,7 @@ import json
 import sys
 
 from shared.cli import App, CLIError, Run, Verb, check_encoder_source, check_model_source
+from shared.dryrun import verb_dry_run
 
 from agentic_r import __version__
 
@@ -126,6 +127,7 @@ def _quick(args: argparse.Namespace) -> list[str]:
     return quick_overrides()
 
 
+DRY_RUN = verb_dry_run("agentic_r.dryrun:specs")  # --dry-run: size a paper-scale config (configs/gpu_llm.yaml)
 COMMON = {"config": _config_cls, "seed_key": "seed", "check": _check_config}
 APP = App(
     prog="agentic-r", version=__version__,
@@ -133,7 +135,7 @@ APP = App(
     verbs=[
         *(Verb(name, text, cmd_stage, out="required", claim="claim", description=text,
                arguments=_round_arg if name in ("train-agent", "mine", "label", "train-retriever") else None,
-               **COMMON)
+               dry_run=DRY_RUN if name in ("iterate", "train-retriever") else None, **COMMON)
           for name, text in STEPS.items()),
         Verb("replicate", "CPU-scale replication: base vs round 0 vs round 1 (prints a table)", cmd_replicate,
              arguments=_quick_arg, presets=_quick, claim="none", default_out="runs/agentic-r-replicate",

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from shared.cli import App, Run, Verb
+from shared.dryrun import verb_dry_run
 
 from cocoa import __version__
 
@@ -148,7 +149,7 @@ APP = App(
         Verb("pretrain", "run one pre-training stage: generative, 1 (collaborative attention) or 2 (EOS "
              "reconstruction)", cmd_pretrain, arguments=_stage_args, seed_key="seeds", trains=True, **COMMON),
         Verb("train", "stage 3: contrastive InfoNCE training on <EOS> embeddings", cmd_train, seed_key="seeds",
-             trains=True, **COMMON),
+             trains=True, dry_run=verb_dry_run("cocoa.dryrun:specs"), **COMMON),
         Verb("eval", "MMEB-format evaluation: P@1 per meta-task and overall, plus the <EOS> probe", cmd_eval,
              seed_key="seeds", **COMMON),
         Verb("replicate", "CPU-scale replication: contrastive-only vs stage 2 + contrastive", cmd_replicate,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.cli import App, CLIError, Run, Verb, check_encoder_source
+from shared.dryrun import verb_dry_run
 
 from dome import __version__
 
@@ -299,7 +300,8 @@ APP = App(
     description="Generative retrieval with docID-oriented model editing (DOME).",
     verbs=[
         Verb("train", "train a generative retriever (T5, docIDs, pseudo-queries) on a collection", cmd_train,
-             out="required", resume=True, trains=True, check=_check_source, **COMMON),
+             out="required", resume=True, trains=True, check=_check_source,
+             dry_run=verb_dry_run("dome.dryrun:specs"), **COMMON),
         Verb("eval", "Recall@1/10 and MRR@10 of a trained retriever on its stored held-out spans", cmd_eval,
              arguments=_model_arg, check=_check_eval, **COMMON),
         Verb("edit", "add new documents to a trained retriever by model editing and save it", cmd_edit,

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from shared.cli import App, CLIError, Run, Verb, check_model_source
+from shared.dryrun import verb_dry_run
 
 from matchtir import __version__
 
@@ -202,7 +203,7 @@ APP = App(
     verbs=[
         Verb("train", "SFT warm start on gold traces, then GRPO with matching rewards", cmd_train,
              out_key="output_dir", model_keys=("model.path",), check=_check_data, trains=True,
-             wandb_key="rl.wandb_project", **COMMON),
+             wandb_key="rl.wandb_project", dry_run=verb_dry_run("matchtir.dryrun:specs"), **COMMON),
         Verb("eval", "score a model on synthetic tool tasks or on the bundled BFCL slice", cmd_eval,
              arguments=_eval_args, check=_check_eval,
              default_out=lambda run: Path(run.cfg.output_dir) / "eval", **COMMON),

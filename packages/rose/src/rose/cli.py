@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shared.cli import App, CLIError, Run, Verb
 from shared.config import config_file_overrides
+from shared.dryrun import verb_dry_run
 
 from rose import __version__
 
@@ -147,7 +148,8 @@ APP = App(
                 "advantages. " + ENV_HINT + ".",
     verbs=[
         Verb("train", "train a policy with tree rollouts and segment advantages (or GRPO)", cmd_train,
-             out_key="out_dir", resume=True, trains=True, wandb_key="rl.wandb_project", **COMMON),
+             out_key="out_dir", resume=True, trains=True, wandb_key="rl.wandb_project",
+             dry_run=verb_dry_run("rose.dryrun:specs"), **COMMON),
         Verb("eval", "pass@1 over k samples, mean response length, answer diversity", cmd_eval, out_key="out_dir",
              **COMMON),
         Verb("rollout", "sample and print rollout trees for a few prompts (inspection)", cmd_rollout,

@@ -14,6 +14,7 @@ import sys
 
 from shared.cli import App, CLIError, Run, Verb
 from shared.config import config_file_overrides
+from shared.dryrun import verb_dry_run
 
 from sage import __version__
 
@@ -133,7 +134,7 @@ APP = App(
     verbs=[
         Verb("train", "DPO on self-generated verified pairs with the configured selection rule",
              _logging(_stopped(cmd_train)), out_key="out_dir", seed_key="train.seed", trains=True,
-             check=_check_data, **COMMON),
+             check=_check_data, dry_run=verb_dry_run("sage.dryrun:specs"), **COMMON),
         Verb("eval", "greedy accuracy and boxed-answer rate on GSM8K / MATH-500 / AIME-format tasks",
              _logging(cmd_eval), seed_key="train.seed", check=_check_eval,
              default_out=lambda run: run.cfg.out_dir + "-eval", **COMMON),

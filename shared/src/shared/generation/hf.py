@@ -6,10 +6,15 @@ top-k alternatives per position (tree rollouts branch on them), the exact entrop
 position when asked (``SamplingParams.entropy``), and cuts at stop strings at the exact token that
 completes them. Rows are independent (own position ids under left padding), so a prompt's continuation does not
 depend on its batch mates. On the tiny CPU models it is about as fast as ``generate`` (tools/bench measures both).
+
+Device: every tensor is made on the model's device; on CUDA a float32 model decodes under bf16 autocast
+(``autocast=None``, the default, decides so; the RL trainer passes its own choice so that rollouts and its
+training forwards run at the same precision, which its log-prob-gap metric checks).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +45,8 @@ def filter_logits(scaled: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 class HFGenerator:
     """Generator over an HF causal LM (plain or peft-wrapped) and its tokenizer."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, batch_size: int = 32) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, batch_size: int = 32,
+                 autocast: bool | None = None) -> None:
         if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
             raise ValueError("HFGenerator drives decoder-only (causal) models; use model.generate for seq2seq")
         if batch_size < 1:
@@ -48,6 +54,7 @@ class HFGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.autocast = autocast  # None: bf16 autocast on CUDA when the weights are float32 and the GPU has bf16
 
     # ---- weights -------------------------------------------------------------------------------------------
     def update_weights(self, model_or_state_dict: Any) -> None:
@@ -107,6 +114,16 @@ class HFGenerator:
             return [list(map(int, p)) for p in prompts]
         return [self.tokenizer(p)["input_ids"] for p in prompts]
 
+    def _autocast_context(self) -> contextlib.AbstractContextManager:
+        device = self.device
+        if device.type != "cuda" or self.autocast is False:
+            return contextlib.nullcontext()
+        if self.autocast is None:
+            float32 = next(self.model.parameters()).dtype == torch.float32
+            if not (float32 and torch.cuda.is_bf16_supported()):
+                return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
@@ -125,8 +142,9 @@ class HFGenerator:
         self.model.eval()
         try:
             flat: list[Completion] = []
-            for start in range(0, len(rows), self.batch_size):
-                flat.extend(self._generate_batch(rows[start:start + self.batch_size], params, gen))
+            with self._autocast_context():
+                for start in range(0, len(rows), self.batch_size):
+                    flat.extend(self._generate_batch(rows[start:start + self.batch_size], params, gen))
         finally:
             self.model.train(was_training)
         return [flat[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]

@@ -14,6 +14,9 @@ Conventions (each written out in the tests' hand computations):
   `reinforce_pp_baseline` first subtracts the group mean of the trajectory scores.
 - GAE: with values from a value head; the recursion runs over policy tokens only (observation tokens are
   skipped, their rewards carried to the preceding policy token), advantages whitened over policy tokens.
+
+Every tensor an estimator creates is made on its inputs' device (`new_zeros`, `device=`), so the same code runs on
+CUDA; `shared/tests/test_device_safety.py` runs each under `shared.devicecheck`, which refuses CPU/device mixes.
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ def _check(token_rewards: Tensor, mask: Tensor, group_ids: Tensor | None = None)
 
 def _group_stats(scores: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-row group mean, unbiased group std and group size."""
-    _, inv = torch.unique(group_ids, return_inverse=True)
+    _, inv = torch.unique(group_ids.to(scores.device), return_inverse=True)
     k = int(inv.max()) + 1
-    count = torch.zeros(k, dtype=scores.dtype).scatter_add_(0, inv, torch.ones_like(scores))
-    mean = torch.zeros(k, dtype=scores.dtype).scatter_add_(0, inv, scores) / count
-    sq = torch.zeros(k, dtype=scores.dtype).scatter_add_(0, inv, (scores - mean[inv]) ** 2)
+    zeros = scores.new_zeros(k)  # on the scores' device: group ids may come from the CPU
+    count = zeros.clone().scatter_add_(0, inv, torch.ones_like(scores))
+    mean = zeros.clone().scatter_add_(0, inv, scores) / count
+    sq = zeros.clone().scatter_add_(0, inv, (scores - mean[inv]) ** 2)
     std = torch.sqrt(sq / (count - 1).clamp(min=1))
     return mean[inv], std[inv], count[inv]
 
@@ -89,7 +93,7 @@ def rloo_advantages(token_rewards: Tensor, mask: Tensor, group_ids: Tensor) -> t
 def _carry_to_policy_tokens(token_rewards: Tensor, mask: Tensor) -> Tensor:
     """Move rewards that sit on non-policy tokens to the nearest preceding policy token of the same row."""
     out = token_rewards * mask
-    pending = torch.zeros(token_rewards.shape[0], dtype=token_rewards.dtype)
+    pending = token_rewards.new_zeros(token_rewards.shape[0])
     for t in reversed(range(token_rewards.shape[1])):
         m = mask[:, t]
         pending = pending + token_rewards[:, t] * (1 - m)
@@ -112,11 +116,13 @@ def reinforce_pp_advantages(
         if group_ids is None:
             raise ValueError("reinforce_pp with group_baseline needs group_ids")
         mean, _, _ = _group_stats(rewards.sum(-1), group_ids)
-        last = (mask * torch.arange(mask.shape[1])).argmax(-1)  # baseline subtracted at the last policy token
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask * positions).argmax(-1)  # baseline subtracted at the last policy token
         rewards = rewards.clone()
-        rewards[torch.arange(rewards.shape[0]), last] -= mean * (mask.sum(-1) > 0)
+        rows = torch.arange(rewards.shape[0], device=rewards.device)
+        rewards[rows, last] -= mean * (mask.sum(-1) > 0)
     returns = torch.zeros_like(rewards)
-    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    running = rewards.new_zeros(rewards.shape[0])
     for t in reversed(range(rewards.shape[1])):
         m = mask[:, t]
         # Non-policy tokens neither add reward nor discount: the return passes over them unchanged.
@@ -135,7 +141,7 @@ def gae_advantages(
     rewards = _carry_to_policy_tokens(token_rewards, mask)
     values = values * mask
     adv = torch.zeros_like(rewards)
-    next_value = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    next_value = rewards.new_zeros(rewards.shape[0])
     last_gae = torch.zeros_like(next_value)
     for t in reversed(range(rewards.shape[1])):
         m = mask[:, t]

@@ -8,7 +8,15 @@
   micro-batches pass the global denominator so the summed gradients equal one big batch's.
 - `kl_penalty`: estimators of KL(pi || ref) per token: k1 = log pi - log ref, k2 = (log pi - log ref)^2 / 2,
   k3 = exp(log ref - log pi) - (log ref - log pi) - 1 (Schulman's low-variance unbiased estimator, >= 0).
-- `entropy_from_logits`, `value_loss` (clipped), `dpo_loss` (sigmoid DPO, IPO, with label smoothing).
+- `selective_log_softmax` / `token_logprobs`: the log-probability of the chosen token, z_y / T - logsumexp(z / T),
+  computed in float32 chunk by chunk over the positions, never as a full [B, R, V] float32 log-softmax (at a 150k
+  vocabulary that copy was the memory peak of a training step). Its backward recomputes each chunk's softmax, so
+  autograd keeps only the logits themselves and one float per position. `entropy_from_logits` works the same way.
+  Temperature 0 means greedy sampling: logprobs are then those of softmax(z) (T = 1), as the generators report them.
+- `value_loss` (clipped), `dpo_loss` (sigmoid DPO, IPO, with label smoothing).
+
+Every tensor these functions create is made on their inputs' device (tests run them on the `meta` device and under
+`shared.devicecheck`, which refuses a CPU tensor meeting a device one).
 """
 
 from __future__ import annotations
@@ -74,12 +82,10 @@ def policy_loss(
     loss = aggregate(loss_mat, mask, agg, **agg_kwargs)
     with torch.no_grad():
         n = mask.sum().clamp(min=1)
-        stats = {
-            "clip_frac": float(((clipped > unclipped).float() * mask).sum() / n),
-            "approx_kl": float((-log_ratio * mask).sum() / n),
-            "ratio_mean": float((ratio * mask).sum() / n),
-        }
-    return loss, stats
+        values = torch.stack([((clipped > unclipped).float() * mask).sum().float(), (-log_ratio * mask).sum().float(),
+                              (ratio * mask).sum().float()]) / n
+        clip_frac, approx_kl, ratio_mean = values.tolist()  # one device-to-host copy, not three
+    return loss, {"clip_frac": clip_frac, "approx_kl": approx_kl, "ratio_mean": ratio_mean}
 
 
 def kl_penalty(logprobs: Tensor, ref_logprobs: Tensor, kind: str = "k3") -> Tensor:
@@ -95,18 +101,116 @@ def kl_penalty(logprobs: Tensor, ref_logprobs: Tensor, kind: str = "k3") -> Tens
     raise ValueError(f"unknown KL estimator {kind!r}; known: k1, k2, k3")
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Entropy of the categorical distribution at each position: logsumexp(z) - sum softmax(z) z."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+CHUNK_BYTES = 256 * 1024**2  # float32 working set of one chunk of the chunked vocabulary passes
+
+
+def scoring_temperature(temperature: float) -> float:
+    """The temperature logprobs are taken at: T itself, or 1 for greedy sampling (T = 0), never a division by 0."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+    return 1.0 if temperature == 0 else float(temperature)
+
+
+def _chunk_rows(vocab: int, chunk_bytes: int | None) -> int:
+    return max(1, (CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // (4 * max(1, vocab)))
+
+
+def _as_3d(logits: Tensor) -> Tensor:
+    """[A, T, V] without copying where possible: a [B, R, V] slice of a model's logits (not contiguous) stays a
+    view, so the chunked passes never hold a second copy of the logits."""
+    if logits.dim() == 3 and not logits.is_contiguous():
+        return logits
+    return logits.reshape(-1, logits.shape[-1]).unsqueeze(0)  # a view when contiguous: one run over all positions
+
+
+def _chunks(z: Tensor, rows: int):
+    """(a, slice) over the leading index and chunks of `rows` positions."""
+    for a in range(z.shape[0]):
+        for s in range(0, z.shape[1], rows):
+            yield a, slice(s, s + rows)
+
+
+class _SelectiveLogSoftmax(torch.autograd.Function):
+    """log softmax(z / T)[y] over z [A, T, V]; backward (onehot(y) - softmax(z / T)) / T, one chunk at a time."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, index: Tensor, temperature: float, rows: int) -> Tensor:  # type: ignore[override]
+        out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
+        lse = torch.empty_like(out)
+        for a, s in _chunks(logits, rows):
+            z = logits[a, s].float() / temperature
+            lse[a, s] = torch.logsumexp(z, dim=-1)
+            out[a, s] = z.gather(-1, index[a, s, None]).squeeze(-1) - lse[a, s]
+        ctx.save_for_backward(logits, index, lse)
+        ctx.temperature, ctx.rows = temperature, rows
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        logits, index, lse = ctx.saved_tensors
+        t, rows = ctx.temperature, ctx.rows
+        grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        for a, s in _chunks(logits, rows):
+            p = torch.exp(logits[a, s].float() / t - lse[a, s, None])
+            g = grad[a, s, None].float()
+            chunk = -p * g
+            chunk.scatter_add_(-1, index[a, s, None], g)
+            grad_logits[a, s] = (chunk / t).to(logits.dtype)
+        return grad_logits, None, None, None
+
+
+class _Entropy(torch.autograd.Function):
+    """Entropy of softmax(z) over z [A, T, V]; backward dH/dz = -p * (log p + H), one chunk at a time."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, rows: int) -> Tensor:  # type: ignore[override]
+        out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
+        for a, s in _chunks(logits, rows):
+            logp = torch.log_softmax(logits[a, s].float(), dim=-1)
+            # exp(-inf) * -inf is nan: a masked (-inf) logit contributes 0
+            out[a, s] = -(logp.exp() * logp).nan_to_num(0.0).sum(-1)
+        ctx.save_for_backward(logits, out)
+        ctx.rows = rows
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        logits, ent = ctx.saved_tensors
+        grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        for a, s in _chunks(logits, ctx.rows):
+            logp = torch.log_softmax(logits[a, s].float(), dim=-1)
+            d = -(logp.exp() * (logp + ent[a, s, None])).nan_to_num(0.0)
+            grad_logits[a, s] = (d * grad[a, s, None].float()).to(logits.dtype)
+        return grad_logits, None
+
+
+def selective_log_softmax(logits: Tensor, index: Tensor, temperature: float = 1.0,
+                          chunk_bytes: int | None = None) -> Tensor:
+    """log softmax(logits / T) gathered at `index`: logits [..., V], index [...] -> float32 [...].
+
+    Equal to the full log-softmax gather (tests: 1e-6), without its [..., V] float32 copy: positions are processed in
+    chunks whose float32 working set is about `chunk_bytes` (default `CHUNK_BYTES`)."""
+    if logits.shape[:-1] != index.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and index {tuple(index.shape)}: index must be logits' shape "
+                         "without the vocabulary dimension")
+    t = scoring_temperature(temperature)
+    z = _as_3d(logits)
+    out = _SelectiveLogSoftmax.apply(z, index.reshape(z.shape[:-1]).to(torch.long), t,
+                                     _chunk_rows(logits.shape[-1], chunk_bytes))
+    return out.reshape(index.shape)
+
+
+def entropy_from_logits(logits: Tensor, chunk_bytes: int | None = None) -> Tensor:
+    """Entropy of the categorical distribution at each position, -sum softmax(z) log softmax(z), in float32, chunked
+    over positions like `selective_log_softmax` (no [..., V] float32 copy kept for backward)."""
+    z = _as_3d(logits)
+    out = _Entropy.apply(z, _chunk_rows(logits.shape[-1], chunk_bytes))
+    return out.reshape(logits.shape[:-1])
 
 
 def token_logprobs(logits: Tensor, targets: Tensor, temperature: float = 1.0) -> Tensor:
-    """log softmax(logits / temperature) gathered at the target ids, computed in float32."""
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return torch.gather(F.log_softmax(logits, dim=-1), -1, targets.unsqueeze(-1)).squeeze(-1)
+    """log softmax(logits / temperature) gathered at the target ids, in float32 (temperature 0: greedy, T = 1)."""
+    return selective_log_softmax(logits, targets, temperature)
 
 
 def value_loss(

@@ -1,5 +1,8 @@
 """Settings of the on-policy RL trainer (`RLConfig`) and the learning-rate schedule it shares with SFT loops.
 
+`check_rl_settings` refuses settings that would fail or silently misbehave on a GPU run (a temperature that
+divides by zero, micro-batches left empty, a float16 policy without a loss scaler), before any model is built.
+
 `shared.rl.trainer` re-exports both, so `from shared.rl.trainer import RLConfig, lr_factor` keeps working.
 """
 
@@ -33,6 +36,10 @@ class RLConfig:
     ppo_epochs: int = 1
     mini_batches: int = 1
     grad_accum: int = 1
+    # device and memory (checked by check_rl_settings before any model is built)
+    autocast: bool = True  # bf16 autocast of the policy's forwards on CUDA when its weights are float32 (CPU: off)
+    entropy_metric: bool = True  # log the mean policy entropy (chunked, no graph); entropy_coef > 0 computes it anyway
+    logprob_gap_warn: float = 0.1  # warn when mean |log p_rollout - log p_trainer| over policy tokens exceeds it; 0 = off
     max_grad_norm: float = 1.0
     clip_low: float = 0.2
     clip_high: float = 0.2  # > clip_low gives DAPO's clip-higher
@@ -85,3 +92,34 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> f
     if schedule == "constant":
         return 1.0
     raise ValueError(f"unknown lr_schedule {schedule!r}; known: constant, cosine, linear")
+
+
+def check_rl_settings(cfg: RLConfig, world_size: int = 1) -> None:
+    """Raise ValueError naming the first RLConfig setting that cannot run as asked (nothing heavy is imported)."""
+    if cfg.temperature < 0:
+        raise ValueError(f"rl.temperature must be >= 0 (0 = greedy), got {cfg.temperature}")
+    if cfg.temperature == 0 and cfg.generations > 1:
+        raise ValueError(f"rl.temperature=0 samples greedily: the {cfg.generations} generations of a prompt would be "
+                         "identical and every group-normalised advantage 0; use a temperature > 0 (or generations 1)")
+    if not 0 < cfg.top_p <= 1:
+        raise ValueError(f"rl.top_p must be in (0, 1], got {cfg.top_p}")
+    for key in ("prompts_per_step", "generations", "ppo_epochs", "mini_batches", "grad_accum", "gen_batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"rl.{key} must be >= 1, got {getattr(cfg, key)}")
+    if world_size < 1:
+        raise ValueError(f"world size must be >= 1, got {world_size}")
+    # every process rolls out whole groups (prompts are dealt out round-robin) and splits its rollouts into
+    # mini_batches x grad_accum micro-batches; a process with fewer rollouts than micro-batches runs empty ones
+    per_process = -(-cfg.prompts_per_step // world_size) * cfg.generations
+    micro = cfg.mini_batches * cfg.grad_accum
+    if micro > per_process:
+        raise ValueError(f"rl.mini_batches x rl.grad_accum = {micro} micro-batches per step, but each of the "
+                         f"{world_size} process(es) holds at most {per_process} rollouts (prompts_per_step "
+                         f"{cfg.prompts_per_step} / {world_size} processes x generations {cfg.generations}): lower "
+                         "them or raise prompts_per_step")
+    dtype = getattr(cfg, "dtype", "auto")
+    if dtype in ("float16", "fp16", "half"):
+        raise ValueError("rl.dtype float16 is refused: the trainer has no loss scaler, so float16 gradients underflow; "
+                         "use bfloat16 (or float32 weights with rl.autocast on CUDA)")
+    if cfg.logprob_gap_warn < 0:
+        raise ValueError(f"rl.logprob_gap_warn must be >= 0 (0 = off), got {cfg.logprob_gap_warn}")

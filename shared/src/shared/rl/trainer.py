@@ -25,6 +25,15 @@ a joint rollout of two policies (`shared.rollout.driver`), with the step counter
 cadence of `train()`. `shared.rl.checkpoint.MultiPolicyCheckpoint` saves and resumes several trainers under one
 step folder.
 
+Device and memory (GPU runs): `check_rl_settings` refuses impossible settings before any work; every tensor is made
+on its inputs' device; response logprobs and entropies are computed chunk by chunk over positions without a full
+float32 log-softmax copy (`shared.rl.losses`), and the entropy only when its coefficient or `entropy_metric` asks;
+on CUDA a float32 policy runs its forwards (training and the default HF generator's) under bf16 autocast
+(`autocast`) unless accelerate already does mixed precision. Health: every step logs `logprob_gap_mean` and
+`logprob_gap_max`, |log p_rollout - log p_trainer| over policy tokens (the generator's sampling logprobs against
+the trained weights before the update), and warns when the mean exceeds `logprob_gap_warn`: a gap well above 0
+means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template).
+
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
   token_rewards on the trajectories);
@@ -39,6 +48,7 @@ import contextlib
 import dataclasses
 import inspect
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +63,7 @@ from shared.rl.critic import ValueHead, build_critic_model, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
 from shared.rl.launch import check_launch
 from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
-from shared.rl.settings import RLConfig, lr_factor
+from shared.rl.settings import RLConfig, check_rl_settings, lr_factor
 from shared.rollout.trajectory import (
     GROUP_SIGNALS,
     Trajectory,
@@ -78,6 +88,20 @@ def prepare_policy(model: torch.nn.Module, cfg: RLConfig) -> torch.nn.Module:
 __all__ = ["BATCH_WHITENED", "RLConfig", "RLTrainer", "lr_factor", "prepare_policy"]  # RLConfig: rl.settings
 
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
+
+
+@dataclasses.dataclass
+class _GapStats:
+    """Running sum, max and count of |log p_rollout - log p_trainer| over one update's policy tokens."""
+
+    total: float = 0.0
+    peak: float = 0.0
+    count: float = 0.0
+
+    def add(self, part: tuple[float, float, float]) -> None:
+        self.total += part[0]
+        self.peak = max(self.peak, part[1])
+        self.count += part[2]
 
 
 def _chunks(items: list, k: int) -> list[list]:
@@ -123,6 +147,7 @@ class RLTrainer:
         self.accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
+        check_rl_settings(cfg, self.world)
         set_seed(cfg.seed + self.rank)  # python, numpy and torch; processes sample differently
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -141,6 +166,8 @@ class RLTrainer:
             optimizer, lambda i: lr_factor(i, cfg.warmup_steps, total_updates, cfg.lr_schedule))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
+        self._check_policy_dtype()
+        self.autocast = self._autocast_dtype()
         self.critic = self.critic_optimizer = self.value_head = None
         self.critic_kind = ""
         if cfg.advantage == "gae" and advantage_fn is None:
@@ -159,7 +186,8 @@ class RLTrainer:
         if generator is None:
             from shared.generation import HFGenerator
 
-            generator = HFGenerator(self.policy, tokenizer, batch_size=cfg.gen_batch_size)
+            generator = HFGenerator(self.policy, tokenizer, batch_size=cfg.gen_batch_size,
+                                    autocast=self.autocast is not None)
         self.generator = generator
         self.rollout_fn = rollout_fn
         # no records: the trainer only updates on trajectories collected outside it (step_on)
@@ -171,6 +199,7 @@ class RLTrainer:
                                     tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
                                     run_config=dataclasses.asdict(cfg))
         self.history: list[dict[str, Any]] = []
+        self._gap = _GapStats()
         self.extra_state: dict[str, Any] = {}  # callers' values that must survive a resume
 
     # ---- rollout -------------------------------------------------------------------------------------------
@@ -271,8 +300,9 @@ class RLTrainer:
         kwargs = {"logits_to_keep": r + 1} if self._keeps_logits else {}  # skip the lm_head on prompt positions
         if value_head is not None:
             kwargs["output_hidden_states"] = True
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                    position_ids=batch["position_ids"], use_cache=False, **kwargs)
+        with self._autocast_context():
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        position_ids=batch["position_ids"], use_cache=False, **kwargs)
         logits = out.logits[:, -(r + 1) : -1]
         lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
         if value_head is not None:
@@ -282,6 +312,33 @@ class RLTrainer:
                 hidden = hidden.detach()  # the value loss trains the head only, never the policy's backbone
             return lp, logits, value_head(hidden)
         return (lp, logits) if need_logits else lp
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        """bf16 when the policy's forwards should run under autocast: CUDA, float32 weights, `autocast` on, and no
+        mixed precision from accelerate already (an `accelerate launch` config with mixed_precision: bf16)."""
+        device = self.accelerator.device
+        if not self.cfg.autocast or device.type != "cuda" or self.accelerator.mixed_precision != "no":
+            return None
+        dtype = next(self.policy.parameters()).dtype
+        if dtype != torch.float32:
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+
+    def _autocast_context(self) -> contextlib.AbstractContextManager:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.accelerator.device.type, dtype=self.autocast)
+
+    def _check_policy_dtype(self) -> None:
+        """A float16 policy (no loss scaler here) or bf16 weights on a GPU without bf16 cannot train correctly."""
+        dtype = next(self.policy.parameters()).dtype
+        if dtype == torch.float16:
+            raise ValueError("the policy's weights are float16: the trainer has no loss scaler, so float16 gradients "
+                             "underflow; load it in bfloat16 (or float32 with rl.autocast on CUDA)")
+        device = self.accelerator.device
+        if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("the policy's weights are bfloat16 but this GPU has no bfloat16 support; load it in "
+                             "float32")
 
     def _critic_values(self, critic: torch.nn.Module, batch: dict) -> torch.Tensor:
         """A separate critic's values [B, R]: at the positions the response tokens are sampled from."""
@@ -305,6 +362,8 @@ class RLTrainer:
 
     @torch.no_grad()
     def _score_logprobs(self, model: torch.nn.Module, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
+        # no larger than a training micro-batch: at paper scale 64 rows of 4k-token logits do not fit on a GPU
+        micro = max(1, min(micro, -(-len(trajs) // (self.cfg.mini_batches * self.cfg.grad_accum))))
         rows = []
         for i in range(0, len(trajs), micro):
             part = trajs[i : i + micro]
@@ -356,14 +415,15 @@ class RLTrainer:
         n = self._global_sum(float(mask.sum()))
         mean = self._global_sum(float((x * mask).sum())) / max(n, 1.0)
         var = self._global_sum(float((((x - mean) ** 2) * mask).sum())) / max(n - 1.0, 1.0)
-        return (x - mean) * torch.rsqrt(torch.tensor(var + eps, dtype=x.dtype)) * mask
+        return (x - mean) * torch.rsqrt(x.new_tensor(var + eps)) * mask
 
     @property
     def critic_warming_up(self) -> bool:
         """True during critic.warmup_steps: only the critic learns this step."""
         return self.critic is not None and self.step < self.cfg.critic.warmup_steps
 
-    def _micro_loss(self, trajs, advs, olds, refs, denom, vals=None, rets=None) -> tuple[torch.Tensor, dict]:
+    def _micro_loss(self, trajs, advs, olds, refs, denom, vals=None, rets=None,
+                    gap: bool = True) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         b = pad_trajectories(trajs, self.pad_id, self.accelerator.device)
         r = b["response_mask"].shape[1]
@@ -379,6 +439,8 @@ class RLTrainer:
             if self.critic is not None:
                 values = self._critic_values(self.critic, b)
         mask, adv = b["response_mask"], stack(advs)
+        if olds is None and gap:  # every micro-batch of this update precedes its optimizer step: lp is the
+            self._gap.add(self._logprob_gap(lp.detach().float().cpu(), trajs))  # rollout policy's, one copy
         old = stack(olds) if olds is not None else lp.detach()
         agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
                    norm_len=cfg.loss_norm_len or cfg.max_new_tokens)
@@ -387,13 +449,15 @@ class RLTrainer:
             kl = kl_penalty(lp, stack(refs), cfg.kl_estimator)
             loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
             stats["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
+        ent = None
         if cfg.entropy_coef > 0:
             ent = entropy_from_logits(logits)
             loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
-        else:
+        elif cfg.entropy_metric:  # chunked, without a graph: no [B, R, V] float32 copy
             with torch.no_grad():
                 ent = entropy_from_logits(logits.detach())
-        stats["entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
+        if ent is not None:
+            stats["entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
         if warm:  # critic warm-up: the policy terms weigh 0 (the policy stays in the graph, as DDP expects)
             loss = loss * 0.0
         if self.critic is not None:
@@ -411,6 +475,9 @@ class RLTrainer:
         advs, vals, rets = self._advantages_and_targets(trajs)
         need_old = cfg.ppo_epochs > 1 or cfg.mini_batches > 1
         olds = self._score_logprobs(self.policy, trajs) if need_old and trajs else None
+        self._gap = _GapStats()
+        if olds is not None:
+            self._gap.add(self._logprob_gap(olds, trajs))
         refs = self._score_logprobs(self.ref_model, trajs) if self.ref_model is not None and trajs else None
         sums: dict[str, float] = {}
         grad_norms: list[float] = []
@@ -435,7 +502,7 @@ class RLTrainer:
                             dummy = self._dummy
                             zero = [torch.zeros(len(dummy[0].response_ids))]
                             loss, _ = self._micro_loss(dummy, zero, None, None, {"tokens": 1.0, "seqs": 1.0},
-                                                       zero, zero)
+                                                       zero, zero, gap=False)
                             self.accelerator.backward(loss * 0.0)
                             continue
                         loss, st = self._micro_loss(
@@ -469,12 +536,57 @@ class RLTrainer:
         if grad_norms:
             stats["grad_norm"] = sum(grad_norms) / len(grad_norms)
         stats["lr"] = self.scheduler.get_last_lr()[0]
+        stats.update(self._gap_stats())
         self.sync_weights()
         return stats
 
+    # ---- rollout-vs-trainer health ---------------------------------------------------------------------------
+    @staticmethod
+    def _logprob_gap(trainer_lp: torch.Tensor | list[torch.Tensor], trajs: list[Trajectory]) -> tuple[float, float, float]:
+        """(sum, max, count) of |log p_rollout - log p_trainer| over the policy tokens of trajectories that carry
+        sampling logprobs. A trajectory whose policy logprobs are all exactly 0 is skipped: that is what the
+        rollout driver writes for a backend that returned none."""
+        total, peak, count = 0.0, 0.0, 0.0
+        for i, t in enumerate(trajs):
+            if t.old_logprobs is None or not t.response_ids:
+                continue
+            policy = torch.tensor(t.loss_mask, dtype=torch.bool)
+            rollout = torch.tensor(t.old_logprobs, dtype=torch.float32)
+            if not policy.any() or not rollout[policy].any():
+                continue
+            row = trainer_lp[i][: len(t.response_ids)].float()  # on the CPU already
+            diff = (rollout - row).abs()[policy]
+            total, peak, count = total + float(diff.sum()), max(peak, float(diff.max())), count + float(len(diff))
+        return total, peak, count
+
+    def _gap_stats(self) -> dict[str, float]:
+        """The step's gap over every process; warns when the mean exceeds `logprob_gap_warn`."""
+        total = self._global_sum(self._gap.total)
+        count = self._global_sum(self._gap.count)
+        if count == 0:
+            return {}
+        peak = self._gap.peak
+        if self.world > 1:
+            t = torch.tensor([peak], device=self.accelerator.device)
+            peak = float(self.accelerator.gather(t).max().item())
+        mean = total / count
+        limit = self.cfg.logprob_gap_warn
+        if limit > 0 and mean > limit and self.accelerator.is_main_process:
+            warnings.warn(f"step {self.step + 1}: rollout-vs-trainer log-prob gap mean {mean:.4g} (max {peak:.4g}) "
+                          f"exceeds rl.logprob_gap_warn={limit}: the rollouts were not sampled from the weights being "
+                          "trained (check the weight sync, dtypes, sampling temperature and chat template)",
+                          RuntimeWarning, stacklevel=3)
+        return {"logprob_gap_mean": mean, "logprob_gap_max": peak}
+
     def sync_weights(self) -> None:
-        """Push the policy's weights to the generator unless it samples from this very module."""
+        """Push the policy's weights to the generator unless it samples from this very module. Sharded (FSDP2
+        DTensor) parameters are gathered into full tensors first: a generator cannot load a shard."""
         if getattr(self.generator, "model", None) is self.policy:
+            return
+        state = self.policy.state_dict()
+        if any(hasattr(v, "full_tensor") for v in state.values()):
+            self.generator.update_weights({k: v.full_tensor() if hasattr(v, "full_tensor") else v
+                                           for k, v in state.items()})
             return
         self.generator.update_weights(self.policy)
 
