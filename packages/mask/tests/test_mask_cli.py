@@ -28,6 +28,7 @@ def test_gpu_config_dry_run(capsys, tmp_path, monkeypatch):
     assert main(["train", "--config", gpu, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "7,615,616,512 total" in out and "critic (separate model)" in out and "config ok" in out
+    assert "the config is valid" in out and "56.78 of 80 GiB: fits" in out
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,8 +9,9 @@
 Built on `shared.cli`: `--config`, `--out`, `--seed`, `--print-config`, `--no-progress`, `--debug` and `key=value`
 overrides anywhere on the line. The config (types, enums, cross-field rules), question files (every record needs
 `golden_answers`), model paths and the output folder are checked before any model is built; every known error is
-one line `mask <verb>: ...` with exit status 2. `train --dry-run` runs its own small app (no output folder, no model
-path check: a paper-scale model is a hub id sized from its bundled configuration on the meta device).
+one line `mask <verb>: ...` with exit status 2. `train --dry-run` (the parent CLI's flag) stops after the config is
+loaded and validated: no output folder, no model path check (a paper-scale model is a hub id sized from its bundled
+configuration on the meta device).
 """
 
 from __future__ import annotations
@@ -127,8 +128,10 @@ def cmd_train(run: Run) -> int:
     return 0
 
 
-def dry_run(cfg: Any) -> int:
-    """Validate a paper-scale config and estimate one process's GPU memory from the model's config (meta device)."""
+def dry_run(cfg: Any, config_path: Any = None, gpu_gib: float = 80.0) -> int:
+    """Validate a paper-scale config and estimate one process's GPU memory from the model's config (meta device): the
+    actor (the policy all five roles share) and, under GAE with `critic.kind: model`, the separate critic, which the
+    release colocates with the actor on the same GPUs (so their sum must fit one card)."""
     from shared.dryrun import DryRunSpec, format_report
     from shared.dryrun import dry_run as size
 
@@ -136,14 +139,21 @@ def dry_run(cfg: Any) -> int:
         raise CLIError("--dry-run needs model.path (a hub id of a bundled architecture or a folder with config.json)")
     g = cfg.gpu
     seq = cfg.prompt.max_tokens + g.response_tokens
-    actor = size(DryRunSpec(model=cfg.model.path, dtype=g.dtype, world_size=g.world_size, sharding=g.sharding,
-                            micro_batch=g.micro_batch, seq_len=seq, reference_model=cfg.rl.beta > 0,
-                            rollout_tokens=g.rollout_tokens))
-    print("actor (policy shared by the five roles)\n" + format_report(actor))
+    reports = [("actor (policy shared by the five roles)",
+                size(DryRunSpec(model=cfg.model.path, dtype=g.dtype, world_size=g.world_size, sharding=g.sharding,
+                                micro_batch=g.micro_batch, seq_len=seq, reference_model=cfg.rl.beta > 0,
+                                rollout_tokens=g.rollout_tokens)))]
     if cfg.rl.advantage == "gae" and cfg.rl.critic.kind == "model":
-        critic = size(DryRunSpec(model=cfg.rl.critic.model_path or cfg.model.path, dtype=g.dtype,
-                                 world_size=g.world_size, sharding=g.sharding, micro_batch=g.micro_batch, seq_len=seq))
-        print("critic (separate model)\n" + format_report(critic))
+        reports.append(("critic (separate model)",
+                        size(DryRunSpec(model=cfg.rl.critic.model_path or cfg.model.path, dtype=g.dtype,
+                                        world_size=g.world_size, sharding=g.sharding, micro_batch=g.micro_batch,
+                                        seq_len=seq))))
+    print(f"dry run of {config_path or 'the config'}: the config is valid")
+    for label, report in reports:
+        print(f"{label}\n{format_report(report)}")
+    total = sum(float(r["memory_gib"]["total"]) for _, r in reports)
+    verdict = "fits" if total <= gpu_gib else "does NOT fit"
+    print(f"all of the above in one process: {total:.2f} of {gpu_gib:g} GiB: {verdict} (estimate)")
     print(f"config ok: {cfg.train.questions_per_step} questions x {cfg.train.episodes_per_question} episodes per "
           f"step, <= {cfg.loop.max_iterations} iterations, top-{cfg.loop.topk}, rl.lr {cfg.rl.lr:g}, "
           f"critic lr {cfg.rl.critic.lr:g}, generator {cfg.rl.generator_backend}")
@@ -151,7 +161,7 @@ def dry_run(cfg: Any) -> int:
 
 
 def cmd_dry_run(run: Run) -> int:
-    return dry_run(run.cfg)
+    return dry_run(run.cfg, run.config_path)
 
 
 def cmd_eval(run: Run) -> int:
@@ -219,8 +229,6 @@ def cmd_replicate(run: Run) -> int:
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--row", default="mask", choices=["mask", "monolithic"], help="the multi-agent loop or the baseline")
-    p.add_argument("--dry-run", action="store_true", help="validate a paper-scale config and estimate GPU memory per "
-                   "process from the model's config on the meta device (no weights, no download, no output folder)")
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -251,7 +259,7 @@ APP = App(
     verbs=[
         Verb("train", "RL (PPO with GAE) of one row from its warm start or model.path; test metrics", cmd_train,
              arguments=_train_args, out_key="output_dir", model_keys=("model.path",), check=_check_data,
-             trains=True, wandb_key="rl.wandb_project", **COMMON),
+             trains=True, wandb_key="rl.wandb_project", dry_run=cmd_dry_run, **COMMON),
         Verb("eval", "greedy episodes of a saved policy: f1, em, acc, context per call, illegal rates", cmd_eval,
              arguments=_eval_args, check=_check_eval,
              default_out=lambda run: Path(run.cfg.output_dir) / "eval", **COMMON),
@@ -266,22 +274,12 @@ APP = App(
                          "packaged replicate(_quick).yaml.", **COMMON),
     ],
 )
-# `train --dry-run`: the same config loading and one-line errors, but no output folder and no model path check
-DRY_RUN = App(
-    prog="mask", version=__version__, description=DESCRIPTION,
-    verbs=[Verb("train", "size a paper-scale run (--dry-run): parameters and GPU memory per process", cmd_dry_run,
-                arguments=_train_args, out="none", claim="none", **COMMON)],
-)
-
 
 def build_parser() -> argparse.ArgumentParser:
     return APP.build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--dry-run" in argv and "train" in argv:
-        return DRY_RUN.main(argv)
     return APP.main(argv)
 
 
