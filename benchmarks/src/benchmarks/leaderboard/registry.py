@@ -88,6 +88,15 @@ MASK_CLAIMS = (
     Claim("f1_over_monolithic", "mask", "monolithic", "f1"),
 )
 
+# The mean paired difference over seeds above 0.044, two standard errors of a 500-item accuracy near 0.4 (the README's
+# threshold); the README's whole test (also ahead in 3/3 seeds, 2 SE at the rows' own accuracy) is `claim` in
+# huijin's results.json. A 1-item difference of the 100-item quick evaluation reads "fails", not "holds".
+HUIJIN_CLAIMS = (
+    Claim("reasoning_rl_raises_fin_numeric_after_stage3", "full", "no_reasoning_rl", "fin_numeric_after_stage3",
+          margin=0.044),
+    Claim("reasoning_rl_raises_fin_numeric_at_the_end", "full", "no_reasoning_rl", "fin_numeric", margin=0.044),
+)
+
 PACKAGES: list[PackageSpec] = [
     PackageSpec("dome", "dome", "Generative retrieval", "DOME edits add new docs as well as incremental training, faster", DOME_CLAIMS),
     PackageSpec("cocoa", "cocoa", "Multimodal embeddings (MMEB)", "reconstruction stage raises P@1 at equal contrastive steps", COCOA_CLAIMS),
@@ -98,7 +107,7 @@ PACKAGES: list[PackageSpec] = [
     PackageSpec("arr", "arr", "Search agents (multi-hop QA)", "adversarial reasoner/verifier training improves both roles"),
     PackageSpec("rose", "rose", "Math reasoning", "ROSE keeps accuracy with shorter answers and more diversity than GRPO", ROSE_CLAIMS),
     PackageSpec("mask", "mask", "Search agents (multi-hop QA)", "per-call context stays bounded vs a monolithic agent's; lower reward-curve sd across seeds (full run)", MASK_CLAIMS),
-    PackageSpec("huijin", "huijin", "Finance", "each training stage moves its target metric"),
+    PackageSpec("huijin", "huijin", "Finance", "reasoning RL raises fin_numeric over the no_reasoning_rl ablation (paired, after stage 3 and at the end)", HUIJIN_CLAIMS),
 ]  # fmt: skip
 
 
