@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("missing_file", "malformed_yaml", "unknown_key", "wrong_type", "bad_enum", "unknown_model",
          "unknown_hub_id", "unwritable_out", "broken_jsonl")
-UNBUILT = ("dr9k", "mask")
+UNBUILT = ("dr9k",)
 HUIJIN_TINY = ROOT / "packages" / "huijin" / "tests" / "tiny_recipe.yaml"
 
 
@@ -124,6 +124,10 @@ TABLE: dict[str, dict] = {
                            lambda i: ["train", "--out", str(i.out), f"data.train={i.jsonl}"]),
     "arr": _config_script(["train"], "rl.steps=abc", "train.schedule=bogus", "model.path={}",
                           lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
+    "mask": _config_script(["train"], "rl.steps=abc", "parse.mode=bogus", "model.path={}",
+                           lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}",
+                                      f"data.dev_file={i.jsonl}", f"data.test_file={i.jsonl}",
+                                      f"data.corpus_file={i.jsonl}"]),
     "huijin": _config_script(["run", "--config", str(HUIJIN_TINY)], "threads=abc", "model.base=bogus",
                              "model.path={}", lambda i: ["run", "--config", str(HUIJIN_TINY), "--out", str(i.out),
                                                          f"sources.news.path={i.jsonl}", "sources.news.kind=text",
@@ -193,6 +197,7 @@ REPLICATE = {  # the verb the leaderboard runs: the same checks before any warm 
     "dome": "docids.scheme=bogus", "cocoa": "data.suite=bogus", "sage": "train.method=bogus",
     "agentic-r": "agent.kind=bogus", "matchtir": "advantage.mode=bogus", "rose": "rose.score=bogus",
     "arr": "train.schedule=bogus",
+    "mask": "parse.mode=bogus",
     "huijin": "model.base=bogus",
 }
 
