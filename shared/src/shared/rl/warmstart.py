@@ -40,7 +40,7 @@ STAMP = "warmstart.json"
 ENTRY_POINT_GROUP = "shared.record_sources"
 # name -> fn(n, split, seed) returning a list of record dicts; filled on first use from ENTRY_POINT_GROUP
 RECORD_SOURCES: dict[str, Callable[[int, str, int], list[dict[str, Any]]]] = {}
-_SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads")  # do not change the trained weights
+_SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads", "report_to")  # do not change the trained weights
 
 
 class RecordSourceError(LookupError):
