@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("missing_file", "malformed_yaml", "unknown_key", "wrong_type", "bad_enum", "unknown_model",
          "unknown_hub_id", "unwritable_out", "broken_jsonl")
-UNBUILT = ("arr", "mask", "huijin")
+UNBUILT = ()
+HUIJIN_TINY = ROOT / "packages" / "huijin" / "tests" / "tiny_recipe.yaml"
 
 
 def console_scripts() -> dict[str, str]:
@@ -123,6 +124,16 @@ TABLE: dict[str, dict] = {
                            lambda i: ["train", "--out", str(i.out), f"data.train={i.jsonl}"]),
     "dr9k": _config_script(["train"], "rl.steps=abc", "reward.scope=bogus", "model.path={}",
                            lambda i: ["train", "--out", str(i.out), "seeds.source=jsonl", f"seeds.path={i.jsonl}"]),
+    "arr": _config_script(["train"], "rl.steps=abc", "train.schedule=bogus", "model.path={}",
+                          lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
+    "mask": _config_script(["train"], "rl.steps=abc", "parse.mode=bogus", "model.path={}",
+                           lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}",
+                                      f"data.dev_file={i.jsonl}", f"data.test_file={i.jsonl}",
+                                      f"data.corpus_file={i.jsonl}"]),
+    "huijin": _config_script(["run", "--config", str(HUIJIN_TINY)], "threads=abc", "model.base=bogus",
+                             "model.path={}", lambda i: ["run", "--config", str(HUIJIN_TINY), "--out", str(i.out),
+                                                         f"sources.news.path={i.jsonl}", "sources.news.kind=text",
+                                                         "stages.cpt.mixture.news=1"]),
     "shared-rl": _config_script(["grpo"], "rl.steps=abc", "rl.lr_schedule=bogus", "policy.path={}",
                                 "the grpo job's data is the synthetic arithmetic suite (no user file)"),
     "benchmarks": {
@@ -188,6 +199,9 @@ REPLICATE = {  # the verb the leaderboard runs: the same checks before any warm 
     "dome": "docids.scheme=bogus", "cocoa": "data.suite=bogus", "sage": "train.method=bogus",
     "agentic-r": "agent.kind=bogus", "matchtir": "advantage.mode=bogus", "rose": "rose.score=bogus",
     "dr9k": "reward.scope=bogus",
+    "arr": "train.schedule=bogus",
+    "mask": "parse.mode=bogus",
+    "huijin": "model.base=bogus",
 }
 
 
@@ -222,7 +236,8 @@ def test_messages_name_what_is_wrong(tmp_path, capsys, monkeypatch):
          r"^matchtir train: model.path: 'no-such-org/no-such-model-xyz' is not a local folder, and the hub is off"),
         ("cocoa", ["train", "--out", str(inp.unwritable)], rf"^cocoa train: --out {re.escape(str(inp.unwritable))}: "
                                                            r"cannot create it, .* is a file"),
-        ("arr", ["train"], r"^arr: not built yet: this release ships only the package skeleton"),
+        ("arr", ["train", "train.schedule=sometimes"],
+         r"^arr train: key 'train.schedule'.*'sometimes' is not one of \['simultaneous', 'alternate'\]"),
     ]
     for script, argv, pattern in cases:
         assert _entry(script)(argv) == 2

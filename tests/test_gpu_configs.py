@@ -18,7 +18,7 @@ from shared.dryrun import header_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(ROOT.glob("packages/*/configs/gpu_*.yaml"))
-BUILT = ("dome", "cocoa", "sage", "agentic-r", "matchtir", "rose")
+BUILT = ("dome", "cocoa", "sage", "agentic-r", "matchtir", "rose", "arr")
 
 
 def _script_and_verb(config: Path) -> tuple[str, str]:

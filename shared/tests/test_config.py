@@ -142,3 +142,24 @@ def test_claim_run_dir_refuses_a_folder_of_a_run_with_another_config(tmp_path) -
         claim_run_dir(other, tmp_path / "run")
     claim_run_dir(other, tmp_path / "run", ignore=("lr",))  # declared as not changing the results
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["lr"] == other.train.lr
+
+
+
+@dataclass
+class _Inner:
+    steps: int = 1
+
+
+@dataclass
+class _Outer:
+    inner: _Inner | None = None
+
+
+def test_optional_section_error_names_the_inner_key():
+    from shared.config import ConfigError, load_config
+
+    assert load_config(_Outer, None, ["inner.steps=3"]).inner.steps == 3
+    with pytest.raises(ConfigError, match="unknown config key 'inner.stpes'"):
+        load_config(_Outer, None, ["inner.stpes=3"])
+    with pytest.raises(ConfigError, match="key 'inner.steps'.*expected an int"):
+        load_config(_Outer, None, ["inner.steps=many"])

@@ -92,3 +92,16 @@ def test_the_core_imports_no_benchmark():
     pattern = re.compile(r"^\s*(from|import)\s+benchmarks\b", re.MULTILINE)
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_logging_settings_do_not_enter_the_cache_key():
+    # report_to (added to SFTSettings in 0.5.0) and the other logging keys leave the weights alone: caches built before
+    # they existed, or with another logger, stay valid; a setting that shapes the weights changes the key
+    from shared.rl.sft import SFTSettings
+    from shared.rl.warmstart import sft_stamp_settings
+
+    recs = [{"prompt": "1+1=", "completion": "2"}]
+    base = sft_stamp_settings(SFTSettings(), recs, 0.5, 10)
+    assert "report_to" not in base["sft"] and "output_dir" not in base["sft"]
+    assert sft_stamp_settings(SFTSettings(report_to="wandb", logging_steps=7), recs, 0.5, 10) == base
+    assert sft_stamp_settings(SFTSettings(lr=base["sft"]["lr"] * 2), recs, 0.5, 10) != base

@@ -53,9 +53,33 @@ def score_generative(task: Task, completions: Sequence[str], golds: Sequence[Seq
     from shared.eval import math_accuracy, qa_metrics
 
     preds = [extract_answer(task, c) for c in completions]
+    if task.scoring:
+        return {"accuracy": score_items(task.scoring, preds, golds)}
     if task.kind == "math":
         return {"accuracy": math_accuracy(preds, [g[0] for g in golds])}
     return qa_metrics(preds, [list(g) for g in golds])
+
+
+def score_items(scoring: str, predictions: Sequence[str], golds: Sequence[Sequence[str]], rel_tol: float = 1e-2
+                ) -> float:
+    """Mean score of a task's own `scoring`: "choice" (the gold letter alone) or "numeric" (the reply's number, a
+    scale word applied, within `rel_tol` of any gold number)."""
+    if not predictions:
+        raise ValueError("no predictions to score")
+    if scoring == "choice":
+        from shared.rewards.numeric import choice_match
+
+        return float(np.mean([choice_match(p, g[0]) for p, g in zip(predictions, golds)]))
+    if scoring == "numeric":
+        from benchmarks.data.finance import prediction_number
+
+        hits = []
+        for p, g in zip(predictions, golds):
+            value = prediction_number(p)
+            hits.append(value is not None and any(abs(value - float(x)) <= max(rel_tol * abs(float(x)), 1e-6)
+                                                  for x in g))
+        return float(np.mean(hits))
+    raise ValueError(f"unknown scoring {scoring!r}; known: choice, numeric")
 
 
 def evaluate_generative(

@@ -2,7 +2,10 @@
 
 `TASKS` maps a name to a `Task`; `load_examples(task, limit)` turns the task's dataset into prompts and gold
 answers. Kinds: `qa` (EM / F1 / sub-EM), `math` (accuracy of the last \\boxed{} or `#### n`), `retrieval`
-(Recall@k, MRR@10, nDCG@10 by trec_eval conventions) and `mmeb` (Precision@1 per meta-task). Bump a task's
+(Recall@k, MRR@10, nDCG@10 by trec_eval conventions) and `mmeb` (Precision@1 per meta-task). A generative task may
+name its own `scoring`: `choice` (the letter a reply commits to, `shared.rewards.numeric.choice_match`) or `numeric`
+(the reply's number within a relative tolerance of any gold number; TAT-QA's golds hold the answer in the table's
+units and as the absolute amount, so the scoring is scale-aware). Bump a task's
 `version` whenever its prompt, data or scoring changes, so old and new numbers are never mixed.
 """
 
@@ -18,6 +21,7 @@ QA_PROMPT = "Answer the question with a short phrase.\nQuestion: {question}\nAns
 CONTEXT_QA_PROMPT = "{context}\nAnswer the question with a short phrase.\nQuestion: {question}\nAnswer:"
 MATH_PROMPT = "Solve the problem. Put the final answer in \\boxed{{}}.\nProblem: {question}\nSolution:"
 EXTRACTIONS = ("boxed", "first_line")
+TATQA_CONTEXT_CHARS = 1500  # the table and text of a TAT-QA prompt are cut to this many characters
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Task:
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ("\n",)
     description: str = ""
+    scoring: str = ""  # "" = by kind; "choice" | "numeric" (see the module docstring)
 
 
 def extract_answer(task: Task, text: str) -> str:
@@ -70,6 +75,15 @@ TASKS: dict[str, Task] = {
         _math("gsm8k", "gsm8k", "GSM8K test slice (660)"),
         _math("math500", "math500", "MATH-500 slice (250)", max_new_tokens=1024),
         _math("aime24", "aime24", "AIME 2024 slice (15)", max_new_tokens=2048),
+        _math("fin_numeric", "synthetic:fin_numeric", "synthetic finance arithmetic (company tables), 500 test "
+              "questions", prompt="{prompt}", max_new_tokens=40),
+        _math("fin_tool", "synthetic:fin_tool", "synthetic finance questions with 3-digit operands, 500 test "
+              "questions, scored WITHOUT tools here (huijin scores them in its tool environment)", prompt="{prompt}",
+              max_new_tokens=80),
+        _math("fin_choice", "synthetic:fin_choice", "synthetic finance glossary multiple choice (A-D), 500 test items "
+              "on held-out terms", prompt="{prompt}", max_new_tokens=16, scoring="choice"),
+        _math("tatqa", "tatqa", "TAT-QA dev slice, arithmetic questions (718), table + text in the prompt, "
+              "scale-aware numeric match (rel 1e-2)", prompt="{prompt}", max_new_tokens=32, scoring="numeric"),
         _qa("nq_open", "nq_open", "NQ-open dev slice (1805), closed book"),
         _qa("triviaqa", "triviaqa", "TriviaQA test slice (500), closed book"),
         _qa("bamboogle", "bamboogle", "Bamboogle (63), closed book"),
@@ -104,6 +118,13 @@ def _synthetic_examples(task: Task) -> list[Example]:
         variant = "word" if suite == "arithmetic_word" else "calibration"
         recs = make_arithmetic(200, seed=0, split="test", variant=variant)
         return [Example(r.id, task.prompt.format(prompt=r.prompt), [r.answer]) for r in recs]
+    if suite in ("fin_numeric", "fin_tool", "fin_choice"):
+        from benchmarks.synthetic.finance import make_finance_suite
+
+        fin = make_finance_suite(seed=0)
+        items = fin.numeric("test", 500) if suite == "fin_numeric" else fin.tool("test", 500) \
+            if suite == "fin_tool" else fin.choice("test", 500)
+        return [Example(r["id"], task.prompt.format(prompt=r["prompt"]), [r["answer"]]) for r in items]
     if suite == "kb":
         from benchmarks.synthetic.kb import make_kb_suite
 
@@ -124,6 +145,12 @@ def load_examples(task: Task, limit: int | None = None) -> list[Example]:
         raise ValueError(f"task {task.name} is a {task.kind} task; use load_retrieval_set / the mmeb API")
     if task.dataset.startswith("synthetic:"):
         examples = _synthetic_examples(task)
+    elif task.dataset == "tatqa":
+        from benchmarks.data.finance import tatqa_golds, tatqa_prompt
+
+        examples = [Example(r.id, task.prompt.format(prompt=tatqa_prompt(r, TATQA_CONTEXT_CHARS)),
+                            [repr(g) for g in tatqa_golds(r)], {"scale": r.scale})
+                    for r in load_bundled("tatqa") if r.answer_type == "arithmetic"]
     else:
         examples = [_example(task, r) for r in load_bundled(task.dataset)]
     return examples[:limit] if limit else examples

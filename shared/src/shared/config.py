@@ -46,6 +46,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _coerce(value, arg, key, source)
             except ConfigError as err:
                 errors.append(str(err))
+        if len(errors) == 1:  # `Section | None`: the section's own error names the inner key
+            raise ConfigError(errors[0])
         raise ConfigError(f"key '{key}'{_where(source)}: value {value!r} matches none of {tp}")
     if origin is Literal:
         if value in args:

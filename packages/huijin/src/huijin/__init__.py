@@ -1,3 +1,3 @@
-"""Staged domain training: CPT, SFT and RL stages with per-stage evaluation (Huijin)."""
+"""Staged domain training: CPT, SFT and RL stages with per-stage evaluation (QianfanHuijin)."""
 
-__version__ = "0.0.1"
+__version__ = "0.2.0"

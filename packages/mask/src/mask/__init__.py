@@ -1,3 +1,3 @@
-"""Multi-agent search with roles, memory and per-turn credit (MASK)."""
+"""M-ASK: multi-agent search and knowledge management (five roles on one policy, turn-level rewards)."""
 
-__version__ = "0.0.1"
+__version__ = "0.2.0"

@@ -19,22 +19,12 @@ from typing import Any
 from benchmarks.data.errors import DataError
 from benchmarks.data.io import iter_jsonl, require
 from benchmarks.synthetic.tools import KINDS, make_tool_tasks, tool_schemas
+from shared.rollout.tool_schema import schema_name, schema_params
 
 PROMPT_STYLES = ("schemas", "signatures")
 SUITES = ("tools", "copy")
 FORMAT_HINT = ('Call a tool with <tool_call>{"name": ..., "arguments": {...}}</tool_call>; '
                "give the final answer as <answer>...</answer>.")
-
-
-def schema_name(schema: Mapping[str, Any]) -> str:
-    """Name of an OpenAI-style (`{"type": "function", "function": {...}}`) or bare (`{name, ...}`) schema."""
-    fn = schema.get("function", schema)
-    return str(fn.get("name", ""))
-
-
-def schema_params(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    fn = schema.get("function", schema)
-    return fn.get("parameters", {}) or {}
 
 
 def signature(schema: Mapping[str, Any]) -> str:

@@ -5,7 +5,8 @@ missing arguments, wrong JSON types, values outside an enum) and then run the to
 (`benchmarks.synthetic.tool_library`, trusted) in-process, per-sample `tool_code` only through
 `shared.sandbox.call_function`. Any failure becomes an `ActionError`, which `ToolEnv` turns into an
 `error: ...` tool response, so a malformed call never ends the rollout; it simply finds no gold call to match.
-Tool responses come back as `<tool_response>` text that the agent loop appends with loss mask 0.
+Tool responses come back as `<tool_response>` text that the agent loop appends with loss mask 0. The argument
+checks live in the core (`shared.rollout.tool_schema`).
 """
 
 from __future__ import annotations
@@ -14,51 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from benchmarks.synthetic.tool_library import FUNCTIONS
-from shared.rollout.envs import Action, ActionError, ToolEnv
+from shared.rollout.envs import Action, ToolEnv
+from shared.rollout.tool_schema import check_arguments, checked_tool  # noqa: F401 (check_arguments re-exported)
 
-from matchtir.data import call_text, schema_name, schema_params
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "number": (int, float), "float": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,),
-    "array": (list,), "tuple": (list,), "object": (dict,), "dict": (dict,),
-}  # fmt: skip
-
-
-def check_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
-    """Raise ActionError when the arguments do not fit the schema's properties, required list, types or enums."""
-    name = schema_name(schema)
-    params = schema_params(schema)
-    props = params.get("properties", {}) or {}
-    unknown = [k for k in arguments if k not in props]
-    if unknown:
-        raise ActionError(f"tool '{name}': unknown argument(s) {unknown}; expected {sorted(props)}")
-    missing = [k for k in params.get("required", []) if k not in arguments]
-    if missing:
-        raise ActionError(f"tool '{name}': missing required argument(s) {missing}")
-    for key, value in arguments.items():
-        spec = props[key] or {}
-        kinds = _JSON_TYPES.get(str(spec.get("type", "")))
-        # bool is an int subclass in Python but not a JSON number
-        if kinds is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
-            raise ActionError(f"tool '{name}': argument '{key}' must be of type {spec['type']}, "
-                              f"got {type(value).__name__}")
-        if "enum" in spec and value not in spec["enum"]:
-            raise ActionError(f"tool '{name}': argument '{key}' must be one of {spec['enum']}, got {value!r}")
-
-
-def _checked(schema: Mapping[str, Any], run: Callable[[dict], Any]) -> Callable[..., Any]:
-    name = schema_name(schema)
-
-    def tool(**arguments: Any) -> Any:
-        check_arguments(schema, arguments)
-        try:
-            return run(arguments)
-        except ActionError:
-            raise
-        except Exception as err:  # a tool's own error (bad value, sandbox failure) goes back as an observation
-            raise ActionError(f"tool '{name}' failed: {type(err).__name__}: {err}") from None
-
-    return tool
+from matchtir.data import call_text, schema_name
 
 
 def make_tools(sample: Mapping[str, Any], timeout_s: float = 10.0, memory_mb: int = 512) -> dict[str, Callable]:
@@ -82,7 +42,7 @@ def make_tools(sample: Mapping[str, Any], timeout_s: float = 10.0, memory_mb: in
         else:
             raise ValueError(f"sample {sample.get('id', '?')!r}: tool {name!r} has no 'tool_code' and is not a "
                              f"built-in tool ({sorted(FUNCTIONS)})")
-        tools[name] = _checked(schema, run)
+        tools[name] = checked_tool(schema, run)
     return tools
 
 

@@ -40,7 +40,7 @@ STAMP = "warmstart.json"
 ENTRY_POINT_GROUP = "shared.record_sources"
 # name -> fn(n, split, seed) returning a list of record dicts; filled on first use from ENTRY_POINT_GROUP
 RECORD_SOURCES: dict[str, Callable[[int, str, int], list[dict[str, Any]]]] = {}
-_SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads")  # do not change the trained weights
+_SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads", "report_to")  # do not change the trained weights
 
 
 class RecordSourceError(LookupError):
@@ -142,6 +142,7 @@ def cached_sft_policy(
     key: Mapping[str, Any] | None = None,
     test_fn: Callable[[torch.nn.Module, Any], Mapping[str, Any]] | None = None,
     stamp_settings: Mapping[str, Any] | None = None,
+    sft_fn: Callable[..., tuple[torch.nn.Module, list[dict[str, Any]]]] | None = None,
 ) -> Path:
     """Path of a saved SFT'd policy (built on first call, reused while the stamp settings are equal).
 
@@ -152,8 +153,9 @@ def cached_sft_policy(
     `settings.steps`). settings: an `SFTSettings` (its output_dir is replaced by a scratch folder). key: JSON-able
     description of build_model and val_fn for the stamp. test_fn(model, tokenizer) -> {name: value}, measured once
     after training and kept in the stamp. stamp_settings: the full cache key instead of `sft_stamp_settings(...)`
-    (for callers with older stamps). Bad records raise ValueError before any training (and before anything is
-    built when they are given as a list)."""
+    (for callers with older stamps). sft_fn: the trainer, `run_sft`'s signature (default `run_sft`; e.g.
+    `shared.rl.sft_plain.run_plain_sft`, which the caller should name in `key`). Bad records raise ValueError before
+    any training (and before anything is built when they are given as a list)."""
     from shared.rl.sft import SFTSettings, prepare_sft_data, run_sft
 
     settings = settings if settings is not None else SFTSettings()
@@ -181,7 +183,7 @@ def cached_sft_policy(
         model, tokenizer = build_model(tmp / "init")
         stopper = StopAtTarget(tokenizer, val_fn, target, eval_every)
         sft = dataclasses.replace(settings, output_dir=str(tmp / "trl"))
-        model, log = run_sft(model, tokenizer, data, sft, source=source, callbacks=[stopper])
+        model, log = (sft_fn or run_sft)(model, tokenizer, data, sft, source=source, callbacks=[stopper])
         model.eval()
         tested = dict(test_fn(model, tokenizer)) if test_fn is not None else {}
         model.save_pretrained(tmp)
