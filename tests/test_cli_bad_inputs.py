@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("missing_file", "malformed_yaml", "unknown_key", "wrong_type", "bad_enum", "unknown_model",
          "unknown_hub_id", "unwritable_out", "broken_jsonl")
-UNBUILT = ("dr9k",)
+UNBUILT = ()
 HUIJIN_TINY = ROOT / "packages" / "huijin" / "tests" / "tiny_recipe.yaml"
 
 
@@ -122,6 +122,8 @@ TABLE: dict[str, dict] = {
                                lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
     "rose": _config_script(["train"], "rl.steps=abc", "rose.score=bogus", "model.path={}",
                            lambda i: ["train", "--out", str(i.out), f"data.train={i.jsonl}"]),
+    "dr9k": _config_script(["train"], "rl.steps=abc", "reward.scope=bogus", "model.path={}",
+                           lambda i: ["train", "--out", str(i.out), "seeds.source=jsonl", f"seeds.path={i.jsonl}"]),
     "arr": _config_script(["train"], "rl.steps=abc", "train.schedule=bogus", "model.path={}",
                           lambda i: ["train", "--out", str(i.out), f"data.train_file={i.jsonl}"]),
     "mask": _config_script(["train"], "rl.steps=abc", "parse.mode=bogus", "model.path={}",
@@ -196,6 +198,7 @@ def test_bad_input_is_one_line_exit_2_and_claims_nothing(script, case, tmp_path,
 REPLICATE = {  # the verb the leaderboard runs: the same checks before any warm start or base training
     "dome": "docids.scheme=bogus", "cocoa": "data.suite=bogus", "sage": "train.method=bogus",
     "agentic-r": "agent.kind=bogus", "matchtir": "advantage.mode=bogus", "rose": "rose.score=bogus",
+    "dr9k": "reward.scope=bogus",
     "arr": "train.schedule=bogus",
     "mask": "parse.mode=bogus",
     "huijin": "model.base=bogus",

@@ -102,10 +102,17 @@ HUIJIN_CLAIMS = (
     Claim("reasoning_rl_raises_fin_numeric_at_the_end", "full", "no_reasoning_rl", "fin_numeric", margin=0.044),
 )
 
+DR9K_CLAIMS = (  # the warm-start agent's level rows, then each RL row against the equal-budget SFT row
+    Claim("l1_easier_than_l2", "L1", "L2", "accuracy"),
+    Claim("l2_easier_than_l3", "L2", "L3", "accuracy"),
+    Claim("grpo_reward_over_sft", "grpo", "sft", "reward"),
+    Claim("ppo_reward_over_sft", "ppo", "sft", "reward"),
+)
+
 PACKAGES: list[PackageSpec] = [
     PackageSpec("dome", "dome", "Generative retrieval", "DOME edits add new docs as well as incremental training, faster", DOME_CLAIMS),
     PackageSpec("cocoa", "cocoa", "Multimodal embeddings (MMEB)", "reconstruction stage raises P@1 at equal contrastive steps", COCOA_CLAIMS),
-    PackageSpec("dr9k", "dr9k", "Search agents (multi-hop QA)", "levels get harder L1->L3; RL raises reward over SFT"),
+    PackageSpec("dr9k", "dr9k", "Search agents (multi-hop QA)", "fixed agent's accuracy L1 > L2 > L3; GRPO/PPO reward over equal-budget SFT", DR9K_CLAIMS),
     PackageSpec("sage", "sage", "Math reasoning", "SAGE pair selection converges faster than uniform DPO", SAGE_CLAIMS),
     PackageSpec("agentic-r", "agentic_r", "Search agents (multi-hop QA)", "utility-trained retriever beats the base encoder", AGENTIC_R_CLAIMS),
     PackageSpec("matchtir", "matchtir", "Tool use", "dual-level advantages reach higher solve F1 than trajectory-only", MATCHTIR_CLAIMS),

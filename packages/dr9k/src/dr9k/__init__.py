@@ -1,3 +1,4 @@
-"""Deep-research agents trained on synthesised multi-level search data (DR9K)."""
+"""DeepResearch-9K: a synthesis pipeline for multi-level search questions and the DeepResearch-R1 training framework
+(Search-R1 multi-turn agents, masked SFT, GRPO / PPO / REINFORCE++) on the workspace's shared core."""
 
-__version__ = "0.0.1"
+__version__ = "0.1.0"

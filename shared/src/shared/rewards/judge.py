@@ -233,7 +233,8 @@ class JudgeClient(ChatClient):
     def judge_many(self, items: Sequence[Mapping[str, Any]], workers: int = 4, em_first: bool = True,
                    **sampling: Any) -> JudgeBatch:
         """Judge `items` ({"question", "prediction", "golds"}) on at most `workers` threads; verdicts come back in
-        item order; identical prompts are asked once. Raises on the first failure under on_failure="raise"."""
+        item order; identical prompts are asked once. Raises on the first failure under on_failure="raise" (and, with
+        on_unparsed="raise", on an unreadable reply), naming the item by its "id" field or its index."""
         if workers < 1:
             raise ValueError(f"judge_many needs workers >= 1, got {workers}")
         for i, item in enumerate(items):
@@ -258,7 +259,11 @@ class JudgeClient(ChatClient):
                                                str(items[i]["prediction"]), items[i]["golds"], **sampling)
                            for prompt, i in first.items()}
                 for prompt, future in futures.items():
-                    verdict = future.result()
+                    try:
+                        verdict = future.result()
+                    except JudgeError as err:  # name the item (its "id" when it has one) in the one-line error
+                        i = first[prompt]
+                        raise type(err)(f"item {items[i].get('id', i)!r}: {err}") from None
                     for i in pending[prompt]:
                         verdicts[i] = verdict
         after = Counter(self.stats())
