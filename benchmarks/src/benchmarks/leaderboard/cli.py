@@ -42,7 +42,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expected", type=Path, default=DEFAULT_EXPECTED, help="folder of expected/<package>.json")
     p.add_argument("--update-expected", action="store_true", help="write expected/*.json from this run's results")
     p.add_argument("--no-cache", action="store_true", help="rerun packages even when their fingerprint is unchanged")
-    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per package (default 900)")
+    p.add_argument("--timeout", type=float, default=2400, help="seconds allowed per package (default 2400)")
     p.add_argument("--recorded", type=Path, default=RECORDED_DIR, help="folder of recorded/<package>.json")
     p.add_argument("--record", type=Path, metavar="RESULTS", help="write recorded/<package>.json from a full run's "
                    "results.json (with --record-command) and exit")
