@@ -208,3 +208,39 @@ def test_long_generation_window_advances_and_stays_exact(pair):
     expected = ref.generate(PROMPTS, params)
     _same(new.generate(PROMPTS, params), expected)
     assert "stop" in {c.finish_reason for comps in expected for c in comps}
+
+
+@pytest.fixture(scope="module", params=["qwen2.5", "llama-3"])
+def bpe_pair(request, tmp_path_factory):
+    """New and reference loops over a tiny model whose tokenizer is a byte-level BPE with a real family's special
+    tokens (the token-drift test's), so tokens hold several characters and stops start or end inside a token."""
+    import importlib.util
+    from pathlib import Path
+
+    from shared.modeling.tiny import tiny_causal_lm
+
+    where = Path(__file__).with_name("test_token_drift.py")  # test modules are not a package: load it by path
+    spec_ = importlib.util.spec_from_file_location("_token_drift", where)
+    drift = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(drift)
+    spec = drift.FAMILIES[request.param]
+    path = tiny_causal_lm(tmp_path_factory.mktemp(request.param), arch=spec["arch"],
+                          tokenizer=drift._tokenizer(request.param), hidden=64, layers=2, heads=4, ffn=128)
+    model, tok = load_model(path, device="cpu")
+    return HFGenerator(model, tok, batch_size=8), ReferenceHFGenerator(model, tok, batch_size=8)
+
+
+def test_incremental_stop_detection_matches_reference_on_bpe_tokenizers(bpe_pair):
+    new, ref = bpe_pair
+    prompts = ["the tool answered with", "what is the capital", "hello world, the answer", "search"]
+    base = dict(max_new_tokens=48, temperature=1.0, top_p=1.0, seed=11, n=2, entropy=True)
+    free = ref.generate(prompts, SamplingParams(**base))
+    texts = [c.text for comps in free for c in comps if len(c.text) > 24]
+    assert len(texts) >= 3
+    # stops cut out of the middle of free completions at odd offsets: they start and end inside BPE tokens
+    stops = [texts[0][7:11], texts[1][13:18], texts[2][5:7]]
+    for stop_set in [tuple(stops[:1]), tuple(stops), (stops[2], "never there")]:
+        params = SamplingParams(**base, stop=stop_set)
+        expected = ref.generate(prompts, params)
+        _same(new.generate(prompts, params), expected)
+        assert "stop" in [c.finish_reason for comps in expected for c in comps]
