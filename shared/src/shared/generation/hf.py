@@ -4,7 +4,7 @@ An own decoding loop rather than ``model.generate``: it returns, per generated t
 softmax(logits / temperature) of the raw logits (what RL ratios need, independent of top-k/top-p filtering), the
 top-k alternatives per position (tree rollouts branch on them), the exact entropy of softmax(logits / T) per
 position when asked (``SamplingParams.entropy``), and cuts at stop strings at the exact token that
-completes them. Rows are independent (own position ids under left padding), so a prompt's continuation does not
+completes them (found incrementally: only a short tail of each row is decoded per token, see ``_StopScanner``). Rows are independent (own position ids under left padding), so a prompt's continuation does not
 depend on its batch mates. On the tiny CPU models it is about as fast as ``generate`` (tools/bench measures both).
 
 Device: every tensor is made on the model's device; on CUDA a float32 model decodes under bf16 autocast
@@ -40,6 +40,69 @@ def filter_logits(scaled: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         out = out.masked_fill(drop, float("-inf"))
     return out
+
+
+class _StopScanner:
+    """Incremental stop-string detection for one row: the same answer as ``cut_at_stop(decode(ids), stops)`` after
+    every token, without re-decoding the whole text each time (which made long generations quadratic).
+
+    The text is kept as ``prefix`` (the decoded ids before ``anchor``) plus the decoding of the short window
+    ``ids[anchor:]``. The anchor advances only across a boundary where decoding splits exactly
+    (``decode(a) + decode(b) == decode(a + b)`` checked on the window), so partial multi-byte tokens, a
+    tokenizer's leading-space stripping or clean-up across the boundary stay inside the window. Only the part of
+    the text that can hold a stop string ending after the previous text's unchanged prefix is searched: no stop
+    string lay in the previous text, so any occurrence now must end past that prefix. A hit is confirmed on the
+    full decoding before it is reported (one decode per row that stops); should that ever disagree, the row falls
+    back to full decoding at every token, today's exact rule."""
+
+    window = 8  # tokens kept in the window before the anchor tries to advance
+
+    def __init__(self, decode: Any, stops: Sequence[str]) -> None:
+        self.decode = decode
+        self.stops = tuple(stops)
+        self.longest = max(len(s) for s in self.stops)
+        self.anchor = 0
+        self.prefix = ""
+        self.text = ""  # the full text after the previous token
+        self.exact = False  # fall back to decoding the whole text at every token
+
+    def push(self, ids: list[int]) -> str | None:
+        """Take the row's ids after one more token; the cut text when a stop string is now complete, else None."""
+        if self.exact:
+            text = self.decode(ids)
+            end = cut_at_stop(text, self.stops)
+            return None if end is None else text[:end]
+        tail = self.decode(ids[self.anchor:])
+        text = self.prefix + tail
+        previous = self.text[len(self.prefix):]
+        same = 0
+        for a, b in zip(previous, tail):
+            if a != b:
+                break
+            same += 1
+        start = max(0, len(self.prefix) + same - self.longest + 1)
+        best: tuple[int, int] | None = None
+        for s in self.stops:
+            pos = text.find(s, start)
+            if pos >= 0 and (best is None or (pos, -(pos + len(s))) < (best[0], -best[1])):
+                best = (pos, pos + len(s))
+        self.text = text
+        if best is not None:
+            full = self.decode(ids)
+            if full == text:
+                return text[:best[1]]
+            self.exact = True  # the window's text disagreed with the full decoding: use today's rule from now on
+            end = cut_at_stop(full, self.stops)
+            return None if end is None else full[:end]
+        if len(ids) - self.anchor > self.window:
+            split = len(ids) - 1  # keep the newest token in the window: the next one may join it
+            head, last = self.decode(ids[self.anchor:split]), self.decode(ids[split:])
+            # the newest token must show text of its own (not a special token decoding to nothing, not part of
+            # a multi-byte character) so that the check below tests the boundary rather than passing vacuously
+            if last and "\ufffd" not in last and not head.endswith("\ufffd") and head + last == tail:
+                self.prefix += head
+                self.anchor = split
+        return None
 
 
 class HFGenerator:
@@ -174,6 +237,7 @@ class HFGenerator:
         from transformers import DynamicCache
 
         cache = DynamicCache()
+        scanners = [_StopScanner(self._decode, params.stop) for _ in range(bsz)] if params.stop else None
         step_ids, step_pos = input_ids, positions
         for _step in range(params.max_new_tokens):
             out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
@@ -208,11 +272,10 @@ class HFGenerator:
                     out_ent[i].append(ent[i])
                 if tok in eos_ids:
                     finish[i] = "eos"
-                elif params.stop:
-                    text = self._decode(out_ids[i])
-                    end = cut_at_stop(text, params.stop)
-                    if end is not None:
-                        finish[i], cut_text[i] = "stop", text[:end]
+                elif scanners is not None:
+                    hit = scanners[i].push(out_ids[i])
+                    if hit is not None:
+                        finish[i], cut_text[i] = "stop", hit
             if all(f is not None for f in finish):
                 break
             # finished rows keep decoding a pad token (ignored); active rows feed their new token

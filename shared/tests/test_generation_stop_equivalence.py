@@ -1,0 +1,246 @@
+"""The HF generation loop's incremental stop-string detection changes no output: on the tiny Qwen2, for seeded
+sampling, greedy, several stop strings (one spanning tokens, one never hit) and ragged prompt lengths, the loop
+gives exactly the token ids, text, finish reasons, log-probs and entropies of the loop it replaced.
+`ReferenceHFGenerator._generate_batch` below is that loop's code as of commit 156bbd9, kept verbatim as the
+reference (it re-decodes each row's whole text after every token)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from shared.generation import Completion, HFGenerator, SamplingParams
+from shared.generation.base import cut_at_stop
+from shared.generation.hf import filter_logits
+from shared.modeling import load_model
+from torch.nn import functional as F  # noqa: N812
+
+PROMPTS = ["Q: 43+9-6=?\nA: ", "x", "Q: what is the sum of 17 and 25, written out in words?\nA: ", "12"]
+
+
+class ReferenceHFGenerator(HFGenerator):
+    """HFGenerator with the generation loop as it was at commit 156bbd9 (whole-text decode per token)."""
+
+    @torch.no_grad()
+    def _generate_batch(self, rows: list[list[int]], params: SamplingParams,
+                        gen: torch.Generator | None) -> list[Completion]:
+        device = self.device
+        bsz, width = len(rows), max(len(r) for r in rows)
+        pad_id = self._pad_id()
+        eos_ids = set() if params.ignore_eos else self._eos_ids()
+        input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((bsz, width), dtype=torch.long, device=device)
+        for i, r in enumerate(rows):
+            input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long, device=device)
+            mask[i, width - len(r):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+        out_ids: list[list[int]] = [[] for _ in range(bsz)]
+        out_lp: list[list[float]] = [[] for _ in range(bsz)]
+        out_top: list[list[list[tuple[int, float]]]] = [[] for _ in range(bsz)]
+        out_ent: list[list[float]] = [[] for _ in range(bsz)]
+        finish: list[str | None] = [None] * bsz
+        cut_text: list[str | None] = [None] * bsz
+        temp = 1.0 if params.greedy else params.temperature
+
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        step_ids, step_pos = input_ids, positions
+        for _step in range(params.max_new_tokens):
+            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
+                             past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            logits = out.logits[:, -1, :].float()
+            logp = F.log_softmax(logits / temp, dim=-1)
+            if params.greedy:
+                chosen = logits.argmax(dim=-1)
+            else:
+                filtered = filter_logits(logits / temp, params.top_k, params.top_p)
+                probs = filtered.softmax(dim=-1)
+                chosen = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+            chosen_lp = logp.gather(-1, chosen[:, None]).squeeze(-1).tolist()
+            # entropy of softmax(logits / T) over the whole vocabulary; exp(-inf) * -inf terms are masked to 0
+            ent = (-(logp.exp() * logp).nan_to_num(0.0).sum(-1)).tolist() if params.entropy else None
+            top = None
+            if params.top_logprobs:
+                k = min(params.top_logprobs, logp.shape[-1])
+                top_v, top_i = torch.topk(logp, k, dim=-1)
+                top = (top_i.tolist(), top_v.tolist())
+            chosen_list = chosen.tolist()
+            for i in range(bsz):
+                if finish[i] is not None:
+                    continue
+                tok = chosen_list[i]
+                out_ids[i].append(tok)
+                out_lp[i].append(chosen_lp[i])
+                if top is not None:
+                    out_top[i].append(list(zip(top[0][i], top[1][i])))
+                if ent is not None:
+                    out_ent[i].append(ent[i])
+                if tok in eos_ids:
+                    finish[i] = "eos"
+                elif params.stop:
+                    text = self._decode(out_ids[i])
+                    end = cut_at_stop(text, params.stop)
+                    if end is not None:
+                        finish[i], cut_text[i] = "stop", text[:end]
+            if all(f is not None for f in finish):
+                break
+            # finished rows keep decoding a pad token (ignored); active rows feed their new token
+            next_ids = torch.tensor([chosen_list[i] if finish[i] is None else pad_id for i in range(bsz)],
+                                    dtype=torch.long, device=device)
+            step_ids = next_ids[:, None]
+            step_pos = step_pos[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones((bsz, 1), dtype=mask.dtype, device=device)], dim=1)
+
+        completions = []
+        for i in range(bsz):
+            reason = finish[i] or "length"
+            text = cut_text[i] if cut_text[i] is not None else self._decode(out_ids[i])
+            completions.append(Completion(
+                text=text,
+                token_ids=out_ids[i],
+                logprobs=out_lp[i] if params.logprobs else None,
+                top_logprobs=out_top[i] if params.top_logprobs else None,
+                finish_reason=reason,  # type: ignore[arg-type]
+                prompt_token_ids=list(rows[i]),
+                entropies=out_ent[i] if params.entropy else None,
+            ))
+        return completions
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_qwen2_dir):
+    model, tok = load_model(tiny_qwen2_dir, device="cpu")
+    return HFGenerator(model, tok, batch_size=8), ReferenceHFGenerator(model, tok, batch_size=8), tok
+
+
+def _same(new: list[list[Completion]], ref: list[list[Completion]]) -> None:
+    assert len(new) == len(ref)
+    for rows_new, rows_ref in zip(new, ref):
+        assert len(rows_new) == len(rows_ref)
+        for a, b in zip(rows_new, rows_ref):
+            assert a.token_ids == b.token_ids
+            assert a.text == b.text
+            assert a.finish_reason == b.finish_reason
+            assert a.logprobs == b.logprobs
+            assert a.entropies == b.entropies
+            assert a.top_logprobs == b.top_logprobs
+            assert a.prompt_token_ids == b.prompt_token_ids
+
+
+def _spanning_stops(free: list[list[Completion]]) -> list[str]:
+    """Per free completion, a 3-character stop string from its middle (the tiny tokenizer has one token per
+    character, plus special tokens that decode to nothing, so it spans 3 or more tokens)."""
+    return [c.text[10 + k:13 + k] for k, comps in enumerate(free) for c in comps if len(c.text) > 20 + k]
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_incremental_stop_detection_matches_reference_loop(pair, greedy):
+    new, ref, tok = pair
+    base = dict(max_new_tokens=40, temperature=0 if greedy else 0.9, top_p=1.0 if greedy else 0.95, seed=3,
+                n=1 if greedy else 2, entropy=True, top_logprobs=2)
+    free = ref.generate(PROMPTS, SamplingParams(**base))
+    _same(new.generate(PROMPTS, SamplingParams(**base)), free)
+    spanning = _spanning_stops(free)
+    assert len(spanning) >= 2
+    for stops in [tuple(spanning[:1]) + ("never there \u2603",), tuple(spanning), ("never there", "\u2603\u2603")]:
+        params = SamplingParams(**base, stop=stops)
+        expected = ref.generate(PROMPTS, params)
+        got = new.generate(PROMPTS, params)
+        _same(got, expected)
+        reasons = [c.finish_reason for comps in expected for c in comps]
+        if stops[0] == "never there":
+            assert "stop" not in reasons
+        else:
+            assert "stop" in reasons  # the spanning stop string was hit and cut at the same token
+            for comps in got:
+                for c in comps:
+                    if c.finish_reason == "stop":
+                        full = tok.decode(c.token_ids, skip_special_tokens=True)
+                        shorter = tok.decode(c.token_ids[:-1], skip_special_tokens=True)
+                        assert cut_at_stop(full, stops) is not None and cut_at_stop(shorter, stops) is None
+
+
+def _bytes_decode(ids: list[int]) -> str:
+    """A byte-level decoder with the awkward parts of real ones: a partial UTF-8 sequence decodes to U+FFFD until
+    its last byte arrives, a leading space is stripped (as sentencepiece does), 0 is a special token (dropped)."""
+    return bytes(i for i in ids if i).decode("utf-8", errors="replace").removeprefix(" ")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stop_scanner_matches_whole_text_rule_on_multibyte_bytes(seed):
+    """_StopScanner after every token says what cut_at_stop on the whole decoded text says (random byte streams
+    of ASCII, 2- to 4-byte UTF-8 characters, spaces and specials; stops spanning byte tokens, one never hit)."""
+    from shared.generation.hf import _StopScanner
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", "\u00e9", "\u20ac", "\U0001f600", "ab", " \u20ac"]
+    hits = 0
+    for _ in range(40):
+        text = "".join(rng.choice(alphabet) for _ in range(60))
+        ids = [b for ch in text for b in ch.encode("utf-8")]
+        for k in rng.sample(range(len(ids)), 4):
+            ids.insert(k, 0)
+        stops = ("\u20ac\U0001f600", "b \u00e9a", "zz", rng.choice(["a\u20aca", "\u00e9\u00e9", " b"]))
+        scanner = _StopScanner(_bytes_decode, stops)
+        for k in range(1, len(ids) + 1):
+            full = _bytes_decode(ids[:k])
+            end = cut_at_stop(full, stops)
+            got = scanner.push(ids[:k])
+            assert got == (None if end is None else full[:end]), (seed, k)
+            if got is not None:
+                hits += 1
+                break
+    assert hits >= 10
+
+
+def test_long_generation_window_advances_and_stays_exact(pair):
+    """Past the scanner's window (8 tokens) the decoded prefix is reused; 120 tokens with stops cut late."""
+    new, ref, tok = pair
+    base = dict(max_new_tokens=120, temperature=1.0, seed=9, n=2, ignore_eos=True)
+    free = ref.generate(PROMPTS, SamplingParams(**base))
+    late = [c.text[100:103] for comps in free for c in comps if len(c.text) > 110]
+    assert late
+    params = SamplingParams(**base, stop=tuple(late[:2]) + ("never there",))
+    expected = ref.generate(PROMPTS, params)
+    _same(new.generate(PROMPTS, params), expected)
+    assert "stop" in {c.finish_reason for comps in expected for c in comps}
+
+
+@pytest.fixture(scope="module", params=["qwen2.5", "llama-3"])
+def bpe_pair(request, tmp_path_factory):
+    """New and reference loops over a tiny model whose tokenizer is a byte-level BPE with a real family's special
+    tokens (the token-drift test's), so tokens hold several characters and stops start or end inside a token."""
+    import importlib.util
+    from pathlib import Path
+
+    from shared.modeling.tiny import tiny_causal_lm
+
+    where = Path(__file__).with_name("test_token_drift.py")  # test modules are not a package: load it by path
+    spec_ = importlib.util.spec_from_file_location("_token_drift", where)
+    drift = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(drift)
+    spec = drift.FAMILIES[request.param]
+    path = tiny_causal_lm(tmp_path_factory.mktemp(request.param), arch=spec["arch"],
+                          tokenizer=drift._tokenizer(request.param), hidden=64, layers=2, heads=4, ffn=128)
+    model, tok = load_model(path, device="cpu")
+    return HFGenerator(model, tok, batch_size=8), ReferenceHFGenerator(model, tok, batch_size=8)
+
+
+def test_incremental_stop_detection_matches_reference_on_bpe_tokenizers(bpe_pair):
+    new, ref = bpe_pair
+    prompts = ["the tool answered with", "what is the capital", "hello world, the answer", "search"]
+    base = dict(max_new_tokens=48, temperature=1.0, top_p=1.0, seed=11, n=2, entropy=True)
+    free = ref.generate(prompts, SamplingParams(**base))
+    texts = [c.text for comps in free for c in comps if len(c.text) > 24]
+    assert len(texts) >= 3
+    # stops cut out of the middle of free completions at odd offsets: they start and end inside BPE tokens
+    stops = [texts[0][7:11], texts[1][13:18], texts[2][5:7]]
+    for stop_set in [tuple(stops[:1]), tuple(stops), (stops[2], "never there")]:
+        params = SamplingParams(**base, stop=stop_set)
+        expected = ref.generate(prompts, params)
+        _same(new.generate(prompts, params), expected)
+        assert "stop" in [c.finish_reason for comps in expected for c in comps]
