@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -270,16 +268,12 @@ def test_trainer_refuses_a_float16_policy_and_temperature_settings(tiny_qwen2_di
 
 
 def test_autocast_decision(monkeypatch):
-    from shared.rl.trainer import RLTrainer
+    from shared.rl.health import autocast_dtype
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
     def decide(device="cuda", mixed="no", dtype=torch.float32, flag=True):
-        fake = types.SimpleNamespace(
-            cfg=RLConfig(autocast=flag),
-            accelerator=types.SimpleNamespace(device=torch.device(device), mixed_precision=mixed),
-            policy=torch.nn.Linear(2, 2).to(dtype))
-        return RLTrainer._autocast_dtype(fake)
+        return autocast_dtype(flag, torch.device(device), mixed, dtype)
 
     assert decide() == torch.bfloat16
     assert decide(device="cpu") is None

@@ -16,6 +16,7 @@ import pytest
 import torch
 from shared.generation import HFGenerator
 from shared.modeling import clone_model
+from shared.rl.health import logprob_gap
 from shared.rl.trainer import RLConfig, RLTrainer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -118,6 +119,6 @@ def test_trajectories_without_sampling_logprobs_are_left_out():
     none = Trajectory(prompt_ids=[1])
     none.append([5], policy=True)
     trainer_lp = [torch.tensor([-1.5, -2.0, -9.0, -0.25]), torch.tensor([-3.0, -3.0]), torch.tensor([-1.0])]
-    total, peak, count = RLTrainer._logprob_gap(trainer_lp, [with_lp, zeros, none])
+    total, peak, count = logprob_gap(trainer_lp, [with_lp, zeros, none])
     # policy tokens of the first trajectory only: |-1 + 1.5| + |-2 + 2| + |-0.5 + 0.25| (the observation is skipped)
     assert (total, peak, count) == (pytest.approx(0.75), pytest.approx(0.5), 3.0)

@@ -32,7 +32,8 @@ on CUDA a float32 policy runs its forwards (training and the default HF generato
 (`autocast`) unless accelerate already does mixed precision. Health: every step logs `logprob_gap_mean` and
 `logprob_gap_max`, |log p_rollout - log p_trainer| over policy tokens (the generator's sampling logprobs against
 the trained weights before the update), and warns when the mean exceeds `logprob_gap_warn`: a gap well above 0
-means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template).
+means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template); the
+checks themselves are pure functions in `shared.rl.health`.
 
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
@@ -48,7 +49,6 @@ import contextlib
 import dataclasses
 import inspect
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from shared.rl.advantages import compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_checkpoint
 from shared.rl.critic import ValueHead, build_critic_model, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
+from shared.rl.health import GapStats, autocast_dtype, check_policy_dtype, gap_report, logprob_gap
 from shared.rl.launch import check_launch
 from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
 from shared.rl.settings import RLConfig, check_rl_settings, lr_factor
@@ -88,20 +89,6 @@ def prepare_policy(model: torch.nn.Module, cfg: RLConfig) -> torch.nn.Module:
 __all__ = ["BATCH_WHITENED", "RLConfig", "RLTrainer", "lr_factor", "prepare_policy"]  # RLConfig: rl.settings
 
 BATCH_WHITENED = ("gae", "reinforce_pp", "reinforce_pp_baseline")  # estimators normalised over the whole batch
-
-
-@dataclasses.dataclass
-class _GapStats:
-    """Running sum, max and count of |log p_rollout - log p_trainer| over one update's policy tokens."""
-
-    total: float = 0.0
-    peak: float = 0.0
-    count: float = 0.0
-
-    def add(self, part: tuple[float, float, float]) -> None:
-        self.total += part[0]
-        self.peak = max(self.peak, part[1])
-        self.count += part[2]
 
 
 def _chunks(items: list, k: int) -> list[list]:
@@ -166,8 +153,10 @@ class RLTrainer:
             optimizer, lambda i: lr_factor(i, cfg.warmup_steps, total_updates, cfg.lr_schedule))
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
-        self._check_policy_dtype()
-        self.autocast = self._autocast_dtype()
+        dtype = next(self.policy.parameters()).dtype
+        check_policy_dtype(dtype, self.accelerator.device)
+        self.autocast = autocast_dtype(self.cfg.autocast, self.accelerator.device, self.accelerator.mixed_precision,
+                                       dtype)
         self.critic = self.critic_optimizer = self.value_head = None
         self.critic_kind = ""
         if cfg.advantage == "gae" and advantage_fn is None:
@@ -199,7 +188,7 @@ class RLTrainer:
                                     tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
                                     run_config=dataclasses.asdict(cfg))
         self.history: list[dict[str, Any]] = []
-        self._gap = _GapStats()
+        self._gap = GapStats()
         self.extra_state: dict[str, Any] = {}  # callers' values that must survive a resume
 
     # ---- rollout -------------------------------------------------------------------------------------------
@@ -313,32 +302,10 @@ class RLTrainer:
             return lp, logits, value_head(hidden)
         return (lp, logits) if need_logits else lp
 
-    def _autocast_dtype(self) -> torch.dtype | None:
-        """bf16 when the policy's forwards should run under autocast: CUDA, float32 weights, `autocast` on, and no
-        mixed precision from accelerate already (an `accelerate launch` config with mixed_precision: bf16)."""
-        device = self.accelerator.device
-        if not self.cfg.autocast or device.type != "cuda" or self.accelerator.mixed_precision != "no":
-            return None
-        dtype = next(self.policy.parameters()).dtype
-        if dtype != torch.float32:
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-
     def _autocast_context(self) -> contextlib.AbstractContextManager:
         if self.autocast is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.accelerator.device.type, dtype=self.autocast)
-
-    def _check_policy_dtype(self) -> None:
-        """A float16 policy (no loss scaler here) or bf16 weights on a GPU without bf16 cannot train correctly."""
-        dtype = next(self.policy.parameters()).dtype
-        if dtype == torch.float16:
-            raise ValueError("the policy's weights are float16: the trainer has no loss scaler, so float16 gradients "
-                             "underflow; load it in bfloat16 (or float32 with rl.autocast on CUDA)")
-        device = self.accelerator.device
-        if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("the policy's weights are bfloat16 but this GPU has no bfloat16 support; load it in "
-                             "float32")
 
     def _critic_values(self, critic: torch.nn.Module, batch: dict) -> torch.Tensor:
         """A separate critic's values [B, R]: at the positions the response tokens are sampled from."""
@@ -440,7 +407,7 @@ class RLTrainer:
                 values = self._critic_values(self.critic, b)
         mask, adv = b["response_mask"], stack(advs)
         if olds is None and gap:  # every micro-batch of this update precedes its optimizer step: lp is the
-            self._gap.add(self._logprob_gap(lp.detach().float().cpu(), trajs))  # rollout policy's, one copy
+            self._gap.add(logprob_gap(lp.detach().float().cpu(), trajs))  # rollout policy's, one copy
         old = stack(olds) if olds is not None else lp.detach()
         agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
                    norm_len=cfg.loss_norm_len or cfg.max_new_tokens)
@@ -475,9 +442,9 @@ class RLTrainer:
         advs, vals, rets = self._advantages_and_targets(trajs)
         need_old = cfg.ppo_epochs > 1 or cfg.mini_batches > 1
         olds = self._score_logprobs(self.policy, trajs) if need_old and trajs else None
-        self._gap = _GapStats()
+        self._gap = GapStats()
         if olds is not None:
-            self._gap.add(self._logprob_gap(olds, trajs))
+            self._gap.add(logprob_gap(olds, trajs))
         refs = self._score_logprobs(self.ref_model, trajs) if self.ref_model is not None and trajs else None
         sums: dict[str, float] = {}
         grad_norms: list[float] = []
@@ -540,43 +507,14 @@ class RLTrainer:
         self.sync_weights()
         return stats
 
-    # ---- rollout-vs-trainer health ---------------------------------------------------------------------------
-    @staticmethod
-    def _logprob_gap(trainer_lp: torch.Tensor | list[torch.Tensor], trajs: list[Trajectory]) -> tuple[float, float, float]:
-        """(sum, max, count) of |log p_rollout - log p_trainer| over the policy tokens of trajectories that carry
-        sampling logprobs. A trajectory whose policy logprobs are all exactly 0 is skipped: that is what the
-        rollout driver writes for a backend that returned none."""
-        total, peak, count = 0.0, 0.0, 0.0
-        for i, t in enumerate(trajs):
-            if t.old_logprobs is None or not t.response_ids:
-                continue
-            policy = torch.tensor(t.loss_mask, dtype=torch.bool)
-            rollout = torch.tensor(t.old_logprobs, dtype=torch.float32)
-            if not policy.any() or not rollout[policy].any():
-                continue
-            row = trainer_lp[i][: len(t.response_ids)].float()  # on the CPU already
-            diff = (rollout - row).abs()[policy]
-            total, peak, count = total + float(diff.sum()), max(peak, float(diff.max())), count + float(len(diff))
-        return total, peak, count
-
     def _gap_stats(self) -> dict[str, float]:
-        """The step's gap over every process; warns when the mean exceeds `logprob_gap_warn`."""
-        total = self._global_sum(self._gap.total)
-        count = self._global_sum(self._gap.count)
-        if count == 0:
-            return {}
+        """The step's rollout-vs-trainer gap over every process (`shared.rl.health`)."""
         peak = self._gap.peak
         if self.world > 1:
             t = torch.tensor([peak], device=self.accelerator.device)
             peak = float(self.accelerator.gather(t).max().item())
-        mean = total / count
-        limit = self.cfg.logprob_gap_warn
-        if limit > 0 and mean > limit and self.accelerator.is_main_process:
-            warnings.warn(f"step {self.step + 1}: rollout-vs-trainer log-prob gap mean {mean:.4g} (max {peak:.4g}) "
-                          f"exceeds rl.logprob_gap_warn={limit}: the rollouts were not sampled from the weights being "
-                          "trained (check the weight sync, dtypes, sampling temperature and chat template)",
-                          RuntimeWarning, stacklevel=3)
-        return {"logprob_gap_mean": mean, "logprob_gap_max": peak}
+        return gap_report(self._global_sum(self._gap.total), peak, self._global_sum(self._gap.count),
+                          self.cfg.logprob_gap_warn, self.step + 1, warn=self.accelerator.is_main_process)
 
     def sync_weights(self) -> None:
         """Push the policy's weights to the generator unless it samples from this very module. Sharded (FSDP2
