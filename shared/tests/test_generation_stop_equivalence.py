@@ -120,18 +120,39 @@ def pair(tiny_qwen2_dir):
     return HFGenerator(model, tok, batch_size=8), ReferenceHFGenerator(model, tok, batch_size=8), tok
 
 
-def _same(new: list[list[Completion]], ref: list[list[Completion]]) -> None:
+def _same(new: list[list[Completion]], ref: list[list[Completion]], exact: bool = True) -> None:
+    """Equal completions; with ``exact=False`` floats may differ by 1e-5 (ids, text and reasons still equal)."""
     assert len(new) == len(ref)
+
+    def close(x, y) -> bool:
+        if exact or x is None or y is None:
+            return x == y
+        return len(x) == len(y) and all(abs(u - v) <= 1e-5 for u, v in zip(x, y))
+
     for rows_new, rows_ref in zip(new, ref):
         assert len(rows_new) == len(rows_ref)
         for a, b in zip(rows_new, rows_ref):
             assert a.token_ids == b.token_ids
             assert a.text == b.text
             assert a.finish_reason == b.finish_reason
-            assert a.logprobs == b.logprobs
-            assert a.entropies == b.entropies
-            assert a.top_logprobs == b.top_logprobs
+            assert close(a.logprobs, b.logprobs)
+            assert close(a.entropies, b.entropies)
+            if exact or a.top_logprobs is None:
+                assert a.top_logprobs == b.top_logprobs
+            else:
+                assert [[i for i, _ in pos] for pos in a.top_logprobs] == [[i for i, _ in pos] for pos in b.top_logprobs]
+                assert all(close([v for _, v in p], [v for _, v in q]) for p, q in zip(a.top_logprobs, b.top_logprobs))
             assert a.prompt_token_ids == b.prompt_token_ids
+
+
+def _row_invariant_kernels() -> bool:
+    """Whether this machine's float32 matrix product gives a row the same bits inside any batch of at least
+    HFGenerator.min_running_rows rows (MKL on x86 does; the loop's bit-exactness rests on it). Elsewhere the
+    compaction test compares floats to 1e-5 instead."""
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(40, 64, generator=gen), torch.randn(107, 64, generator=gen)
+    full = x @ w.T
+    return all(torch.equal(x[:k] @ w.T, full[:k]) for k in range(HFGenerator.min_running_rows, 40))
 
 
 def _spanning_stops(free: list[list[Completion]]) -> list[str]:
@@ -292,7 +313,7 @@ def test_compacted_batch_and_shared_prefill_match_reference_loop(pair, case):
         got = new.generate(prompts, params)
     finally:
         handle.remove()
-    _same(got, expected)
+    _same(got, expected, exact=_row_invariant_kernels())
     lengths = [len(c.token_ids) for comps in expected for c in comps]
     assert len(set(lengths)) > 1  # ragged: rows finished at different steps
     sizes = [min(new.batch_size, len(lengths) - k) for k in range(0, len(lengths), new.batch_size)]

@@ -9,11 +9,12 @@ independent (own position ids under left padding), so a prompt's continuation do
 to float rounding in the matrix kernels, see ``HFGenerator.min_running_rows``). Work is done only where it counts:
 finished rows leave the running batch (their KV-cache rows dropped), the n samples of a prompt share one prefill
 (its cache rows copied), and the log-softmax (entropies) is taken only when log-probs or top log-probs (entropies)
-are asked for. On CPU none of this changes an output bit (seeded draws: see ``_sample``; matrix kernels:
-``HFGenerator.min_running_rows``); the equivalence tests keep the old loop as their reference. On CUDA this is not
-checked (no GPU in the tests): cuBLAS may pick other kernels as the batch shrinks, so log-probs may differ from the
-old loop in the last bits there (the old loop's already depended on the batch size in the same way), and a near-tie
-could then flip a token. tools/bench measures the loop against ``generate`` and the old loop.
+are asked for. On CPU with one torch thread (the project's setting) none of this changes an output bit (seeded
+draws: see ``_sample``; matrix kernels: ``HFGenerator.min_running_rows``); the equivalence tests keep the old loop
+as their reference. On CUDA this is not checked (no GPU in the tests): cuBLAS may pick other kernels as the batch
+shrinks, so log-probs may differ from the old loop in the last bits there (the old loop's already depended on the
+batch size in the same way), and a near-tie could then flip a token. tools/bench measures the loop against
+``generate`` and the old loop.
 
 Device: every tensor is made on the model's device; on CUDA a float32 model decodes under bf16 autocast
 (``autocast=None``, the default, decides so; the RL trainer passes its own choice so that rollouts and its
@@ -55,7 +56,7 @@ def _sample(probs: torch.Tensor, slots: list[int], bsz: int, gen: torch.Generato
     of ``bsz`` rows in order).
 
     ``torch.multinomial`` with one sample draws one exponential variate per entry of the whole (rows x vocab)
-    matrix and takes argmax(p / q) per row, so the random numbers a row gets depend on its place in the matrix
+    matrix and takes argmax(p / q) per row (checked on CPU with torch 2.14: same draws as that argmax), so the random numbers a row gets depend on its place in the matrix
     and on the matrix's shape, not on other rows' values. Finished rows therefore keep their place as a uniform
     dummy row: every running row gets exactly the draw it got when finished rows stayed in the batch, and seeded
     sampling gives the same tokens with or without compaction (the equivalence test checks it against the old
@@ -134,10 +135,12 @@ class _StopScanner:
 class HFGenerator:
     """Generator over an HF causal LM (plain or peft-wrapped) and its tokenizer."""
 
-    # CPU matrix products (MKL sgemm) take another kernel below 4 rows, which changes a row's results in the last
-    # bits (measured: rows 1-3 differ, any 4 or more agree with the full batch). The running batch therefore
-    # shrinks as rows finish but not below 4 rows (or its starting size), so that every row computes exactly what
-    # it computed in the full batch and outputs match the loop without compaction bit for bit.
+    # CPU matrix products (MKL sgemm, one thread) take another kernel below 4 rows, which changes a row's results
+    # in the last bits (measured: rows 1-3 differ, any 4 or more agree with the full batch). The running batch
+    # therefore shrinks as rows finish but not below 4 rows (or its starting size), so that every row computes
+    # exactly what it computed in the full batch and outputs match the loop without compaction bit for bit. With
+    # several threads MKL also splits the rows among threads by batch size (measured with 2 threads: 5-7 and 9-11
+    # rows differ too), so there the last bits may differ, as the old loop's already did between batch sizes.
     min_running_rows = 4
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, batch_size: int = 32,
