@@ -108,3 +108,48 @@ def test_cached_dir_rebuilds_an_unfinished_leftover_and_a_failed_build_leaves_no
     assert not (target / "stamp.json").exists() and _leftovers(tmp_path) == []
     path, hit = cached_dir(target, {"steps": 3}, lambda tmp: (tmp / "w.bin").write_text("w") and None)
     assert not hit and sorted(p.name for p in path.iterdir()) == ["stamp.json", "w.bin"]
+
+
+BUILDER = """
+import json, os, sys, time
+from pathlib import Path
+from shared.atomic import cached_dir
+
+target, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+def build(tmp):
+    with log.open("a") as f:
+        f.write(f"start {os.getpid()}\\n")
+    time.sleep(1.5)  # a warm start takes a while: the second process asks while this one builds
+    (tmp / "weights.bin").write_text(str(os.getpid()))
+    with log.open("a") as f:
+        f.write(f"end {os.getpid()}\\n")
+    return {"builder": os.getpid()}
+
+path, hit = cached_dir(target, {"steps": 3}, build)
+print(json.dumps({"hit": hit, "weights": (path / "weights.bin").read_text(), "done": time.time()}))
+"""
+
+
+def test_cached_dir_two_processes_build_once(tmp_path: Path) -> None:
+    """Two real processes ask for the same warm start at once: one builds, the other waits on the lock file and
+    reuses the folder (built once, never swapped under the first), and no lock or temporary file is left."""
+    import subprocess
+    import sys
+    import time
+
+    target, log = tmp_path / "cache" / "warm", tmp_path / "builds.log"
+    argv = [sys.executable, "-c", BUILDER, str(target), str(log)]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and log.read_text().startswith("start")):  # the first is inside its build
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    outs = [json.loads(p.communicate(timeout=120)[0]) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["start", "end"]  # one build
+    assert [o["hit"] for o in outs] == [False, True]
+    assert outs[0]["weights"] == outs[1]["weights"] == str(first.pid)
+    assert json.loads((target / "stamp.json").read_text())["builder"] == first.pid
+    assert _leftovers(target.parent) == []

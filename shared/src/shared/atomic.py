@@ -4,18 +4,21 @@ Each writer builds its output under a temporary name in the same folder and rena
 so a killed process never leaves half a file or half a model, and a reader sees either the old version or the new
 one. `cached_dir` is the pattern behind warm-start policies and other expensive artefacts: a folder holds a
 stamp file with the settings that produced it; a folder with the same settings is reused, one with other settings
-is refused (never silently reused), and a folder without a stamp is an unfinished leftover and is rebuilt.
+is refused (never silently reused), and a folder without a stamp is an unfinished leftover and is rebuilt;
+concurrent builders of one folder take turns on a lock file, so it is built once.
 `sweep_stale` removes the temporary names a killed writer left behind (commands call it on their output folder at
 start, `cached_dir` on its cache folder).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,30 +147,66 @@ def cached_dir(target: str | Path, settings: Mapping[str, Any], build: Callable[
 
     Returns `(target, hit)`. On a miss, `build` fills a temporary folder and may return extra fields for the stamp
     (losses, seconds); the stamp `{"settings": ..., **extra}` is written last and the folder renamed into place.
-    If another process finished the same build first, its folder is kept. A stamp with other settings raises
-    FileExistsError naming the folder, since reusing it would silently change an experiment."""
+    A stamp with other settings raises FileExistsError naming the folder, since reusing it would silently change
+    an experiment. Builders of the same target take turns on a lock file beside it (`.NAME.lock`, held with
+    `flock`, released by the OS when a builder dies, removed after the build): a second process asking for the folder while the first
+    builds waits, then finds the stamp and reuses the folder (hit), so two leaderboard jobs sharing a warm start
+    build it once and nobody swaps the folder under a reader."""
     target = Path(target)
     settings = json.loads(json.dumps(dict(settings)))  # compare as the stamp will hold them (tuples -> lists)
     stamp_path = target / stamp
-    if stamp_path.is_file():
-        saved = json.loads(stamp_path.read_text(encoding="utf-8")).get("settings")
-        if saved != settings:
-            raise FileExistsError(f"{target} was built with other settings ({stamp_path}); remove it or pick "
-                                  f"another folder")
+    hit = _stamped(stamp_path, settings, target)
+    if hit:
         return target, True
     target.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(target.parent, depth=0)  # builds of this cache killed earlier leave their folders beside it
-    tmp = _tmp_name(target)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        extra = build(tmp) or {}
-    except BaseException:  # a failed or interrupted build leaves nothing behind
+    with _locked(target.with_name(f".{target.name}.lock")):
+        if _stamped(stamp_path, settings, target):  # another process built it while this one waited
+            return target, True
+        sweep_stale(target.parent, depth=0)  # builds of this cache killed earlier leave their folders beside it
+        tmp = _tmp_name(target)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    write_json(tmp / stamp, {"settings": settings, **dict(extra)}, indent=1)
-    if stamp_path.is_file():  # another process finished the same build first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        return target, False
-    replace_dir(tmp, target)  # a target without a stamp is an unfinished leftover
+        tmp.mkdir(parents=True)
+        try:
+            extra = build(tmp) or {}
+        except BaseException:  # a failed or interrupted build leaves nothing behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        write_json(tmp / stamp, {"settings": settings, **dict(extra)}, indent=1)
+        replace_dir(tmp, target)  # a target without a stamp is an unfinished leftover
     return target, False
+
+
+def _stamped(stamp_path: Path, settings: Any, target: Path) -> bool:
+    """Whether `target` is finished for `settings`; FileExistsError when it was built with other settings."""
+    if not stamp_path.is_file():
+        return False
+    saved = json.loads(stamp_path.read_text(encoding="utf-8")).get("settings")
+    if saved != settings:
+        raise FileExistsError(f"{target} was built with other settings ({stamp_path}); remove it or pick "
+                              f"another folder")
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on the lock file `path`, removed again on the way out.
+
+    A waiter may lock a file that the holder has just unlinked; it then sees that `path` no longer names the file
+    it holds and starts over, so two processes never both believe they hold the lock."""
+    while True:
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)  # while still held: the next waiter starts over on a fresh file
+            return
+        finally:
+            handle.close()  # closing releases the lock

@@ -1,9 +1,10 @@
 """Running one package's quick replication as a subprocess, with a cache keyed by version and source hash.
 
 Each package runs as `python -m <import_name>.cli replicate [--quick] --out DIR/<name>` with its output logged to
-DIR/<name>/replicate.log; a `progress(elapsed, last log line)` callback is called every second while it runs. DIR/<name>/run.json records the fingerprint (package version, sha256 of its sources
-and configs, quick flag), the command and the seconds; when the fingerprint matches and results.json is there,
-the run is skipped, so a second leaderboard run is instant.
+DIR/<name>/replicate.log; a `progress(elapsed, last log line)` callback is called every second while it runs.
+Several packages may run at once (`leaderboard --jobs`), each from its own thread. DIR/<name>/run.json records the
+fingerprint (package version, sha256 of its sources and configs, quick flag), the command and the seconds; when
+the fingerprint matches and results.json is there, the run is skipped, so a second leaderboard run is instant.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,6 +51,15 @@ def user_command(spec: PackageSpec, out: Path, quick: bool) -> str:
 
 Progress = Callable[[float, str], None]  # (seconds elapsed, last line of the log) while a package runs
 
+# Thread counts of the libraries a replication may use, unless the user set them: one per process, whatever
+# `leaderboard --jobs` is, so the number of packages run at once never changes a package's numerics (the packages
+# set their torch threads themselves: 1 in every quick config).
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+class Stopped(Exception):
+    """The leaderboard is stopping (interrupt or signal in the main thread): the replication was killed."""
+
 
 def log_tail(path: Path, limit: int = 4096) -> str:
     """The last non-empty line of a log (progress bars rewrite their line with \r: the newest state is kept)."""
@@ -63,15 +74,17 @@ def log_tail(path: Path, limit: int = 4096) -> str:
 
 
 def _run_group(argv: list[str], log, env: dict, timeout_s: float, progress: Progress | None = None,
-               log_path: Path | None = None, every: float = 1.0) -> str:
+               log_path: Path | None = None, every: float = 1.0, stop: threading.Event | None = None) -> str:
     """Run argv in its own process group, calling `progress(elapsed, tail)` about every `every` seconds; on
-    timeout or any interruption the whole group is killed, so no replication keeps running after the
-    leaderboard stops."""
+    timeout, any interruption or `stop` being set (by the main thread, when packages run in worker threads) the
+    whole group is killed, so no replication keeps running after the leaderboard stops."""
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     started = time.perf_counter()
     try:
         while True:
             elapsed = time.perf_counter() - started
+            if stop is not None and stop.is_set():
+                raise Stopped(shlex.join(argv))
             if elapsed >= timeout_s:
                 raise subprocess.TimeoutExpired(argv, timeout_s)
             try:
@@ -122,7 +135,7 @@ def cached_record(spec: PackageSpec, out_dir: Path, quick: bool) -> RunRecord | 
 
 def run_package(
     spec: PackageSpec, out_dir: Path, quick: bool = True, timeout_s: float = 1800, use_cache: bool = True,
-    fresh: bool = False, progress: Progress | None = None,
+    fresh: bool = False, progress: Progress | None = None, stop: threading.Event | None = None,
 ) -> RunRecord:
     """Run (or reuse) one package's replication; never raises for a failing package, it reports it.
 
@@ -150,12 +163,13 @@ def run_package(
     if quick:
         argv.insert(4, "--quick")
     log_path = pkg_out / "replicate.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**THREAD_ENV, **os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
     with log_path.open("w", encoding="utf-8") as log:
         log.write("$ " + shlex.join(argv) + "\n")
         log.flush()
-        status = _run_group(argv, log, env, timeout_s, progress, log_path)
+        status = _run_group(argv, log, env, timeout_s, progress, log_path, stop=stop)
     seconds = time.perf_counter() - started
     results = find_results(pkg_out)
     if status == "ok" and results is None:

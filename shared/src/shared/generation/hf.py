@@ -3,9 +3,18 @@
 An own decoding loop rather than ``model.generate``: it returns, per generated token, the log-probability under
 softmax(logits / temperature) of the raw logits (what RL ratios need, independent of top-k/top-p filtering), the
 top-k alternatives per position (tree rollouts branch on them), the exact entropy of softmax(logits / T) per
-position when asked (``SamplingParams.entropy``), and cuts at stop strings at the exact token that
-completes them (found incrementally: only a short tail of each row is decoded per token, see ``_StopScanner``). Rows are independent (own position ids under left padding), so a prompt's continuation does not
-depend on its batch mates. On the tiny CPU models it is about as fast as ``generate`` (tools/bench measures both).
+position when asked (``SamplingParams.entropy``), and cuts at stop strings at the exact token that completes them
+(found incrementally: only a short tail of each row is decoded per token, see ``_StopScanner``). Rows are
+independent (own position ids under left padding), so a prompt's continuation does not depend on its batch mates (up
+to float rounding in the matrix kernels, see ``HFGenerator.min_running_rows``). Work is done only where it counts:
+finished rows leave the running batch (their KV-cache rows dropped), the n samples of a prompt share one prefill
+(its cache rows copied), and the log-softmax (entropies) is taken only when log-probs or top log-probs (entropies)
+are asked for. On CPU with one torch thread (the project's setting) none of this changes an output bit (seeded
+draws: see ``_sample``; matrix kernels: ``HFGenerator.min_running_rows``); the equivalence tests keep the old loop
+as their reference. On CUDA this is not checked (no GPU in the tests): cuBLAS may pick other kernels as the batch
+shrinks, so log-probs may differ from the old loop in the last bits there (the old loop's already depended on the
+batch size in the same way), and a near-tie could then flip a token. tools/bench measures the loop against
+``generate`` and the old loop.
 
 Device: every tensor is made on the model's device; on CUDA a float32 model decodes under bf16 autocast
 (``autocast=None``, the default, decides so; the RL trainer passes its own choice so that rollouts and its
@@ -40,6 +49,24 @@ def filter_logits(scaled: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         out = out.masked_fill(drop, float("-inf"))
     return out
+
+
+def _sample(probs: torch.Tensor, slots: list[int], bsz: int, gen: torch.Generator | None) -> torch.Tensor:
+    """One draw per place of the running batch from ``probs`` (its rows are the batch rows ``slots``, a subset
+    of ``bsz`` rows in order).
+
+    ``torch.multinomial`` with one sample draws one exponential variate per entry of the whole (rows x vocab)
+    matrix and takes argmax(p / q) per row (checked on CPU with torch 2.14: same draws as that argmax), so the random numbers a row gets depend on its place in the matrix
+    and on the matrix's shape, not on other rows' values. Finished rows therefore keep their place as a uniform
+    dummy row: every running row gets exactly the draw it got when finished rows stayed in the batch, and seeded
+    sampling gives the same tokens with or without compaction (the equivalence test checks it against the old
+    loop). The dummy rows cost one exponential per entry, as the old loop's finished rows did."""
+    if len(slots) == bsz:
+        return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    full = probs.new_ones((bsz, probs.shape[-1]))
+    index = torch.tensor(slots, dtype=torch.long, device=probs.device)
+    full[index] = probs
+    return torch.multinomial(full, 1, generator=gen).squeeze(-1)[index]
 
 
 class _StopScanner:
@@ -107,6 +134,14 @@ class _StopScanner:
 
 class HFGenerator:
     """Generator over an HF causal LM (plain or peft-wrapped) and its tokenizer."""
+
+    # CPU matrix products (MKL sgemm, one thread) take another kernel below 4 rows, which changes a row's results
+    # in the last bits (measured: rows 1-3 differ, any 4 or more agree with the full batch). The running batch
+    # therefore shrinks as rows finish but not below 4 rows (or its starting size), so that every row computes
+    # exactly what it computed in the full batch and outputs match the loop without compaction bit for bit. With
+    # several threads MKL also splits the rows among threads by batch size (measured with 2 threads: 5-7 and 9-11
+    # rows differ too), so there the last bits may differ, as the old loop's already did between batch sizes.
+    min_running_rows = 4
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, batch_size: int = 32,
                  autocast: bool | None = None) -> None:
@@ -190,6 +225,15 @@ class HFGenerator:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def _keep(self, slots: list[int], finish: list[str | None]) -> list[int]:
+        """Places of the running batch to keep for the next step: the unfinished rows, topped up with finished
+        ones (in batch order) to ``min_running_rows`` when the batch had that many."""
+        keep = [j for j, i in enumerate(slots) if finish[i] is None]
+        short = min(len(slots), self.min_running_rows) - len(keep)
+        if short > 0:
+            keep = sorted(keep + [j for j, i in enumerate(slots) if finish[i] is not None][:short])
+        return keep
+
     # ---- generation --------------------------------------------------------------------------------------------
     def generate(self, prompts: Prompts, params: SamplingParams) -> list[list[Completion]]:
         """Per prompt, ``params.n`` completions (the n samples of a prompt are independent draws)."""
@@ -219,9 +263,18 @@ class HFGenerator:
         bsz, width = len(rows), max(len(r) for r in rows)
         pad_id = self._pad_id()
         eos_ids = set() if params.ignore_eos else self._eos_ids()
-        input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((bsz, width), dtype=torch.long, device=device)
-        for i, r in enumerate(rows):
+        # One prefill per distinct prompt (the n samples of a prompt share it; its cache rows are then copied).
+        # Extra copies only where the prefill would otherwise run fewer matrix rows than min_running_rows.
+        firsts: dict[tuple[int, ...], int] = {}
+        source = [firsts.setdefault(tuple(r), len(firsts)) for r in rows]
+        unique = [list(r) for r in firsts]
+        extra = 0  # copies of the first prompt, dropped after the prefill
+        while len(unique) + extra < bsz and (len(unique) + extra) * width < self.min_running_rows:
+            extra += 1
+        unique += [unique[0]] * extra
+        input_ids = torch.full((len(unique), width), pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(unique), width), dtype=torch.long, device=device)
+        for i, r in enumerate(unique):
             input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long, device=device)
             mask[i, width - len(r):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -233,25 +286,31 @@ class HFGenerator:
         finish: list[str | None] = [None] * bsz
         cut_text: list[str | None] = [None] * bsz
         temp = 1.0 if params.greedy else params.temperature
+        need_logp = params.logprobs or params.entropy or params.top_logprobs > 0
 
         from transformers import DynamicCache
 
         cache = DynamicCache()
         scanners = [_StopScanner(self._decode, params.stop) for _ in range(bsz)] if params.stop else None
-        step_ids, step_pos = input_ids, positions
-        for _step in range(params.max_new_tokens):
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos,
-                             past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-            logp = F.log_softmax(logits / temp, dim=-1)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                         use_cache=True)
+        cache = out.past_key_values
+        logits = out.logits[:, -1, :].float()
+        if len(unique) != bsz or source != list(range(bsz)):
+            expand = torch.tensor(source, dtype=torch.long, device=device)
+            cache.reorder_cache(expand)
+            mask, positions, logits = mask[expand], positions[expand], logits[expand]
+        step_pos = positions[:, -1:]
+        slots = list(range(bsz))  # the batch row each place of the running batch holds (finished ones: padding)
+        for step in range(params.max_new_tokens):
+            logp = F.log_softmax(logits / temp, dim=-1) if need_logp else None
             if params.greedy:
                 chosen = logits.argmax(dim=-1)
             else:
                 filtered = filter_logits(logits / temp, params.top_k, params.top_p)
-                probs = filtered.softmax(dim=-1)
-                chosen = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-            chosen_lp = logp.gather(-1, chosen[:, None]).squeeze(-1).tolist()
+                chosen = _sample(filtered.softmax(dim=-1), slots, bsz, gen)
+            chosen_list = chosen.tolist()
+            chosen_lp = logp.gather(-1, chosen[:, None]).squeeze(-1).tolist() if params.logprobs else None
             # entropy of softmax(logits / T) over the whole vocabulary; exp(-inf) * -inf terms are masked to 0
             ent = (-(logp.exp() * logp).nan_to_num(0.0).sum(-1)).tolist() if params.entropy else None
             top = None
@@ -259,31 +318,40 @@ class HFGenerator:
                 k = min(params.top_logprobs, logp.shape[-1])
                 top_v, top_i = torch.topk(logp, k, dim=-1)
                 top = (top_i.tolist(), top_v.tolist())
-            chosen_list = chosen.tolist()
-            for i in range(bsz):
+            for j, i in enumerate(slots):
                 if finish[i] is not None:
                     continue
-                tok = chosen_list[i]
+                tok = chosen_list[j]
                 out_ids[i].append(tok)
-                out_lp[i].append(chosen_lp[i])
+                if chosen_lp is not None:
+                    out_lp[i].append(chosen_lp[j])
                 if top is not None:
-                    out_top[i].append(list(zip(top[0][i], top[1][i])))
+                    out_top[i].append(list(zip(top[0][j], top[1][j])))
                 if ent is not None:
-                    out_ent[i].append(ent[i])
+                    out_ent[i].append(ent[j])
                 if tok in eos_ids:
                     finish[i] = "eos"
                 elif scanners is not None:
                     hit = scanners[i].push(out_ids[i])
                     if hit is not None:
                         finish[i], cut_text[i] = "stop", hit
-            if all(f is not None for f in finish):
+            if all(f is not None for f in finish) or step == params.max_new_tokens - 1:
                 break
-            # finished rows keep decoding a pad token (ignored); active rows feed their new token
-            next_ids = torch.tensor([chosen_list[i] if finish[i] is None else pad_id for i in range(bsz)],
+            keep = self._keep(slots, finish)
+            if len(keep) < len(slots):  # finished rows leave the running batch; their cache rows are dropped
+                index = torch.tensor(keep, dtype=torch.long, device=device)
+                cache.reorder_cache(index)
+                mask, step_pos = mask[index], step_pos[index]
+                slots = [slots[j] for j in keep]
+            # rows kept only to fill the batch up to min_running_rows decode a pad token (ignored)
+            next_ids = torch.tensor([out_ids[i][-1] if finish[i] is None else pad_id for i in slots],
                                     dtype=torch.long, device=device)
-            step_ids = next_ids[:, None]
-            step_pos = step_pos[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones((bsz, 1), dtype=mask.dtype, device=device)], dim=1)
+            step_pos = step_pos + 1
+            mask = torch.cat([mask, torch.ones((len(slots), 1), dtype=mask.dtype, device=device)], dim=1)
+            out = self.model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=step_pos,
+                             past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            logits = out.logits[:, -1, :].float()
 
         completions = []
         for i in range(bsz):
