@@ -58,6 +58,8 @@ def timed(totals: dict, key: str, fn):
 
 def instrument(trainer, totals: dict) -> None:
     """Wrap the step's parts of one trainer (instance attributes and the trainer module's imported names)."""
+    import shared.rl.forward as fm
+    import shared.rl.losses as lm
     import shared.rl.trainer as tm
 
     def phase(name, fn):
@@ -79,8 +81,10 @@ def instrument(trainer, totals: dict) -> None:
                                     phase("scoring", trainer._score_logprobs))
     trainer._micro_loss = timed(totals, "training loss (total)", trainer._micro_loss)
     trainer.policy.forward = timed(totals, "@ policy forward", trainer.policy.forward)
-    for name in ("pad_trajectories", "token_logprobs", "entropy_from_logits", "logprob_gap", "policy_loss"):
-        setattr(tm, name, timed(totals, f"@ {name}", getattr(tm, name)))
+    for name in ("pad_trajectories", "logprob_gap", "token_logprobs", "entropy_from_logits", "policy_loss"):
+        for module in (tm, fm, lm):  # wherever the trainer's code calls it from (also on older commits)
+            if hasattr(module, name):
+                setattr(module, name, timed(totals, f"@ {name}", getattr(module, name)))
     trainer.accelerator.backward = timed(totals, "backward", trainer.accelerator.backward)
     trainer.accelerator.clip_grad_norm_ = timed(totals, "grad-norm clip", trainer.accelerator.clip_grad_norm_)
     trainer.optimizer.step = timed(totals, "optimizer step", trainer.optimizer.step)

@@ -36,6 +36,9 @@ class RLConfig:
     ppo_epochs: int = 1
     mini_batches: int = 1
     grad_accum: int = 1
+    # rows whose advantages are all 0 add exactly 0 to the gradient when no KL loss, entropy bonus or critic acts on
+    # them: they get a no-grad forward (for the logged stats) instead of a place in the backward (one process only)
+    skip_idle_rows: bool = True
     # device and memory (checked by check_rl_settings before any model is built)
     autocast: bool = True  # bf16 autocast of the policy's forwards on CUDA when its weights are float32 (CPU: off)
     entropy_metric: bool = True  # log the mean policy entropy (chunked, no graph); entropy_coef > 0 computes it anyway
