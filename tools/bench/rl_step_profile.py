@@ -116,13 +116,15 @@ def main(argv: list[str] | None = None) -> dict:
         trainer.train_step()  # warm-up, untimed
         totals: dict[str, float] = defaultdict(float)
         instrument(trainer, totals)
-        wall, tokens = 0.0, 0.0
+        wall, tokens, informative, reward = 0.0, 0.0, 0.0, 0.0
         for _ in range(steps):
             PHASE["name"] = "train"
             t0 = time.perf_counter()
             stats = trainer.train_step()
             wall += time.perf_counter() - t0
             tokens += stats["response_len"]
+            informative += stats["groups_informative"]
+            reward += stats["reward"]
     gen = totals.pop("generation (total)")
     gen_fwd = totals.pop("generation: policy forward", 0.0)
     loss_total = totals.pop("training loss (total)")
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows += sorted(rest.items())
     rows += [("other (step wall - timed parts)", wall - gen - loss_total - sum(rest.values()))]
     print(f"policy {policy}  budget {args.prompts}x{args.generations}  max_new_tokens {args.max_new_tokens}  "
-          f"threads {args.threads}  timed steps {steps}  mean response length {tokens / steps:.1f}")
+          f"threads {args.threads}  timed steps {steps}  mean response length {tokens / steps:.1f}  mean reward "
+          f"{reward / steps:.3f}  groups with reward variance {informative / steps:.2f} (the rest: all-zero advantages)")
     print(f"{'part':<52} {'s/step':>8} {'share':>6}")
     for name, v in rows:
         print(f"{name:<52} {v / steps:>8.4f} {v / wall:>6.1%}")
