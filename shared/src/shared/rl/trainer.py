@@ -36,12 +36,9 @@ means the rollouts did not come from the weights being trained (weight sync, dty
 checks themselves are pure functions in `shared.rl.health`; the forward passes are in `shared.rl.forward` and the
 micro-batch loss in `shared.rl.losses.ppo_objective`.
 
-Redundant work skipped (the update is unchanged): with one update per batch (ppo_epochs = mini_batches = 1) the
-old-policy log-probs are the training forward's own, detached (no second forward); no reference model exists with
-beta = 0; and rows whose advantages are all 0 (e.g. a GRPO group with equal rewards) add exactly 0 to the gradient
-when no KL loss, entropy bonus or critic acts on them, so with `skip_idle_rows` (one process) they get a no-grad
-forward for the logged stats (entropy, clip and gap figures) instead of a place in the backward; a mini-batch
-with no live row steps the optimizer on zero gradients, as the full backward would have.
+Work skipped: old log-probs with one update per batch (the training forward's own, detached), the reference with
+beta = 0, and with `skip_idle_rows` the backward of rows whose advantages are all 0 (a no-grad forward keeps their
+logged stats; a mini-batch without a live row steps the optimizer on zero gradients, as the backward would have).
 
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
