@@ -52,7 +52,7 @@ def test_all_idle_step_is_bit_identical_and_skips_the_backward(tiny_qwen2_dir, t
         return [_graded(t) if t.group_id < 2 else 1.0 for t in trajs]
 
     ref, ref_hist, ref_params = _run(tiny_qwen2_dir, tmp_path / "ref", reward, 2, skip_idle_rows=False)
-    new, new_hist, new_params = _run(tiny_qwen2_dir, tmp_path / "new", reward, 2)
+    new, new_hist, new_params = _run(tiny_qwen2_dir, tmp_path / "new", reward, 2, skip_idle_rows=True)
     assert new.calls[-1] == (8, False) and ref.calls[-1] == (8, True)  # step 2: one no-grad forward, no graph
     for k in ref_params:
         assert torch.equal(ref_params[k], new_params[k]), k
@@ -102,6 +102,13 @@ def test_partly_idle_step_matches_the_full_backward(tiny_qwen2_dir, tmp_path, kw
 
 @pytest.mark.parametrize("kw", [{"entropy_coef": 0.01}, {"beta": 0.1}])
 def test_nothing_is_skipped_when_idle_rows_still_have_a_gradient(tiny_qwen2_dir, tmp_path, kw):
-    tr = _trainer(tiny_qwen2_dir, tmp_path / "t", lambda trajs, recs: [1.0] * len(trajs), **kw)
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "t", lambda trajs, recs: [1.0] * len(trajs), skip_idle_rows=True, **kw)
+    tr.train_step()
+    assert tr.calls == [(8, True)]
+
+
+def test_skipping_is_off_by_default(tiny_qwen2_dir, tmp_path):
+    """Recorded replications stay bit for bit: without the option every row keeps its place in the backward."""
+    tr = _trainer(tiny_qwen2_dir, tmp_path / "t", lambda trajs, recs: [1.0] * len(trajs))
     tr.train_step()
     assert tr.calls == [(8, True)]
