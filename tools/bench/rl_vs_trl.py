@@ -63,7 +63,7 @@ def make_ours(policy: Path, train: list[dict], args, work: Path, seed: int):
                    advantage="grpo", adv_options={"eps": 1e-4}, loss_agg="token-mean", clip_low=0.2, clip_high=0.2,
                    temperature=1.0, top_p=1.0, lr_schedule="constant", max_grad_norm=1.0, weight_decay=0.0,
                    checkpoint_every=0, threads=args.threads, tensorboard=False, dynamic_sampling=False,
-                   progress=False)
+                   progress=False, skip_idle_rows=True)
     return RLTrainer(cfg, model, tok, train, arithmetic_reward)
 
 

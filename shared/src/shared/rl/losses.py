@@ -14,12 +14,15 @@
   autograd keeps only the logits themselves and one float per position. `entropy_from_logits` works the same way.
   Temperature 0 means greedy sampling: logprobs are then those of softmax(z) (T = 1), as the generators report them.
 - `value_loss` (clipped), `dpo_loss` (sigmoid DPO, IPO, with label smoothing).
+- `ppo_objective`: the RL trainer's micro-batch loss assembled from these terms as an `RLConfig` asks.
 
 Every tensor these functions create is made on their inputs' device (tests run them on the `meta` device and under
 `shared.devicecheck`, which refuses a CPU tensor meeting a device one).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +231,53 @@ def value_loss(
         clipped = old_values + (values - old_values).clamp(-clip, clip)
         err = torch.maximum(err, (clipped - returns) ** 2)
     return 0.5 * aggregate(err, mask, agg, **agg_kwargs)
+
+
+def ppo_objective(
+    cfg: Any,
+    logprobs: Tensor,
+    logits: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    denom: dict[str, float],
+    ref_logprobs: Tensor | None = None,
+    critic: tuple[Tensor, Tensor, Tensor] | None = None,
+    critic_only: bool = False,
+) -> tuple[Tensor, dict[str, float]]:
+    """One micro-batch's training loss from the policy's forward: the clipped surrogate, + beta x KL to the
+    reference (when `ref_logprobs`), - entropy_coef x entropy (the entropy is also logged with `entropy_metric`),
+    + critic.coef x the clipped value loss (`critic` = (values, old values, returns)). `cfg` is an RLConfig;
+    `denom` holds the global "tokens" and "seqs" of the mini-batch; `critic_only` (critic warm-up) weighs the
+    policy terms 0 while keeping them in the graph. Returns (loss, stats) with stats["tokens"] the mask's sum."""
+    agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"], norm_len=cfg.loss_norm_len or cfg.max_new_tokens)
+    loss, stats = policy_loss(logprobs, old_logprobs, advantages, mask, cfg.clip_low, cfg.clip_high, cfg.dual_clip,
+                              cfg.loss_agg, **agg)
+    n = mask.sum().clamp(min=1)
+    if ref_logprobs is not None:
+        kl = kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator)
+        loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
+        stats["kl"] = float((kl.detach() * mask).sum() / n)
+    ent = None
+    if cfg.entropy_coef > 0:
+        ent = entropy_from_logits(logits)
+        loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
+    elif cfg.entropy_metric:  # chunked, without a graph: no [B, R, V] float32 copy
+        with torch.no_grad():
+            ent = entropy_from_logits(logits.detach())
+    if ent is not None:
+        stats["entropy"] = float((ent.detach() * mask).sum() / n)
+    if critic_only:  # the policy terms weigh 0 (the policy stays in the graph, as DDP expects)
+        loss = loss * 0.0
+    if critic is not None:
+        values, old_values, returns = critic
+        vf = value_loss(values, old_values, returns, mask, cfg.critic.value_clip, "token-mean",
+                        num_tokens=denom["tokens"])
+        loss = loss + cfg.critic.coef * vf
+        stats["value_loss"] = float(vf.detach()) * float(denom["tokens"]) / float(n)
+        stats["value_mean"] = float((values.detach() * mask).sum() / n)
+    stats["tokens"] = float(mask.sum())
+    return loss, stats
 
 
 def dpo_loss(

@@ -36,6 +36,11 @@ class RLConfig:
     ppo_epochs: int = 1
     mini_batches: int = 1
     grad_accum: int = 1
+    # rows whose advantages are all 0 add exactly 0 to the gradient when no KL loss, entropy bonus or critic acts on
+    # them: they get a no-grad forward (for the logged stats) instead of a place in the backward (one process only).
+    # Off by default: the update equals the full backward's only up to float summation order, so turning it on would
+    # move every recorded replication by float-level drift; new runs that want the speed set it
+    skip_idle_rows: bool = False
     # device and memory (checked by check_rl_settings before any model is built)
     autocast: bool = True  # bf16 autocast of the policy's forwards on CUDA when its weights are float32 (CPU: off)
     entropy_metric: bool = True  # log the mean policy entropy (chunked, no graph); entropy_coef > 0 computes it anyway

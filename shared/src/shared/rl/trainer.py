@@ -33,7 +33,12 @@ on CUDA a float32 policy runs its forwards (training and the default HF generato
 `logprob_gap_max`, |log p_rollout - log p_trainer| over policy tokens (the generator's sampling logprobs against
 the trained weights before the update), and warns when the mean exceeds `logprob_gap_warn`: a gap well above 0
 means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template); the
-checks themselves are pure functions in `shared.rl.health`.
+checks themselves are pure functions in `shared.rl.health`; the forward passes are in `shared.rl.forward` and the
+micro-batch loss in `shared.rl.losses.ppo_objective`.
+
+Work skipped: old log-probs with one update per batch (the training forward's own, detached), the reference with
+beta = 0, and with `skip_idle_rows` the backward of rows whose advantages are all 0 (a no-grad forward keeps their
+logged stats; a mini-batch without a live row steps the optimizer on zero gradients, as the backward would have).
 
 Hooks let method packages plug in their logic without touching the loop:
 - `reward_fn(trajs, records) -> list[float]` sets each trajectory's final reward (may also fill turn_rewards or
@@ -61,9 +66,10 @@ from shared.rl.advantages import compute_advantages
 from shared.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_checkpoint
 from shared.rl.critic import ValueHead, build_critic_model, hidden_size_of
 from shared.rl.data import MetricsLogger, PromptStream
+from shared.rl.forward import critic_values, forward_logprobs, score_rows
 from shared.rl.health import GapStats, autocast_dtype, check_policy_dtype, gap_report, logprob_gap
 from shared.rl.launch import check_launch
-from shared.rl.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logprobs, value_loss
+from shared.rl.losses import kl_penalty, ppo_objective
 from shared.rl.settings import RLConfig, check_rl_settings, lr_factor
 from shared.rollout.trajectory import (
     GROUP_SIGNALS,
@@ -284,60 +290,22 @@ class RLTrainer:
     def _forward_logprobs(self, model: torch.nn.Module, batch: dict, need_logits: bool = False,
                           value_head: torch.nn.Module | None = None, detach_hidden: bool = False):
         """Response-token logprobs [B, R]; with need_logits also the logits, with value_head also values [B, R]."""
-        p = batch["prompt_len"]
-        r = batch["input_ids"].shape[1] - p
-        kwargs = {"logits_to_keep": r + 1} if self._keeps_logits else {}  # skip the lm_head on prompt positions
-        if value_head is not None:
-            kwargs["output_hidden_states"] = True
-        with self._autocast_context():
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        position_ids=batch["position_ids"], use_cache=False, **kwargs)
-        logits = out.logits[:, -(r + 1) : -1]
-        lp = token_logprobs(logits, batch["input_ids"][:, p:], self.cfg.temperature)
-        if value_head is not None:
-            # the value of the state each response token is sampled from: the same positions as its logits
-            hidden = out.hidden_states[-1][:, -(r + 1) : -1]
-            if detach_hidden or not self.cfg.critic.shared_trunk:
-                hidden = hidden.detach()  # the value loss trains the head only, never the policy's backbone
-            return lp, logits, value_head(hidden)
-        return (lp, logits) if need_logits else lp
+        return forward_logprobs(model, batch, self.cfg.temperature, self._keeps_logits, self.autocast, need_logits,
+                                value_head, detach_hidden or not self.cfg.critic.shared_trunk)
 
-    def _autocast_context(self) -> contextlib.AbstractContextManager:
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.accelerator.device.type, dtype=self.autocast)
-
-    def _critic_values(self, critic: torch.nn.Module, batch: dict) -> torch.Tensor:
-        """A separate critic's values [B, R]: at the positions the response tokens are sampled from."""
-        r = batch["input_ids"].shape[1] - batch["prompt_len"]
-        values = critic(batch["input_ids"], batch["attention_mask"], batch["position_ids"])
-        return values[:, -(r + 1) : -1]
-
-    @torch.no_grad()
     def _score_values(self, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
         """The critic's estimates on the rollout batch, before any update (V_old of the value clip)."""
-        rows = []
-        for i in range(0, len(trajs), micro):
-            part = trajs[i : i + micro]
-            b = pad_trajectories(part, self.pad_id, self.accelerator.device)
-            if self.critic_kind == "model":
-                v = self._critic_values(self.value_head, b)
-            else:
-                _, _, v = self._forward_logprobs(self.policy, b, value_head=self.value_head)
-            rows += [v[j, : len(t.response_ids)].float().cpu() for j, t in enumerate(part)]
-        return rows
+        if self.critic_kind == "model":
+            return score_rows(lambda b: critic_values(self.value_head, b), trajs, self.pad_id,
+                              self.accelerator.device, micro)
+        return score_rows(lambda b: self._forward_logprobs(self.policy, b, value_head=self.value_head)[2], trajs,
+                          self.pad_id, self.accelerator.device, micro)
 
-    @torch.no_grad()
     def _score_logprobs(self, model: torch.nn.Module, trajs: list[Trajectory], micro: int = 64) -> list[torch.Tensor]:
         # no larger than a training micro-batch: at paper scale 64 rows of 4k-token logits do not fit on a GPU
         micro = max(1, min(micro, -(-len(trajs) // (self.cfg.mini_batches * self.cfg.grad_accum))))
-        rows = []
-        for i in range(0, len(trajs), micro):
-            part = trajs[i : i + micro]
-            b = pad_trajectories(part, self.pad_id, self.accelerator.device)
-            lp = self._forward_logprobs(model, b)
-            rows += [lp[j, : len(t.response_ids)].float().cpu() for j, t in enumerate(part)]
-        return rows
+        return score_rows(lambda b: self._forward_logprobs(model, b), trajs, self.pad_id, self.accelerator.device,
+                          micro)
 
     def advantages(self, trajs: list[Trajectory]) -> list[torch.Tensor]:
         """Per-trajectory token advantages (computed on this process's complete groups)."""
@@ -404,36 +372,14 @@ class RLTrainer:
         else:
             lp, logits = self._forward_logprobs(self.model, b, need_logits=True)
             if self.critic is not None:
-                values = self._critic_values(self.critic, b)
-        mask, adv = b["response_mask"], stack(advs)
+                values = critic_values(self.critic, b)
+        mask = b["response_mask"]
         if olds is None and gap:  # every micro-batch of this update precedes its optimizer step: lp is the
             self._gap.add(logprob_gap(lp.detach().float().cpu(), trajs))  # rollout policy's, one copy
         old = stack(olds) if olds is not None else lp.detach()
-        agg = dict(num_tokens=denom["tokens"], num_seqs=denom["seqs"],
-                   norm_len=cfg.loss_norm_len or cfg.max_new_tokens)
-        loss, stats = policy_loss(lp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.dual_clip, cfg.loss_agg, **agg)
-        if refs is not None and not cfg.kl_in_reward:
-            kl = kl_penalty(lp, stack(refs), cfg.kl_estimator)
-            loss = loss + cfg.beta * aggregate(kl, mask, cfg.loss_agg, **agg)
-            stats["kl"] = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1))
-        ent = None
-        if cfg.entropy_coef > 0:
-            ent = entropy_from_logits(logits)
-            loss = loss - cfg.entropy_coef * aggregate(ent, mask, cfg.loss_agg, **agg)
-        elif cfg.entropy_metric:  # chunked, without a graph: no [B, R, V] float32 copy
-            with torch.no_grad():
-                ent = entropy_from_logits(logits.detach())
-        if ent is not None:
-            stats["entropy"] = float((ent.detach() * mask).sum() / mask.sum().clamp(min=1))
-        if warm:  # critic warm-up: the policy terms weigh 0 (the policy stays in the graph, as DDP expects)
-            loss = loss * 0.0
-        if self.critic is not None:
-            vf = value_loss(values, stack(vals), stack(rets), mask, cfg.critic.value_clip, "token-mean",
-                            num_tokens=denom["tokens"])
-            loss = loss + cfg.critic.coef * vf
-            stats["value_loss"] = float(vf.detach()) * float(denom["tokens"]) / float(mask.sum().clamp(min=1))
-            stats["value_mean"] = float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
-        stats["tokens"] = float(mask.sum())
+        ref = stack(refs) if refs is not None and not cfg.kl_in_reward else None
+        critic = (values, stack(vals), stack(rets)) if self.critic is not None else None
+        loss, stats = ppo_objective(cfg, lp, logits, old, stack(advs), mask, denom, ref, critic, warm)
         return loss * self.world, stats  # DDP averages gradients over processes; the denominators are global
 
     def update(self, trajs: list[Trajectory]) -> dict[str, float]:
@@ -446,6 +392,10 @@ class RLTrainer:
         if olds is not None:
             self._gap.add(logprob_gap(olds, trajs))
         refs = self._score_logprobs(self.ref_model, trajs) if self.ref_model is not None and trajs else None
+        # A row whose advantages are all 0 has a policy loss of exactly 0 and gradient 0: without a KL loss term,
+        # an entropy bonus or a critic it needs no graph (one process only: DDP expects every backward).
+        skip_idle = (cfg.skip_idle_rows and self.world == 1 and self.critic is None and cfg.entropy_coef == 0
+                     and (refs is None or cfg.kl_in_reward))
         sums: dict[str, float] = {}
         grad_norms: list[float] = []
         loss_sum, updates = 0.0, 0
@@ -458,6 +408,7 @@ class RLTrainer:
                 if denom["seqs"] == 0:
                     continue
                 micro = _chunks(mb, cfg.grad_accum)
+                backward_done = False
                 for j, mic in enumerate(micro):
                     sync = j == len(micro) - 1
                     ctx = contextlib.nullcontext() if sync or self.world == 1 else self.accelerator.no_sync(self.model)
@@ -472,18 +423,30 @@ class RLTrainer:
                                                        zero, zero, gap=False)
                             self.accelerator.backward(loss * 0.0)
                             continue
-                        loss, st = self._micro_loss(
-                            [trajs[i] for i in mic], [advs[i] for i in mic],
-                            [olds[i] for i in mic] if olds is not None else None,
-                            [refs[i] for i in mic] if refs is not None else None, denom,
-                            [vals[i] for i in mic] if vals is not None else None,
-                            [rets[i] for i in mic] if rets is not None else None)
-                        self.accelerator.backward(loss)
-                    w = st.pop("tokens")
-                    sums["_w"] = sums.get("_w", 0.0) + w
-                    loss_sum += float(loss.detach()) / self.world  # this process's share of the mini-batch loss
-                    for k, v in st.items():
-                        sums[k] = sums.get(k, 0.0) + v * w
+                        idle = [i for i in mic if skip_idle and not bool(advs[i].any())]
+                        live = [i for i in mic if i not in idle]
+                        for rows in (live, idle):
+                            if not rows:
+                                continue
+                            with contextlib.nullcontext() if rows is live else torch.no_grad():
+                                loss, st = self._micro_loss(
+                                    [trajs[i] for i in rows], [advs[i] for i in rows],
+                                    [olds[i] for i in rows] if olds is not None else None,
+                                    [refs[i] for i in rows] if refs is not None else None, denom,
+                                    [vals[i] for i in rows] if vals is not None else None,
+                                    [rets[i] for i in rows] if rets is not None else None)
+                            if rows is live:
+                                self.accelerator.backward(loss)
+                                backward_done = True
+                            w = st.pop("tokens")
+                            sums["_w"] = sums.get("_w", 0.0) + w
+                            loss_sum += float(loss.detach()) / self.world  # this process's share of the loss
+                            for k, v in st.items():
+                                sums[k] = sums.get(k, 0.0) + v * w
+                if skip_idle and not backward_done:  # the gradient the skipped backward would have left: zeros
+                    for p in self.model.parameters():
+                        if p.requires_grad and p.grad is None:
+                            p.grad = torch.zeros_like(p)
                 if not self.critic_warming_up:  # during critic warm-up the policy, its optimizer and lr stay put
                     if cfg.max_grad_norm and cfg.max_grad_norm > 0:
                         gn = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
