@@ -12,7 +12,7 @@ from benchmarks.data.errors import DataError
 from benchmarks.leaderboard import cli as lb_cli
 from benchmarks.leaderboard import registry
 from benchmarks.leaderboard.curves import package_curves, write_curves_png
-from benchmarks.leaderboard.recorded import RECORDED_DIR, load_recorded, record_from_results
+from benchmarks.leaderboard.recorded import RECORDED_DIR, load_recorded, record_from_results, seeds_of
 from benchmarks.leaderboard.render import _cell, collect, write_markdown, write_png
 from benchmarks.leaderboard.runner import log_tail, run_package
 from PIL import Image
@@ -81,6 +81,23 @@ def test_record_from_results_and_the_page(tmp_path, monkeypatch):
     assert [(c.label, c.metric, c.steps) for c in curves] == [("rl", "reward", [1, 2, 3, 4, 5])]  # torn line skipped
     for png in (write_png(entries, out), write_curves_png(entries, out)):
         assert Image.open(png).size[0] > 300
+
+
+def test_seeds_of_reads_a_list_a_count_or_the_one_seed():
+    # matchtir's results.json stores the number of seeds ("seeds": 3) beside the first seed
+    assert seeds_of({"seed": 0, "seeds": 3}) == [0, 1, 2]
+    assert seeds_of({"seed": 4, "seeds": 2}) == [4, 5]
+    assert seeds_of({"seed": 0, "seeds": [1, 3]}) == [1, 3]
+    assert seeds_of({"seed": 7, "config": {"seeds": 1}}) == [7]
+    assert seeds_of({"seed": 2}) == [2]
+    assert seeds_of({"seed": 0, "seeds": True}) == [0]
+
+
+def test_record_flag_needs_a_reading(tmp_path, capsys):
+    full = _results(tmp_path / "full", False, [0, 1, 2])
+    rc = lb_cli.main(["--record", str(full), "--record-command", "uv run x", "--recorded", str(tmp_path / "rec")])
+    assert rc == 2 and "--record-reading" in capsys.readouterr().err
+    assert not (tmp_path / "rec").exists() or not any((tmp_path / "rec").iterdir())
 
 
 def test_broken_recorded_file_is_named(tmp_path):

@@ -2,7 +2,8 @@
 page (recorded full runs beside the quick runs) and its two pictures.
 
 uv run leaderboard [--quick | --full] [--out DIR] [--only dome,sage] [--render DIR] [--check] [--no-cache] [--jobs N]
-uv run leaderboard --record RESULTS.json --record-command "uv run dome replicate --seeds 3 --out runs/dome-full"
+uv run leaderboard --record RESULTS.json --record-command "uv run dome replicate --seeds 3 --out runs/dome-full" \
+    --record-reading "what the run shows about the claim"
 
 Built on the workspace's parent CLI (`shared.cli`): bad flags, unknown packages, unreadable expected or recorded
 files and an unusable output folder are one line on stderr with exit status 2, found before any package runs.
@@ -53,6 +54,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", type=Path, metavar="RESULTS", help="write recorded/<package>.json from a full run's "
                    "results.json (with --record-command) and exit")
     p.add_argument("--record-command", default="", help="the command that produced the --record results")
+    p.add_argument("--record-reading", default="", help="one sentence: what the --record run shows about the "
+                   "package's claim (shown on the page; required with --record)")
 
 
 def default_jobs() -> int:
@@ -76,6 +79,8 @@ def _check(run: Run) -> None:
     if args.record is not None:
         if not args.record_command:
             raise CLIError("--record needs --record-command \"the command that produced it\"")
+        if not args.record_reading.strip():
+            raise CLIError("--record needs --record-reading \"what the run shows about the claim\"")
         check_output_dir(args.recorded, "--recorded")
         return
     if args.timeout <= 0:
@@ -160,7 +165,7 @@ def cmd_leaderboard(run: Run) -> int:
 def _leaderboard(run: Run) -> int:
     args = run.args
     if args.record is not None:
-        path = record_from_results(args.record, args.record_command, args.recorded)
+        path = record_from_results(args.record, args.record_command, args.recorded, reading=args.record_reading)
         print(f"wrote {path}")
         return 0
     packages, selected = registry.find(None), _selected(args)

@@ -91,10 +91,15 @@ def find_recorded(package: str, folder: Path = RECORDED_DIR) -> Recorded | None:
 
 
 def seeds_of(doc: dict) -> list[int]:
+    """The seeds a results.json covers: a list where one is stored, else a count of seeds from `seed` up (some
+    packages store `"seeds": 3` beside `"seed": 0`), else the one `seed`."""
+    first = int(doc.get("seed", 0))
     for value in (doc.get("seeds"), (doc.get("data") or {}).get("seeds"), (doc.get("config") or {}).get("seeds")):
         if isinstance(value, list) and value and all(isinstance(s, int) for s in value):
             return list(value)
-    return [int(doc.get("seed", 0))]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return list(range(first, first + value))
+    return [first]
 
 
 def record_from_results(results_path: str | Path, command: str, folder: Path = RECORDED_DIR,
