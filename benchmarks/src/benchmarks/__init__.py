@@ -1,3 +1,3 @@
 """Benchmarks: datasets, tasks, evaluation runner and leaderboard."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
