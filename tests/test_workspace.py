@@ -32,6 +32,16 @@ def test_all_ten_members_exist_with_own_version_and_shared_dependency():
         assert name in proj["scripts"], f"{name} has no console script named like the package"
 
 
+def test_each_module_version_equals_its_pyproject_version():
+    """results.json records `<module>.__version__`; a bump of pyproject.toml alone once left shared's behind."""
+    import importlib
+
+    dirs = {"shared": ROOT / "shared", "benchmarks": ROOT / "benchmarks"} | {n: ROOT / "packages" / n for n in PACKAGES}
+    for name, path in dirs.items():
+        module = importlib.import_module(name.replace("-", "_"))
+        assert module.__version__ == _project(path)["version"], f"{name}: __init__ {module.__version__}"
+
+
 def test_gpu_and_cpu_groups_conflict():
     uv = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
     assert [{"group": "cpu"}, {"group": "gpu"}] in uv["conflicts"]
