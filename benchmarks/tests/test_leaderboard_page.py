@@ -26,7 +26,6 @@ ROWS = [{"method": "fake", "metrics": {"acc": 0.7, "acc_std": 0.05}},
 # recorded file comes, and none may have one meanwhile
 FULL_RUN_PENDING = {"dr9k": "the 3-seed full run is not done yet: packages/dr9k/README.md, Status",
                     "huijin": "the 3-seed full run is not done yet: packages/huijin/README.md, Status",
-                    "arr": "the 3-seed full run is not done yet: packages/arr/README.md, Status",
                     "mask": "the 3-seed full run is not done yet: packages/mask/README.md, Status"}
 
 
