@@ -61,6 +61,7 @@ def test_record_from_results_and_the_page(tmp_path, monkeypatch):
     rec = load_recorded(path)
     assert (rec.seeds, rec.date, rec.rows, rec.command) == ([0, 1, 2], "2026-02-03", ROWS,
                                                             "uv run fakepkg replicate --out runs/full")
+    assert str(tmp_path) not in path.read_text()  # no path of the recording machine in a tracked file
     with pytest.raises(DataError, match="quick run"):
         record_from_results(_results(tmp_path / "q", True, [0]), "x", recorded)
     out = tmp_path / "lb"

@@ -54,6 +54,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", type=Path, metavar="RESULTS", help="write recorded/<package>.json from a full run's "
                    "results.json (with --record-command) and exit")
     p.add_argument("--record-command", default="", help="the command that produced the --record results")
+    p.add_argument("--record-source", default="", help="where readers find the --record figures (e.g. a README "
+                   "section); default: the results.json of the command")
     p.add_argument("--record-reading", default="", help="one sentence: what the --record run shows about the "
                    "package's claim (shown on the page; required with --record)")
 
@@ -165,7 +167,8 @@ def cmd_leaderboard(run: Run) -> int:
 def _leaderboard(run: Run) -> int:
     args = run.args
     if args.record is not None:
-        path = record_from_results(args.record, args.record_command, args.recorded, reading=args.record_reading)
+        path = record_from_results(args.record, args.record_command, args.recorded, reading=args.record_reading,
+                                   source=args.record_source)
         print(f"wrote {path}")
         return 0
     packages, selected = registry.find(None), _selected(args)

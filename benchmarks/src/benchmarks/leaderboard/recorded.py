@@ -103,8 +103,9 @@ def seeds_of(doc: dict) -> list[int]:
 
 
 def record_from_results(results_path: str | Path, command: str, folder: Path = RECORDED_DIR,
-                        reading: str = "") -> Path:
-    """Write `folder/<package>.json` from a full run's results.json (validated first)."""
+                        reading: str = "", source: str = "") -> Path:
+    """Write `folder/<package>.json` from a full run's results.json (validated first). `source` says where a reader
+    finds the figures (a README section); the results path itself is a path of the recording machine, not kept."""
     from shared.atomic import write_json
     from shared.eval import validate_results
 
@@ -118,6 +119,7 @@ def record_from_results(results_path: str | Path, command: str, folder: Path = R
         "commit": str(doc.get("git", ""))[:12], "date": str(doc.get("started", ""))[:10],
         "seeds": seeds_of(doc), "data": str((doc.get("data") or {}).get("name", "")),
         "headline": doc.get("headline", ""), "main_method": doc.get("main_method", ""),
-        "rows": doc["rows"], "reading": reading, "source": str(results_path),
+        "rows": doc["rows"], "reading": reading,
+        "source": source or "results.json written by the command above",
     }
     return write_json(folder / f"{doc['package']}.json", record)
