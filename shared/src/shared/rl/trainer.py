@@ -32,10 +32,8 @@ on CUDA a float32 policy runs its forwards (training and the default HF generato
 (`autocast`) unless accelerate already does mixed precision. Health: every step logs `logprob_gap_mean` and
 `logprob_gap_max`, |log p_rollout - log p_trainer| over policy tokens (the generator's sampling logprobs against
 the trained weights before the update), and warns when the mean exceeds `logprob_gap_warn`: a gap well above 0
-means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template); the
-checks themselves are pure functions in `shared.rl.health`; the forward passes are in `shared.rl.forward` and the
-micro-batch loss in `shared.rl.losses.ppo_objective`.
-
+means the rollouts did not come from the weights being trained (weight sync, dtype, temperature, template). Checks:
+`shared.rl.health`; forwards: `shared.rl.forward`; micro-batch loss: `shared.rl.losses.ppo_objective`.
 Work skipped: old log-probs with one update per batch (the training forward's own, detached), the reference with
 beta = 0, and with `skip_idle_rows` the backward of rows whose advantages are all 0 (a no-grad forward keeps their
 logged stats; a mini-batch without a live row steps the optimizer on zero gradients, as the backward would have).
