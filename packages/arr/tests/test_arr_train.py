@@ -2,7 +2,9 @@
 checkpoint. Rollouts come from scripted generators (varied answers and verdicts), updates run on real tiny models."""
 
 import random
+from pathlib import Path
 
+import arr
 import pytest
 import torch
 from arr.config import ARRConfig
@@ -125,3 +127,21 @@ def test_resume_continues_from_the_joint_checkpoint(tmp_path, tiny_dir, record, 
     for name, tr in loaded.trainers.items():
         assert all(torch.equal(v, again.trainers[name].policy.state_dict()[k])
                    for k, v in tr.policy.state_dict().items())
+
+
+def test_warm_start_cache_key_ignores_logging_fields():
+    # report_to, logging_steps, threads and output_dir leave the weights alone, so turning on wandb must reuse the
+    # cached warm starts; the packaged config's keys are the folders its full and quick runs built (arr 0.1.0)
+    import dataclasses
+
+    from arr.warmstart import role_stamp, settings_hash
+
+    cfg = load_config(ARRConfig, str(Path(arr.__file__).parent / "configs" / "replicate.yaml"), [])
+    keys = {}
+    for name, steps in (("reasoner", cfg.warm_start.reasoner_steps), ("verifier", cfg.warm_start.verifier_steps)):
+        sft = dataclasses.replace(cfg.sft, steps=steps, seed=cfg.warm_start.seed)
+        keys[name] = settings_hash(role_stamp(cfg, name, sft))
+        noisy = dataclasses.replace(sft, report_to="wandb", logging_steps=3, threads=4, output_dir="elsewhere")
+        assert settings_hash(role_stamp(cfg, name, noisy)) == keys[name]
+        assert settings_hash(role_stamp(cfg, name, dataclasses.replace(sft, lr=sft.lr * 2))) != keys[name]
+    assert keys == {"reasoner": "e324004d67dcf666", "verifier": "4e93224611ba1abd"}

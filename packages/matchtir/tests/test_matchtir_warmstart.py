@@ -34,7 +34,7 @@ def test_warm_start_key_tracks_weight_settings_only(tmp_path):
     cfg = tiny_cfg(tmp_path)
     key = warm_start_key(cfg, 0)
     assert key.endswith("-seed0") and warm_start_key(cfg, 1).endswith("-seed1")
-    same = [dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, logging_steps=7, threads=2)),
+    same = [dataclasses.replace(cfg, sft=dataclasses.replace(cfg.sft, logging_steps=7, threads=2, report_to="wandb")),
             dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, test_tasks=9, dev_tasks=9)),
             dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, lr=1.0)),
             dataclasses.replace(cfg, warm_start=dataclasses.replace(cfg.warm_start, cache_dir="/elsewhere"))]

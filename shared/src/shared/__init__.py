@@ -1,3 +1,3 @@
 """Common core of the workspace."""
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"

@@ -1,3 +1,3 @@
 """Reasoner-verifier RAG with process-aware rewards (ARR)."""
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"

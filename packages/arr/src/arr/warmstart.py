@@ -214,6 +214,18 @@ def build_base(cfg: Any, data: Mapping[str, Any], root: Path) -> Path:
     return cached_dir(root / f"base-{settings_hash(settings)}", settings, build)[0]
 
 
+def role_stamp(cfg: Any, name: str, sft: Any) -> dict[str, Any]:
+    """Everything that determines role `name`'s warm-start weights (its cache key): the base, the oracle traces'
+    settings and the SFT settings less the fields that leave the weights alone (`SFT_STAMP_IGNORED`)."""
+    from shared.rl.warmstart import SFT_STAMP_IGNORED
+
+    return {"base": settings_hash(base_settings(cfg)), "role": name,
+            "warm_start": {k: v for k, v in dataclasses.asdict(cfg.warm_start).items() if k != "cache_dir"},
+            "protocol": {"max_turns": cfg.protocol.max_turns, "topk": cfg.protocol.topk},
+            "evidence": dataclasses.asdict(cfg.evidence),
+            "sft": {k: v for k, v in dataclasses.asdict(sft).items() if k not in SFT_STAMP_IGNORED}}
+
+
 def warm_starts(cfg: Any, data: Mapping[str, Any], root: str | Path, log: Any = print,
                 only: Sequence[str] | None = None) -> dict[str, Path]:
     """{"reasoner": path, "verifier": path} (or {"shared": path} with roles.policies=shared): cached SFT'd policies
@@ -250,11 +262,7 @@ def warm_starts(cfg: Any, data: Mapping[str, Any], root: str | Path, log: Any = 
         if only is not None and name not in only:
             continue
         sft = dataclasses.replace(cfg.sft, steps=steps, seed=ws.seed)
-        stamp = {"base": settings_hash(base_settings(cfg)), "role": name, "warm_start": {k: v for k, v in dataclasses.asdict(ws).items() if k != "cache_dir"},
-                 "protocol": {"max_turns": cfg.protocol.max_turns, "topk": cfg.protocol.topk},
-                 "evidence": dataclasses.asdict(cfg.evidence),
-                 "sft": {k: v for k, v in dataclasses.asdict(sft).items()
-                         if k not in ("output_dir", "logging_steps", "threads")}}
+        stamp = role_stamp(cfg, name, sft)
 
         def records(parts: tuple[str, ...] = parts) -> list[dict]:
             t = traces()

@@ -1,3 +1,3 @@
 """Bipartite-matching turn-level rewards for tool-integrated reasoning (MatchTIR)."""
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.atomic import cached_dir
+from shared.rl.warmstart import SFT_STAMP_IGNORED
 
 from matchtir.config import MatchTIRConfig
 
@@ -32,7 +33,9 @@ STAMP = "warmstart.json"
 # how the gold traces are fed to SFT: one masked token-id example per trace (0.4.0); the per-turn prompt ->
 # completion records of earlier versions trained other weights, so their cached models are not reused
 SFT_FORMAT = "trace-masked"
-_SFT_IGNORED = ("output_dir", "logging_steps", "threads", "seed")  # do not change the trained weights
+# fields that do not change the trained weights (the seed is keyed on its own, at the top of the settings); report_to
+# joined in 0.4.1, so caches built by 0.4.0 are rebuilt once
+_SFT_IGNORED = (*SFT_STAMP_IGNORED, "seed")
 
 
 def stage1_settings(cfg: MatchTIRConfig, seed: int) -> dict[str, Any]:

@@ -40,7 +40,9 @@ STAMP = "warmstart.json"
 ENTRY_POINT_GROUP = "shared.record_sources"
 # name -> fn(n, split, seed) returning a list of record dicts; filled on first use from ENTRY_POINT_GROUP
 RECORD_SOURCES: dict[str, Callable[[int, str, int], list[dict[str, Any]]]] = {}
-_SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads", "report_to")  # do not change the trained weights
+# SFTSettings fields that do not change the trained weights, so no cache key holds them (a package that builds its
+# own stamp drops these too: turning on wandb must not retrain a cached warm start)
+SFT_STAMP_IGNORED = ("output_dir", "logging_steps", "threads", "report_to")
 
 
 class RecordSourceError(LookupError):
@@ -126,7 +128,7 @@ def sft_stamp_settings(settings: Any, records: Sequence[Mapping[str, Any]], targ
                        key: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The default cache key of `cached_sft_policy`: `key`, the SFT settings that shape the weights, the records'
     count and hash, and the stopping rule."""
-    sft = {k: v for k, v in dataclasses.asdict(settings).items() if k not in _SFT_STAMP_IGNORED}
+    sft = {k: v for k, v in dataclasses.asdict(settings).items() if k not in SFT_STAMP_IGNORED}
     return {"key": dict(key or {}), "sft": sft, "records": records_digest(records), "target": target,
             "eval_every": eval_every if target is not None else None}
 
