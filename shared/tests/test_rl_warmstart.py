@@ -105,3 +105,17 @@ def test_logging_settings_do_not_enter_the_cache_key():
     assert "report_to" not in base["sft"] and "output_dir" not in base["sft"]
     assert sft_stamp_settings(SFTSettings(report_to="wandb", logging_steps=7), recs, 0.5, 10) == base
     assert sft_stamp_settings(SFTSettings(lr=base["sft"]["lr"] * 2), recs, 0.5, 10) != base
+
+
+def test_without_a_folder_the_warm_start_lives_in_the_shared_cache_by_settings(tmp_path, monkeypatch):
+    # sage's warm start and huijin's general base ask for the same settings: one folder, built once
+    monkeypatch.setenv("SHARED_CACHE", str(tmp_path / "cache"))
+    path = sft_arithmetic_policy(steps=2, seed=0, batch_size=8, n_train=64, eval_n=10)
+    assert path.parent == tmp_path / "cache" / "warmstarts" and path.name.startswith("arithmetic-")
+    built = (path / "model.safetensors").stat().st_mtime_ns
+    assert sft_arithmetic_policy(None, steps=2, seed=0, batch_size=8, n_train=64, eval_n=10) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == built
+    # other settings, another folder (nothing refused, nothing overwritten)
+    other = sft_arithmetic_policy(steps=2, seed=1, batch_size=8, n_train=64, eval_n=10)
+    assert other != path and other.parent == path.parent
+    assert json.loads((other / STAMP).read_text())["settings"]["seed"] == 1

@@ -1,3 +1,3 @@
 """Staged domain training: CPT, SFT and RL stages with per-stage evaluation (QianfanHuijin)."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"

@@ -38,12 +38,13 @@ class ModelSettings:
     max_positions: int = 2048  # TAT-QA prompts are long; the finance suite needs ~300
     # random: the calibration model from scratch; arithmetic: a general base model, i.e. the calibration model SFT'd
     # on general arithmetic until `base_target` validation accuracy (shared.rl.warmstart.sft_arithmetic_policy,
-    # cached under `base_cache` per seed), as the paper starts from a general LLM, not from random weights
+    # cached per seed), as the paper starts from a general LLM, not from random weights. `base_cache` "" keeps it in
+    # the shared cache (`shared.rl.warmstart.shared_cache_root()`), where sage's warm start is the same model
     base: Literal["random", "arithmetic"] = "random"
     base_target: float = 0.4
     base_seed: int = 0  # one general base model for every training seed (as one pretrained LLM); -1: the recipe seed
     base_steps: int = 1000
-    base_cache: str = "~/.cache/huijin/base"
+    base_cache: str = ""  # a folder to keep the base in instead (not part of any stage key)
 
 
 @dataclass

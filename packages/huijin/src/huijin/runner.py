@@ -116,7 +116,8 @@ def _init_stage(recipe: Recipe) -> Stage:
 
         return build_init(recipe, ctx.out)
 
-    return Stage("init", build, {"model": asdict(recipe.model), "seed": recipe.seed}, parents=())
+    model = {k: v for k, v in asdict(recipe.model).items() if k != "base_cache"}  # where it is kept shapes no weight
+    return Stage("init", build, {"model": model, "seed": recipe.seed}, parents=())
 
 
 def _eval_stage(recipe: Recipe, name: str, final: bool, log: Callable[[str], None]) -> Stage:

@@ -60,7 +60,9 @@ def build_init(recipe: Recipe, out: Path) -> dict[str, Any]:
         from shared.rl.warmstart import sft_arithmetic_policy
 
         seed = recipe.seed if m.base_seed < 0 else m.base_seed
-        cache = Path(m.base_cache).expanduser() / f"arith-steps{m.base_steps}-target{m.base_target}-seed{seed}"
+        # "" = the shared cache, where sage's warm start (the same settings) is the same folder, built once
+        cache = Path(m.base_cache).expanduser() / f"arith-steps{m.base_steps}-target{m.base_target}-seed{seed}" \
+            if m.base_cache else None
         path = sft_arithmetic_policy(cache, steps=m.base_steps, seed=seed, target_accuracy=m.base_target,
                                      eval_every=20)
         model, tok = load_model(str(path), kind="causal", dtype="float32", device="cpu")

@@ -1,3 +1,3 @@
 """Stability-aware data selection for DPO on math reasoning (SAGE)."""
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"

@@ -56,9 +56,13 @@ def replicate_config(quick: bool, overrides: list[str] | tuple[str, ...] = ()) -
     return load_config(SageConfig, None, [*(QUICK if quick else FULL), *overrides])
 
 
-def cache_root() -> Path:
-    """Where warm-start policies are kept between runs ($SAGE_CACHE, else ~/.cache/sage)."""
-    return Path(os.environ.get("SAGE_CACHE", Path.home() / ".cache" / "sage"))
+def warm_start_dir(m: Any, seed: int) -> Path | None:
+    """Folder of the warm start: under $SAGE_CACHE when set, else None (the shared cache,
+    `shared.rl.warmstart.shared_cache_root()`, where huijin's general base, the same settings, is the same folder)."""
+    root = os.environ.get("SAGE_CACHE")
+    if not root:
+        return None
+    return Path(root) / f"warmstart-steps{m.sft_steps}-lr{m.sft_lr:g}-b{m.sft_batch_size}-target{m.sft_target_accuracy}-seed{seed}"
 
 
 def warm_start(cfg: SageConfig, seed: int):
@@ -72,9 +76,9 @@ def warm_start(cfg: SageConfig, seed: int):
     from shared.rl.warmstart import sft_arithmetic_policy
 
     m = cfg.model
-    out = cache_root() / f"warmstart-steps{m.sft_steps}-lr{m.sft_lr:g}-b{m.sft_batch_size}-target{m.sft_target_accuracy}-seed{seed}"
-    path = sft_arithmetic_policy(out, steps=m.sft_steps, seed=seed, lr=m.sft_lr, batch_size=m.sft_batch_size,
-                                 target_accuracy=m.sft_target_accuracy, eval_every=m.sft_eval_every)
+    path = sft_arithmetic_policy(warm_start_dir(m, seed), steps=m.sft_steps, seed=seed, lr=m.sft_lr,
+                                 batch_size=m.sft_batch_size, target_accuracy=m.sft_target_accuracy,
+                                 eval_every=m.sft_eval_every)
     return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 

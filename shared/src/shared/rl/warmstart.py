@@ -13,17 +13,21 @@ stopped at, the last training loss and what `test_fn` measured.
 
 The core knows no benchmark: records come from the caller, or by name from `RECORD_SOURCES`, a plain dict filled
 from the `shared.record_sources` entry points of installed packages (the workspace's benchmarks package registers
-"arithmetic"). `sft_arithmetic_policy` is the arithmetic warm start of the RL tests, sage and rose, built on
+"arithmetic"). `sft_arithmetic_policy` is the arithmetic warm start of the RL tests, sage, rose and huijin, built on
 `cached_sft_policy` with the same stamp as before (existing caches stay valid): the calibration model (Qwen2 h128
 L2 heads 4 FFN 512, char tokenizer), prompt -> worked solution, validated by greedy exact match on 200 train-split
 problems never trained on, tested on the held-out test split. `arithmetic_accuracy` is greedy exact match (last
-\\boxed{} vs the gold answer) on a list of records.
+\\boxed{} vs the gold answer) on a list of records. Without an `out_dir` it lives in the shared cache
+(`shared_cache_root()/warmstarts/arithmetic-<stamp hash>`), so two packages asking for the same settings (sage's warm
+start and huijin's general base are one model) build it once, and one waits on the other's lock when they run at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -199,8 +203,13 @@ def cached_sft_policy(
     return cached_dir(Path(out_dir), stamp, build, stamp=STAMP)[0]
 
 
+def shared_cache_root() -> Path:
+    """Where warm starts that several packages may share are kept: $SHARED_CACHE, else ~/.cache/shared."""
+    return Path(os.environ.get("SHARED_CACHE") or Path.home() / ".cache" / "shared").expanduser()
+
+
 def sft_arithmetic_policy(
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     steps: int = 300,
     seed: int = 0,
     lr: float = 3e-3,
@@ -213,6 +222,8 @@ def sft_arithmetic_policy(
     records: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """Path of a saved SFT'd tiny arithmetic policy (built and evaluated on first call, reused afterwards).
+
+    `out_dir`: its folder; None = the shared cache, named by the stamp's hash (the same settings, the same folder).
 
     `records`: SFT data as dicts with `prompt` and `completion` (replaces the n_train arithmetic records). Validation
     for `target_accuracy` stays on the 200 arithmetic problems after the first n_train of the train split, and the
@@ -235,6 +246,9 @@ def sft_arithmetic_policy(
         check_records(records, ("prompt", "completion"), "sft_arithmetic_policy records")
         data = [{"prompt": str(r["prompt"]), "completion": str(r["completion"])} for r in records]
         stamp.update(n_train=len(data), records_sha256=records_digest(data)["sha256"])
+    if out_dir is None:
+        digest = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+        out_dir = shared_cache_root() / "warmstarts" / f"arithmetic-{digest}"
     made: dict[str, list[dict[str, Any]]] = {}  # built on a cache miss only: 20k problems take seconds
 
     def pool() -> list[dict[str, Any]]:  # distinct expressions: the n_train first train, the last 200 validate
