@@ -22,9 +22,8 @@ def _digit_reward(trajs, recs):
 def _trainer(model_dir, out, **kw):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    kw = {"tensorboard": False, **kw}
-    cfg = RLConfig(output_dir=str(out), steps=4, prompts_per_step=2, generations=3, max_new_tokens=6, lr=1e-2,
-                   checkpoint_every=2, progress=False, threads=1, **kw)
+    kw = {"tensorboard": False, "steps": 4, "checkpoint_every": 2, "progress": False, **kw}
+    cfg = RLConfig(output_dir=str(out), prompts_per_step=2, generations=3, max_new_tokens=6, lr=1e-2, threads=1, **kw)
     return RLTrainer(cfg, model, tok, _records(), _digit_reward)
 
 
@@ -212,3 +211,13 @@ def test_lr_factor_warmup_then_schedules():
     assert lr_factor(3, 2, 6, "linear") == pytest.approx(0.75) and lr_factor(5, 0, 6, "constant") == 1.0
     with pytest.raises(ValueError, match="unknown lr_schedule"):
         lr_factor(0, 0, 6, "step")
+
+
+def test_no_progress_env_silences_the_rl_bar(tiny_qwen2_dir, tmp_path, monkeypatch, capsys):
+    # the parent CLI's --no-progress sets TQDM_DISABLE; recipes with many RL stages (huijin) have no single
+    # progress key to turn off, so the bar must read it even when the stage's config says progress=True
+    _trainer(tiny_qwen2_dir, tmp_path / "a", steps=1, checkpoint_every=0, progress=True).train()
+    assert "rl:" in capsys.readouterr().err
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    _trainer(tiny_qwen2_dir, tmp_path / "b", steps=1, checkpoint_every=0, progress=True).train()
+    assert "rl:" not in capsys.readouterr().err

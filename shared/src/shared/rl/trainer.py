@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -586,8 +587,8 @@ class RLTrainer:
         cfg = self.cfg
         if resume:
             self.resume()
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="rl", disable=not (cfg.progress and
-                   self.accelerator.is_main_process), dynamic_ncols=True)
+        show = cfg.progress and self.accelerator.is_main_process and not os.environ.get("TQDM_DISABLE")  # --no-progress
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="rl", disable=not show, dynamic_ncols=True)
         done_now = 0
         while self.step < cfg.steps and (stop_after is None or done_now < stop_after):
             stats = self._end_step(self.train_step())
