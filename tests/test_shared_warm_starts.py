@@ -32,17 +32,16 @@ def _settings(args: tuple, kwargs: dict) -> dict:
     return dict(bound.arguments)
 
 
-def test_sage_warm_start_and_huijin_base_are_one_shared_folder(monkeypatch, tmp_path):
+@pytest.mark.parametrize("quick", [True, False])
+def test_sage_warm_start_and_huijin_base_are_one_shared_folder(monkeypatch, tmp_path, quick):
     monkeypatch.delenv("SAGE_CACHE", raising=False)
+    import huijin
     from huijin.recipe import load_recipe
     from huijin.trainers import build_init
     from sage.replicate import replicate_config, warm_start
 
-    for quick in (True, False):
-        sage = _settings(*_ask(monkeypatch, lambda: warm_start(replicate_config(quick), 0)))
-        name = "replicate_quick.yaml" if quick else "replicate.yaml"
-        recipe = load_recipe(Path(__import__("huijin").__file__).parent / "configs" / name)
-        huijin = _settings(*_ask(monkeypatch, lambda: build_init(recipe, tmp_path / "init")))
-        monkeypatch.setattr(warmstart, "sft_arithmetic_policy", REAL)
-        assert sage["out_dir"] is None and huijin["out_dir"] is None  # both in the shared cache
-        assert sage == huijin
+    recipe = load_recipe(Path(huijin.__file__).parent / "configs" / ("replicate_quick.yaml" if quick else "replicate.yaml"))
+    sage_asked = _settings(*_ask(monkeypatch, lambda: warm_start(replicate_config(quick), 0)))
+    huijin_asked = _settings(*_ask(monkeypatch, lambda: build_init(recipe, tmp_path / "init")))
+    assert sage_asked["out_dir"] is None and huijin_asked["out_dir"] is None  # both in the shared cache
+    assert sage_asked == huijin_asked

@@ -12,8 +12,7 @@ After each step the new weights are pushed to the generator; checkpoints are wri
 With `advantage: gae` the trainer also trains a critic (`shared.rl.critic`, settings in `critic`): a value head on
 the policy's last hidden states (`kind: head`) or a separate critic LM (`kind: model`, own forward and lr); GAE
 (gamma, lam from `adv_options`) gives advantages and returns, and `critic.coef` x the clipped value loss joins the
-PPO loss; during `critic.warmup_steps` only the critic learns. The critic and its optimizer are saved in the
-checkpoint's trainer state.
+PPO loss; during `critic.warmup_steps` only the critic learns. Critic and optimizer are in the checkpoint's state.
 
 Groups: GRPO/RLOO and dynamic sampling compare trajectories of one `Trajectory.group` (its `group_key`, else its
 `group_id`); `group_id` links a trajectory to its record. Dynamic sampling keeps a group when the chosen signal
